@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# One command for a fresh machine of this project's kind (Debian bookworm, Node 20, root):
+# apt packages, meson from bookworm-backports, npm dependencies, the mediasoup C++ worker
+# (built once, cached outside the clone keyed by mediasoup version), then the TypeScript build.
+# Fails loudly if anything native is missing.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+MS_VERSION=$(node -p "require('./package.json').dependencies.mediasoup")
+CACHE=${AURALINK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/auralink}
+WORKER_CACHE="$CACHE/mediasoup-worker-$MS_VERSION-$(uname -m)"
+WORKER_DEST="$ROOT/node_modules/mediasoup/worker/out/Release/mediasoup-worker"
+log() { printf '\n[setup] %s\n' "$*"; }
+
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+APT_PKGS="pkg-config ninja-build libssl-dev libuv1-dev libabsl-dev libsrtp2-dev libusrsctp-dev nlohmann-json3-dev"
+missing=""
+for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  log "apt-get install$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# The worker is linked against the Debian libraries above; the cache is only valid while they exist.
+worker_ok() { [ -x "$1" ] && { "$1" >/dev/null 2>&1; [ $? -eq 41 ]; }; }
+
+if worker_ok "$WORKER_CACHE/mediasoup-worker"; then
+  log "mediasoup worker $MS_VERSION from cache $WORKER_CACHE"
+  MEDIASOUP_WORKER_BIN="$WORKER_CACHE/mediasoup-worker" npm install --foreground-scripts --no-audit --no-fund
+  mkdir -p "$(dirname "$WORKER_DEST")"
+  cp "$WORKER_CACHE/mediasoup-worker" "$WORKER_DEST"
+else
+  log "building mediasoup worker $MS_VERSION (about 4 minutes on 2 cores)"
+  bash native/mediasoup/fetch-meson.sh "$CACHE/meson"
+  mkdir -p "$CACHE/pip-dummy"  # an existing PIP_DIR makes worker/Makefile skip its pip install
+  MEDIASOUP_SKIP_WORKER_PREBUILT_DOWNLOAD=1 MESON_ARGS=--wrap-mode=nodownload MS_MESON_ROOT="$CACHE/meson" \
+  MAKEFLAGS="MESON=$ROOT/native/mediasoup/ms-meson NINJA=/usr/bin/ninja PIP_DIR=$CACHE/pip-dummy" \
+    npm install --foreground-scripts --no-audit --no-fund
+  worker_ok "$WORKER_DEST" || { echo "[setup] FATAL: mediasoup worker was not built at $WORKER_DEST" >&2; exit 1; }
+  mkdir -p "$WORKER_CACHE"
+  cp "$WORKER_DEST" "$WORKER_CACHE/mediasoup-worker.tmp" && mv "$WORKER_CACHE/mediasoup-worker.tmp" "$WORKER_CACHE/mediasoup-worker"
+  # The object files are no longer needed once the binary is out.
+  rm -rf "$ROOT/node_modules/mediasoup/worker/out/Release/build" 2>/dev/null || true
+fi
+
+worker_ok "$WORKER_DEST" || { echo "[setup] FATAL: mediasoup worker missing or broken at $WORKER_DEST" >&2; exit 1; }
+node -e "require('uWebSockets.js')" 2>/dev/null || node --input-type=module -e "await import('uWebSockets.js')" \
+  || { echo "[setup] FATAL: uWebSockets.js native binary failed to load" >&2; exit 1; }
+
+log "compiling TypeScript"
+npm run build --silent
+log "done. Start: npm start -- --dev    Test: npm test"

@@ -1,0 +1,49 @@
+import type uWS from 'uWebSockets.js';
+
+export const STATUS_TEXT: Record<number, string> = {
+  200: '200 OK',
+  400: '400 Bad Request',
+  401: '401 Unauthorized',
+  403: '403 Forbidden',
+  404: '404 Not Found',
+  413: '413 Payload Too Large',
+  429: '429 Too Many Requests',
+  500: '500 Internal Server Error',
+  503: '503 Service Unavailable',
+};
+
+/** Runs an async handler safely: onAborted registered first, the reply corked, errors 500. */
+export function asyncRoute(
+  handler: (req: { url: string; query: string; headers: Record<string, string> }) => Promise<Reply>,
+): (res: uWS.HttpResponse, req: uWS.HttpRequest) => void {
+  return (res, req) => {
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    const headers: Record<string, string> = {};
+    req.forEach((k, v) => {
+      headers[k] = v;
+    });
+    const info = { url: req.getUrl(), query: req.getQuery() ?? '', headers };
+    handler(info)
+      .catch((err: unknown): Reply => ({ status: 500, body: { code: 'INTERNAL', message: String(err) } }))
+      .then((reply) => {
+        if (!aborted) res.cork(() => send(res, reply));
+      });
+  };
+}
+
+export interface Reply {
+  status: number;
+  body: unknown;
+  contentType?: string;
+}
+
+export function send(res: uWS.HttpResponse, reply: Reply): void {
+  const text = typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
+  res
+    .writeStatus(STATUS_TEXT[reply.status] ?? `${reply.status} Status`)
+    .writeHeader('content-type', reply.contentType ?? 'application/json')
+    .end(text);
+}

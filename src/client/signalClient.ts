@@ -1,0 +1,336 @@
+import { codecs, SUBPROTOCOL, type Codec, type Encoding } from '../signal/codec.js';
+import type {
+  DataPacket,
+  DisconnectReason,
+  ErrorCode,
+  JoinResponse,
+  ParticipantInfo,
+  RelaySignal,
+  RequestMessage,
+  Response,
+  RoomInfo,
+  ServerMessage,
+} from '../signal/messages.js';
+import { Emitter } from './emitter.js';
+
+/** The subset of the standard WebSocket API the client uses (browsers, `ws` in Node). */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+  send(data: string | ArrayBufferLike | Uint8Array): void;
+  close(code?: number, reason?: string): void;
+}
+export type WebSocketCtor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+export interface SignalClientOptions {
+  encoding?: Encoding;
+  /** Defaults to globalThis.WebSocket (browsers); pass `ws`'s WebSocket in Node 20. */
+  WebSocket?: WebSocketCtor;
+  /** Reconnect and resume after an unexpected close (default true). */
+  autoResume?: boolean;
+  /** Send Ping at the interval the server asks for (default true). */
+  autoPing?: boolean;
+  requestTimeoutMs?: number;
+}
+
+/** A request the server refused, with its typed code and the field it named. */
+export class SignalRequestError extends Error {
+  constructor(readonly code: ErrorCode, message: string, readonly field?: string) {
+    super(message);
+    this.name = 'SignalRequestError';
+  }
+}
+
+export interface SignalClientEvents extends Record<string, unknown[]> {
+  participantJoined: [ParticipantInfo];
+  participantLeft: [ParticipantInfo | { sid: string; identity: string }, DisconnectReason];
+  participantUpdated: [ParticipantInfo];
+  roomUpdated: [RoomInfo];
+  data: [DataPacket];
+  relay: [RelaySignal];
+  /** Server said why it is closing us. */
+  disconnect: [{ reason: DisconnectReason; message: string; reconnect: boolean }];
+  drain: [{ deadlineMs: number }];
+  /** An unsolicited error (no matching request), e.g. rate limiting or a malformed frame. */
+  error: [SignalRequestError];
+  reconnecting: [];
+  /** After a reconnect: resumed=true if the session was restored, false if it was a fresh join. */
+  reconnected: [{ resumed: boolean }];
+  closed: [{ code: number; reason: string }];
+  message: [ServerMessage];
+}
+
+// Close codes after which resuming makes no sense (see docs/PROTOCOL.md).
+const TERMINAL_CLOSE = new Set([1000, 1008, 1009, 4001, 4002, 4003, 4004, 4006, 4007]);
+
+/**
+ * Signalling client: connects with an access token, keeps the participant list, tracks the
+ * room seq, and on an unexpected drop reconnects with its resume token so missed messages
+ * are replayed.
+ */
+export class SignalClient extends Emitter<SignalClientEvents> {
+  join!: JoinResponse;
+  readonly participants = new Map<string, ParticipantInfo>(); // by identity, excluding self
+  lastSeq = 0;
+  private ws: WebSocketLike | null = null;
+  private readonly codec: Codec;
+  private readonly WS: WebSocketCtor;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (r: Response) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  private pingTimer: ReturnType<typeof setInterval> | undefined;
+  private closedByUs = false;
+  private rtt = 0;
+
+  private constructor(readonly url: string, private token: string, private readonly opts: SignalClientOptions) {
+    super();
+    this.codec = codecs[opts.encoding ?? 'proto'];
+    const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
+    if (!WS) throw new Error('no WebSocket implementation: pass options.WebSocket');
+    this.WS = WS;
+  }
+
+  /** Connects and resolves once joined; rejects if the connection closes first. */
+  static async connect(url: string, token: string, opts: SignalClientOptions = {}): Promise<SignalClient> {
+    const c = new SignalClient(url, token, opts);
+    await c.open(undefined);
+    return c;
+  }
+
+  get me(): ParticipantInfo {
+    return this.join.participant;
+  }
+
+  get roundTripMs(): number {
+    return this.rtt;
+  }
+
+  private buildUrl(resume?: { token: string; lastSeq: number }): string {
+    const u = new URL(this.url);
+    if (u.pathname === '' || u.pathname === '/') u.pathname = '/rtc';
+    u.searchParams.set('access_token', this.token);
+    if (resume) {
+      u.searchParams.set('resume', resume.token);
+      u.searchParams.set('last_seq', String(resume.lastSeq));
+    }
+    return u.toString();
+  }
+
+  private open(resume: { token: string; lastSeq: number } | undefined): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const ws = new this.WS(this.buildUrl(resume), SUBPROTOCOL[this.codec.encoding]);
+      ws.binaryType = 'arraybuffer';
+      this.ws = ws;
+      let joined = false;
+      ws.onmessage = (ev) => {
+        const msg = this.decode(ev.data);
+        if (!msg) return;
+        if (!joined && msg.join) {
+          joined = true;
+          this.onJoin(msg.join);
+          resolve();
+          return;
+        }
+        this.dispatch(msg);
+      };
+      ws.onerror = () => {
+        /* the close event follows with the code */
+      };
+      ws.onclose = (ev) => {
+        if (this.ws === ws) this.ws = null;
+        if (!joined) {
+          reject(new Error(`connection closed before join (${ev.code}${ev.reason ? ': ' + ev.reason : ''})`));
+          return;
+        }
+        this.onClose(ev.code, ev.reason);
+      };
+    });
+  }
+
+  private decode(data: unknown): ServerMessage | null {
+    try {
+      return this.codec.decodeServer(data as ArrayBuffer | string);
+    } catch {
+      return null;
+    }
+  }
+
+  private onJoin(join: JoinResponse): void {
+    const seqBefore = this.lastSeq;
+    this.join = join;
+    if (!join.resumed) {
+      this.participants.clear();
+      for (const p of join.otherParticipants ?? []) this.participants.set(p.identity, p);
+      this.lastSeq = join.roomSeq ?? 0;
+    } else {
+      this.lastSeq = seqBefore; // the replay that follows moves it on
+    }
+    if (this.opts.autoPing !== false && join.pingIntervalMs) {
+      clearInterval(this.pingTimer);
+      this.pingTimer = setInterval(() => void this.ping().catch(() => undefined), join.pingIntervalMs);
+      (this.pingTimer as { unref?: () => void }).unref?.();
+    }
+  }
+
+  private dispatch(msg: ServerMessage): void {
+    const seq = msg.seq ?? 0;
+    if (seq > 0) {
+      if (seq <= this.lastSeq) return; // already seen (replay overlap)
+      this.lastSeq = seq;
+    }
+    this.emit('message', msg);
+    if (msg.response) return this.onResponse(msg.response);
+    if (msg.participantJoined) {
+      this.participants.set(msg.participantJoined.identity, msg.participantJoined);
+      return this.emit('participantJoined', msg.participantJoined);
+    }
+    if (msg.participantLeft) {
+      const { identity } = msg.participantLeft;
+      const info = this.participants.get(identity) ?? msg.participantLeft;
+      if (this.participants.get(identity)?.sid === msg.participantLeft.sid) this.participants.delete(identity);
+      return this.emit('participantLeft', info, msg.participantLeft.reason ?? 'UNKNOWN_REASON');
+    }
+    if (msg.participantUpdated) {
+      const p = msg.participantUpdated;
+      if (p.sid === this.join.participant.sid) this.join.participant = p;
+      else this.participants.set(p.identity, p);
+      return this.emit('participantUpdated', p);
+    }
+    if (msg.roomUpdated) {
+      this.join.room = msg.roomUpdated;
+      return this.emit('roomUpdated', msg.roomUpdated);
+    }
+    if (msg.data) return this.emit('data', msg.data);
+    if (msg.relay) return this.emit('relay', msg.relay);
+    if (msg.disconnect) {
+      this.closedByUs = !msg.disconnect.reconnect;
+      return this.emit('disconnect', {
+        reason: msg.disconnect.reason ?? 'UNKNOWN_REASON',
+        message: msg.disconnect.message ?? '',
+        reconnect: !!msg.disconnect.reconnect,
+      });
+    }
+    if (msg.drain) return this.emit('drain', { deadlineMs: msg.drain.deadlineMs ?? 0 });
+  }
+
+  private onResponse(r: Response): void {
+    const id = r.requestId ?? 0;
+    const p = this.pending.get(id);
+    if (!p) {
+      if (r.error) this.emit('error', new SignalRequestError(r.error.code, r.error.message ?? '', r.error.field || undefined));
+      return;
+    }
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (r.error) p.reject(new SignalRequestError(r.error.code, r.error.message ?? '', r.error.field || undefined));
+    else p.resolve(r);
+  }
+
+  private onClose(code: number, reason: string): void {
+    clearInterval(this.pingTimer);
+    for (const [, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new Error(`connection closed (${code})`));
+    }
+    this.pending.clear();
+    const canResume = this.opts.autoResume !== false && !this.closedByUs && !TERMINAL_CLOSE.has(code);
+    if (!canResume) {
+      this.emit('closed', { code, reason });
+      return;
+    }
+    this.emit('reconnecting');
+    void this.reconnect(code, reason);
+  }
+
+  private async reconnect(code: number, reason: string): Promise<void> {
+    const deadline = Date.now() + (this.join.resumeWindowMs || 10_000);
+    let delay = 100;
+    while (!this.closedByUs && Date.now() < deadline) {
+      try {
+        await this.open({ token: this.join.resumeToken, lastSeq: this.lastSeq });
+        this.emit('reconnected', { resumed: !!this.join.resumed });
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 2000);
+      }
+    }
+    this.emit('closed', { code, reason });
+  }
+
+  /** Sends a raw request and resolves with the Response (rejects with SignalRequestError). */
+  request(body: Omit<RequestMessage, 'id'>): Promise<Response> {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== 1) return Promise.reject(new Error('not connected'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error('request timed out'));
+      }, this.opts.requestTimeoutMs ?? 10_000);
+      this.pending.set(id, { resolve, reject, timer });
+      ws.send(this.codec.encodeRequest({ id, ...body }));
+    });
+  }
+
+  /** Fire-and-forget (id 0): no response unless it fails. */
+  sendRaw(frame: string | Uint8Array): void {
+    this.ws?.send(frame);
+  }
+
+  async ping(): Promise<number> {
+    const t0 = Date.now();
+    await this.request({ ping: { timestamp: t0, rtt: this.rtt } });
+    this.rtt = Date.now() - t0;
+    return this.rtt;
+  }
+
+  async sendData(payload: Uint8Array, o: { topic?: string; destinationIdentities?: string[] } = {}): Promise<void> {
+    await this.request({ sendData: { payload, ...o } });
+  }
+
+  /** Data without waiting for an acknowledgement (errors arrive as 'error' events). */
+  publishData(payload: Uint8Array, o: { topic?: string; destinationIdentities?: string[] } = {}): void {
+    this.ws?.send(this.codec.encodeRequest({ sendData: { payload, ...o } }));
+  }
+
+  async updateParticipant(u: { name?: string; metadata?: string }): Promise<void> {
+    await this.request({ updateParticipant: u });
+  }
+
+  async updateRoomMetadata(metadata: string): Promise<void> {
+    await this.request({ updateRoomMetadata: { metadata } });
+  }
+
+  async relay(signal: RelaySignal): Promise<void> {
+    await this.request({ relay: signal });
+  }
+
+  async listParticipants(): Promise<ParticipantInfo[]> {
+    const r = await this.request({ listParticipants: {} });
+    return r.participants?.participants ?? [];
+  }
+
+  /** Leaves the room and closes. */
+  async leave(): Promise<void> {
+    this.closedByUs = true;
+    const closed = this.next('closed', 5000).catch(() => undefined);
+    await this.request({ leave: {} }).catch(() => undefined);
+    await closed;
+  }
+
+  /** Closes without leaving: the server keeps the session for its resume window. */
+  close(code = 4999, reason = 'client closed'): void {
+    this.closedByUs = true;
+    clearInterval(this.pingTimer);
+    this.ws?.close(code, reason);
+  }
+
+  /** Drops the connection as a network failure would (for tests): the client will resume. */
+  simulateDrop(): void {
+    this.ws?.close(4998, 'simulated drop');
+  }
+}

@@ -1,0 +1,48 @@
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+const positiveInt = z.number().int().positive();
+
+export const configSchema = z
+  .object({
+    node_id: z.string(),
+    port,
+    bind_address: z.string().min(1),
+    log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    keys: z.record(
+      z.string().min(1),
+      z.string().min(32, 'API secrets must be at least 32 characters'),
+    ),
+    development: z.boolean(),
+    room: z.strictObject({
+      auto_create: z.boolean(),
+      empty_timeout_s: z.number().nonnegative(),
+      max_participants: z.number().int().nonnegative(),
+      max_metadata_bytes: positiveInt,
+    }),
+    signal: z.strictObject({
+      path: z.string().startsWith('/'),
+      max_frame_bytes: z.number().int().min(1024),
+      max_data_bytes: positiveInt,
+      idle_timeout_s: z.number().int().min(8).max(960),
+      ping_interval_s: z.number().positive(),
+      max_backpressure_bytes: z.number().int().min(1024),
+      resume_window_s: z.number().nonnegative(),
+      replay_buffer: positiveInt,
+      rate_limit: z.strictObject({
+        messages_per_s: z.number().positive(),
+        burst: positiveInt,
+        violations_before_close: positiveInt,
+      }),
+      ip_connect_limit: z.strictObject({
+        per_s: z.number().positive(),
+        burst: positiveInt,
+      }),
+    }),
+    drain: z.strictObject({ timeout_s: z.number().nonnegative() }),
+    redis: z.strictObject({ url: z.string() }),
+    database: z.strictObject({ url: z.string() }),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;

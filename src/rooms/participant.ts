@@ -1,0 +1,59 @@
+import type { VideoGrant } from '../auth/token.js';
+import type { ParticipantInfo, ParticipantPermission } from '../signal/messages.js';
+import type { Connection } from './ports.js';
+
+export function permissionFromGrant(v: VideoGrant): ParticipantPermission {
+  return {
+    // LiveKit's defaults: publish/subscribe/data allowed unless the grant says false.
+    canPublish: v.canPublish ?? true,
+    canSubscribe: v.canSubscribe ?? true,
+    canPublishData: v.canPublishData ?? true,
+    canUpdateMetadata: v.canUpdateOwnMetadata ?? false,
+    hidden: v.hidden ?? false,
+    canPublishSources: v.canPublishSources ?? [],
+  };
+}
+
+export type ParticipantState = 'active' | 'disconnected';
+
+export class Participant {
+  state: ParticipantState = 'active';
+  conn: Connection | null;
+  /** Last RTT the client reported in a Ping, ms. */
+  rttMs = 0;
+  resumeTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly sid: string,
+    readonly identity: string,
+    public name: string,
+    public metadata: string,
+    public permission: ParticipantPermission,
+    readonly roomAdmin: boolean,
+    readonly resumeToken: string,
+    conn: Connection,
+    readonly joinedAt = Date.now(),
+  ) {
+    this.conn = conn;
+  }
+
+  get hidden(): boolean {
+    return this.permission.hidden;
+  }
+
+  info(): ParticipantInfo {
+    return {
+      sid: this.sid,
+      identity: this.identity,
+      name: this.name,
+      metadata: this.metadata,
+      joinedAt: this.joinedAt,
+      permission: this.permission,
+    };
+  }
+
+  clearResumeTimer(): void {
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.resumeTimer = undefined;
+  }
+}

@@ -1,0 +1,142 @@
+import uWS from 'uWebSockets.js';
+import { registerHealth } from './api/health.js';
+import { send } from './api/http.js';
+import { TokenVerifier } from './auth/token.js';
+import type { Config } from './config/schema.js';
+import { createLogger, type Logger } from './obs/logger.js';
+import { Metrics } from './obs/metrics.js';
+import { CloseCode } from './rooms/ports.js';
+import { RoomManager } from './rooms/roomManager.js';
+import { SignalGateway } from './signal/gateway.js';
+import { MemoryRoomStore } from './store/memory.js';
+import type { RoomStore } from './store/types.js';
+import { VERSION } from './version.js';
+
+export interface ServerDeps {
+  logger?: Logger;
+  store?: RoomStore;
+}
+
+/**
+ * Owns everything a node runs: the uWS app and its listen socket, the signalling gateway,
+ * the room manager and the room store. close() releases all of it.
+ */
+export class AuraServer {
+  readonly app: uWS.TemplatedApp;
+  readonly log: Logger;
+  readonly metrics = new Metrics();
+  readonly manager: RoomManager;
+  readonly gateway: SignalGateway;
+  readonly store: RoomStore;
+  private listenSocket: uWS.us_listen_socket | null = null;
+  private drainPromise: Promise<void> | undefined;
+  port = 0;
+
+  constructor(readonly config: Config, deps: ServerDeps = {}) {
+    this.log = deps.logger ?? createLogger(config.log_level, config.node_id);
+    this.store = deps.store ?? new MemoryRoomStore();
+    this.app = uWS.App();
+    const sig = config.signal;
+    this.gateway = new SignalGateway(
+      this.app,
+      {
+        path: sig.path,
+        maxFrameBytes: sig.max_frame_bytes,
+        idleTimeoutS: sig.idle_timeout_s,
+        maxBackpressureBytes: sig.max_backpressure_bytes,
+        rate: {
+          messagesPerS: sig.rate_limit.messages_per_s,
+          burst: sig.rate_limit.burst,
+          violationsBeforeClose: sig.rate_limit.violations_before_close,
+        },
+        ipConnect: { perS: sig.ip_connect_limit.per_s, burst: sig.ip_connect_limit.burst },
+      },
+      new TokenVerifier(config.keys),
+      this.metrics,
+      this.log,
+    );
+    this.manager = new RoomManager(
+      {
+        nodeId: config.node_id,
+        version: VERSION,
+        autoCreate: config.room.auto_create,
+        emptyTimeoutS: config.room.empty_timeout_s,
+        maxParticipants: config.room.max_participants,
+        maxMetadataBytes: config.room.max_metadata_bytes,
+        maxDataBytes: sig.max_data_bytes,
+        resumeWindowMs: sig.resume_window_s * 1000,
+        replayCapacity: sig.replay_buffer,
+        pingIntervalMs: sig.ping_interval_s * 1000,
+      },
+      this.gateway,
+      this.store,
+      this.log,
+    );
+    this.gateway.attach(this.manager);
+    this.metrics.bindSources({
+      participants: () => this.manager.participantCount(),
+      rooms: () => this.manager.rooms.size,
+    });
+    this.manager.on('resumed', (_r, _p, outcome) => this.metrics.resumes.inc({ outcome }));
+    registerHealth(
+      this.app,
+      {
+        ready: () => this.listenSocket !== null && !this.manager.isDraining,
+        status: () => ({
+          node: config.node_id,
+          version: VERSION,
+          rooms: this.manager.rooms.size,
+          participants: this.manager.participantCount(),
+          connections: this.gateway.sessions.size,
+          draining: this.manager.isDraining,
+        }),
+      },
+      this.metrics,
+    );
+    this.app.any('/*', (res) => send(res, { status: 404, body: { code: 'NOT_FOUND', message: 'no such route' } }));
+  }
+
+  listen(port = this.config.port, host = this.config.bind_address): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.app.listen(host, port, (sock) => {
+        if (!sock) return reject(new Error(`cannot listen on ${host}:${port}`));
+        this.listenSocket = sock;
+        this.port = uWS.us_socket_local_port(sock);
+        this.log.info({ port: this.port, host }, 'listening');
+        resolve(this.port);
+      });
+    });
+  }
+
+  /**
+   * Graceful drain: refuse new joins, tell every session to reconnect elsewhere, and resolve
+   * once all connections are gone or `timeoutMs` has passed (then the rest are closed, 1012).
+   */
+  drain(timeoutMs = this.config.drain.timeout_s * 1000): Promise<void> {
+    this.drainPromise ??= new Promise<void>((resolve) => {
+      this.log.info({ timeoutMs, connections: this.gateway.sessions.size }, 'draining');
+      this.manager.beginDrain(timeoutMs);
+      const deadline = Date.now() + timeoutMs;
+      const tick = setInterval(() => {
+        if (this.gateway.sessions.size > 0 && Date.now() < deadline) return;
+        clearInterval(tick);
+        if (this.gateway.sessions.size > 0) {
+          this.log.info({ left: this.gateway.sessions.size }, 'drain deadline: closing remaining sessions');
+          this.manager.closeAll('SERVER_SHUTDOWN', CloseCode.SERVICE_RESTART);
+        }
+        resolve();
+      }, 50);
+    });
+    return this.drainPromise;
+  }
+
+  /** Closes everything this server owns. */
+  async close(): Promise<void> {
+    this.manager.closeAll('SERVER_SHUTDOWN', CloseCode.SERVICE_RESTART);
+    this.gateway.stop();
+    this.manager.dispose();
+    if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+    await this.store.close();
+  }
+}

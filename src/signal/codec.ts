@@ -1,0 +1,135 @@
+import protobuf from 'protobufjs/light.js';
+import { Packr } from 'msgpackr';
+import { descriptor } from './gen/descriptor.js';
+import type { RequestMessage, ServerMessage } from './messages.js';
+
+export type Encoding = 'proto' | 'msgpack' | 'json';
+export const ENCODINGS: readonly Encoding[] = ['proto', 'msgpack', 'json'];
+
+/** WebSocket subprotocol names; a client that offers none gets protobuf. */
+export const SUBPROTOCOL: Record<Encoding, string> = {
+  proto: 'auralink.v1.proto',
+  msgpack: 'auralink.v1.msgpack',
+  json: 'auralink.v1.json',
+};
+
+export function encodingForSubprotocols(header: string | undefined): { encoding: Encoding; subprotocol: string } | null {
+  if (!header) return { encoding: 'proto', subprotocol: '' };
+  const offered = header.split(',').map((s) => s.trim());
+  for (const name of offered) {
+    for (const enc of ENCODINGS) if (SUBPROTOCOL[enc] === name) return { encoding: enc, subprotocol: name };
+  }
+  return null;
+}
+
+/** The bytes of a frame could not be turned into an object in the connection's encoding. */
+export class DecodeError extends Error {
+  override name = 'DecodeError';
+}
+
+const root = protobuf.Root.fromJSON(descriptor as unknown as protobuf.INamespace);
+const RequestType = root.lookupType('auralink.v1.Request');
+const ServerMessageType = root.lookupType('auralink.v1.ServerMessage');
+const toObjectOpts: protobuf.IConversionOptions = { enums: String, longs: Number, defaults: false, oneofs: false };
+
+// Plain MessagePack maps (no msgpackr records) so any MessagePack library can talk to us.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+
+function toBase64(u8: Uint8Array): string {
+  if (typeof Buffer !== 'undefined') return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength).toString('base64');
+  let s = '';
+  for (let i = 0; i < u8.length; i++) s += String.fromCharCode(u8[i]!);
+  return btoa(s);
+}
+
+export function fromBase64(s: string): Uint8Array {
+  if (typeof Buffer !== 'undefined') return Buffer.from(s, 'base64');
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+// Buffer#toJSON runs before a replacer sees the value, so look at the holder's original.
+function jsonReplacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const orig = this[key];
+  return orig instanceof Uint8Array ? toBase64(orig) : value;
+}
+
+function asBytes(data: ArrayBuffer | Uint8Array): Uint8Array {
+  return data instanceof Uint8Array ? data : new Uint8Array(data);
+}
+
+function decodeProto(type: protobuf.Type, data: ArrayBuffer | Uint8Array | string): Record<string, unknown> {
+  if (typeof data === 'string') throw new DecodeError('expected a binary frame (protobuf encoding)');
+  try {
+    return type.toObject(type.decode(asBytes(data)), toObjectOpts);
+  } catch (err) {
+    throw new DecodeError(`invalid protobuf: ${(err as Error).message}`);
+  }
+}
+
+function decodeMsgpack(data: ArrayBuffer | Uint8Array | string): unknown {
+  if (typeof data === 'string') throw new DecodeError('expected a binary frame (MessagePack encoding)');
+  try {
+    return packr.unpack(asBytes(data));
+  } catch (err) {
+    throw new DecodeError(`invalid MessagePack: ${(err as Error).message}`);
+  }
+}
+
+function decodeJson(data: ArrayBuffer | Uint8Array | string): unknown {
+  try {
+    const text = typeof data === 'string' ? data : textDecoder.decode(asBytes(data));
+    return JSON.parse(text);
+  } catch (err) {
+    throw new DecodeError(`invalid JSON: ${(err as Error).message}`);
+  }
+}
+
+export interface Codec {
+  readonly encoding: Encoding;
+  /** true: frames are binary; false: text (JSON). */
+  readonly binary: boolean;
+  /** Server side: a frame into an untrusted object (validated by schema.ts next). */
+  decodeRequest(data: ArrayBuffer | Uint8Array | string): unknown;
+  encodeServer(msg: ServerMessage): Uint8Array | string;
+  /** Client side. */
+  encodeRequest(req: RequestMessage): Uint8Array | string;
+  decodeServer(data: ArrayBuffer | Uint8Array | string): ServerMessage;
+}
+
+function normalizeJsonServer(msg: ServerMessage): ServerMessage {
+  const data = msg.data as (Omit<NonNullable<ServerMessage['data']>, 'payload'> & { payload: unknown }) | undefined;
+  if (data && typeof data.payload === 'string') (data as { payload: unknown }).payload = fromBase64(data.payload);
+  return msg;
+}
+
+export const codecs: Record<Encoding, Codec> = {
+  proto: {
+    encoding: 'proto',
+    binary: true,
+    decodeRequest: (data) => decodeProto(RequestType, data),
+    encodeServer: (msg) => ServerMessageType.encode(ServerMessageType.fromObject(msg)).finish(),
+    encodeRequest: (req) => RequestType.encode(RequestType.fromObject(req)).finish(),
+    decodeServer: (data) => decodeProto(ServerMessageType, data) as ServerMessage,
+  },
+  msgpack: {
+    encoding: 'msgpack',
+    binary: true,
+    decodeRequest: decodeMsgpack,
+    encodeServer: (msg) => packr.pack(msg),
+    encodeRequest: (req) => packr.pack(req),
+    decodeServer: (data) => decodeMsgpack(data) as ServerMessage,
+  },
+  json: {
+    encoding: 'json',
+    binary: false,
+    decodeRequest: decodeJson,
+    encodeServer: (msg) => JSON.stringify(msg, jsonReplacer),
+    encodeRequest: (req) => JSON.stringify(req, jsonReplacer),
+    decodeServer: (data) => normalizeJsonServer(decodeJson(data) as ServerMessage),
+  },
+};

@@ -1,0 +1,104 @@
+import { z } from 'zod';
+import { fromBase64 } from './codec.js';
+import { SignalError } from './errors.js';
+
+// Validation of decoded requests. The codec gives an untrusted object; nothing reaches a
+// handler before it passes here. Errors name the field (e.g. "sendData.topic").
+
+const uint32 = z.number().int().min(0).max(0xffffffff);
+// Bytes: binary in protobuf/MessagePack, base64 text in JSON.
+const bytes = z.union([
+  z.instanceof(Uint8Array),
+  z.base64().transform((s) => fromBase64(s)),
+]);
+const identity = z.string().min(1).max(256);
+
+const iceCandidate = z.strictObject({
+  candidate: z.string().max(4096),
+  sdpMid: z.string().max(256).optional(),
+  sdpMLineIndex: uint32.optional(),
+  usernameFragment: z.string().max(256).optional(),
+});
+
+export const requestBodies = {
+  ping: z.strictObject({
+    timestamp: z.number().int().nonnegative().optional(),
+    rtt: uint32.optional(),
+  }),
+  sendData: z.strictObject({
+    payload: bytes,
+    topic: z.string().max(256).optional(),
+    destinationIdentities: z.array(identity).max(256).optional(),
+  }),
+  updateParticipant: z.strictObject({
+    name: z.string().max(256).optional(),
+    metadata: z.string().optional(),
+  }),
+  updateRoomMetadata: z.strictObject({ metadata: z.string() }),
+  relay: z
+    .strictObject({
+      identity,
+      kind: z.enum(['OFFER', 'ANSWER', 'CANDIDATE', 'HANGUP']),
+      sdp: z.string().max(65536).optional(),
+      candidate: iceCandidate.optional(),
+      callId: z.string().max(128).optional(),
+    })
+    .refine((r) => (r.kind === 'OFFER' || r.kind === 'ANSWER' ? !!r.sdp : true), {
+      message: 'OFFER and ANSWER need sdp',
+      path: ['sdp'],
+    })
+    .refine((r) => (r.kind === 'CANDIDATE' ? !!r.candidate : true), {
+      message: 'CANDIDATE needs candidate',
+      path: ['candidate'],
+    }),
+  leave: z.strictObject({}),
+  listParticipants: z.strictObject({}),
+} as const;
+
+export type RequestKind = keyof typeof requestBodies;
+export const REQUEST_KINDS = Object.keys(requestBodies) as RequestKind[];
+
+export type ValidRequest = {
+  [K in RequestKind]: { id: number; kind: K; body: z.output<(typeof requestBodies)[K]> };
+}[RequestKind];
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+
+/** Best-effort request id of an invalid message, so the error can still be matched. */
+export function peekId(raw: unknown): number {
+  if (isPlainObject(raw) && typeof raw.id === 'number' && Number.isInteger(raw.id) && raw.id >= 0 && raw.id <= 0xffffffff) {
+    return raw.id;
+  }
+  return 0;
+}
+
+export function validateRequest(raw: unknown): ValidRequest {
+  if (!isPlainObject(raw)) throw new SignalError('INVALID_FIELD', 'a request must be an object', '');
+  let id = 0;
+  if (raw.id !== undefined) {
+    const r = uint32.safeParse(raw.id);
+    if (!r.success) throw new SignalError('INVALID_FIELD', 'id must be an unsigned 32-bit integer', 'id');
+    id = r.data;
+  }
+  const kinds = REQUEST_KINDS.filter((k) => raw[k] !== undefined && raw[k] !== null);
+  if (kinds.length === 0) {
+    const other = Object.keys(raw).filter((k) => k !== 'id');
+    throw new SignalError(
+      'UNKNOWN_MESSAGE',
+      other.length ? `unknown request kind ${JSON.stringify(other[0])}` : 'request has no body',
+      other[0] ?? '',
+    );
+  }
+  if (kinds.length > 1) throw new SignalError('INVALID_FIELD', `request has more than one body: ${kinds.join(', ')}`, kinds[1]);
+  const unknown = Object.keys(raw).find((k) => k !== 'id' && !(REQUEST_KINDS as string[]).includes(k));
+  if (unknown) throw new SignalError('INVALID_FIELD', `unknown field ${JSON.stringify(unknown)}`, unknown);
+  const kind = kinds[0]!;
+  const parsed = requestBodies[kind].safeParse(raw[kind]);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = [kind, ...issue.path.map(String)].join('.');
+    throw new SignalError('INVALID_FIELD', `${field}: ${issue.message}`, field);
+  }
+  return { id, kind, body: parsed.data } as ValidRequest;
+}

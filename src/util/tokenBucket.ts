@@ -1,0 +1,18 @@
+/** Token bucket: `ratePerS` tokens a second up to `burst`. take() is O(1), no timers. */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+
+  constructor(private readonly ratePerS: number, private readonly burst: number, now = performance.now()) {
+    this.tokens = burst;
+    this.last = now;
+  }
+
+  take(now = performance.now()): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.ratePerS);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
