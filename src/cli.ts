@@ -71,7 +71,7 @@ program
       process.exit(1);
     }
     if (config.development) {
-      const token = await createToken(DEV_API_KEY, DEV_API_SECRET, {
+      const token = createToken(DEV_API_KEY, DEV_API_SECRET, {
         identity: 'dev-user',
         video: { roomJoin: true, room: 'dev-room' },
       });
@@ -138,7 +138,7 @@ token
       process.stderr.write('auralink: --api-secret needs --api-key\n');
       process.exit(2);
     }
-    const jwt = await createToken(key, secret, {
+    const jwt = createToken(key, secret, {
       identity: o.identity,
       name: o.name,
       metadata: o.metadata,

@@ -133,7 +133,6 @@ export class AuraServer {
   /** Closes everything this server owns. */
   async close(): Promise<void> {
     this.manager.closeAll('SERVER_SHUTDOWN', CloseCode.SERVICE_RESTART);
-    this.gateway.stop();
     this.manager.dispose();
     if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;

@@ -125,6 +125,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       ws.binaryType = 'arraybuffer';
       this.ws = ws;
       let joined = false;
+      let lastError = '';
       ws.onmessage = (ev) => {
         const msg = this.decode(ev.data);
         if (!msg) return;
@@ -136,13 +137,15 @@ export class SignalClient extends Emitter<SignalClientEvents> {
         }
         this.dispatch(msg);
       };
-      ws.onerror = () => {
-        /* the close event follows with the code */
+      ws.onerror = (ev) => {
+        // Browsers say nothing more; Node's ws names the HTTP status of a refused upgrade.
+        lastError = (ev as { message?: string }).message ?? '';
       };
       ws.onclose = (ev) => {
         if (this.ws === ws) this.ws = null;
         if (!joined) {
-          reject(new Error(`connection closed before join (${ev.code}${ev.reason ? ': ' + ev.reason : ''})`));
+          const why = ev.reason || lastError;
+          reject(new Error(`connection closed before join (${ev.code}${why ? ': ' + why : ''})`));
           return;
         }
         this.onClose(ev.code, ev.reason);

@@ -8,6 +8,7 @@ import { CloseCode, type Connection, type Fanout } from '../rooms/ports.js';
 import type { Room } from '../rooms/room.js';
 import { JoinError, type ResumeRequest, type RoomManager } from '../rooms/roomManager.js';
 import { TokenBucket } from '../util/tokenBucket.js';
+import { STATUS_TEXT } from '../api/http.js';
 import { codecs, DecodeError, ENCODINGS, encodingForSubprotocols, type Codec, type Encoding } from './codec.js';
 import { SignalError } from './errors.js';
 import { serverKind, type ErrorCode, type ServerMessage } from './messages.js';
@@ -51,8 +52,8 @@ export class WsConnection implements Connection {
   send(msg: ServerMessage): void {
     if (this.closed) return;
     this.gw.countOut(msg, this.encoding);
-    // 2 = dropped: over maxBackpressure. Never lose a message silently: drop the consumer.
-    if (this.ws.send(this.codec.encodeServer(msg), this.codec.binary) === 2) this.gw.dropSlowConsumer(this);
+    this.ws.send(this.codec.encodeServer(msg), this.codec.binary);
+    this.gw.checkConnection(this);
   }
 
   close(code: number, reason: string): void {
@@ -72,8 +73,9 @@ const topic = (room: Room, enc: Encoding): string => `${room.sid}/${enc}`;
 export class SignalGateway implements Fanout {
   readonly sessions = new Set<Session>();
   private readonly ipBuckets: LRUCache<string, TokenBucket>;
-  private sweepTimer: NodeJS.Timeout | undefined;
   private manager!: RoomManager;
+  /** Bytes published to a room since its subscribers' backpressure was last checked. */
+  private readonly unchecked = new WeakMap<Room, number>();
 
   constructor(
     private readonly app: uWS.TemplatedApp,
@@ -89,27 +91,37 @@ export class SignalGateway implements Fanout {
   attach(manager: RoomManager): void {
     this.manager = manager;
     this.app.ws<UserData>(this.opts.path, {
-      maxPayloadLength: this.opts.maxFrameBytes,
+      // uWS answers frames over its limit by closing the TCP socket with the rest of the frame
+      // unread, which the client sees as a reset (1006). So uWS gets a hard cap above ours and
+      // frames between the two are read whole and closed cleanly with 1009 in message().
+      maxPayloadLength: this.hardFrameCap(),
       idleTimeout: this.opts.idleTimeoutS,
       sendPingsAutomatically: true,
-      maxBackpressure: this.opts.maxBackpressureBytes,
-      // A message uWS had to skip would be a silent gap; closing makes the client resume and
-      // get it replayed instead. The sweep below normally drops slow consumers before this.
+      // Our limit is max_backpressure_bytes (close 4005, see checkBackpressure). uWS flushes
+      // pub/sub at the end of a loop iteration, so one iteration's burst is invisible to that
+      // check; uWS's own limit sits 4x higher as the last resort. A message uWS had to skip
+      // would be a silent gap, so it closes the socket instead and the client resumes.
+      maxBackpressure: this.opts.maxBackpressureBytes * 4,
       closeOnBackpressureLimit: 1,
-      upgrade: (res, req, ctx) => this.upgrade(res, req, ctx),
-      open: (ws) => this.open(ws),
-      message: (ws, data, isBinary) => this.message(ws, data, isBinary),
-      close: (ws, code) => this.closed(ws, code),
+      // An exception escaping into uWS ends the process: every handler is guarded.
+      upgrade: (res, req, ctx) => this.guard('upgrade', () => this.upgrade(res, req, ctx)),
+      open: (ws) => this.guard('open', () => this.open(ws)),
+      message: (ws, data) => this.guard('message', () => this.message(ws, data)),
+      close: (ws, code) => this.guard('close', () => this.closed(ws, code)),
     });
-    // Slow consumers: anything holding more than half the backpressure limit is dropped
-    // with a clear close code long before uWS would have to skip a message.
-    this.sweepTimer = setInterval(() => this.sweep(), 250);
-    this.sweepTimer.unref();
   }
 
-  stop(): void {
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
-    this.sweepTimer = undefined;
+  private guard(where: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.metrics.errors.inc({ code: 'INTERNAL' });
+      this.log.error({ err, where }, 'signalling handler failed');
+    }
+  }
+
+  private hardFrameCap(): number {
+    return Math.max(this.opts.maxFrameBytes * 2, this.opts.maxFrameBytes + 64 * 1024);
   }
 
   // ---------- Fanout ----------
@@ -127,15 +139,36 @@ export class SignalGateway implements Fanout {
   publish(room: Room, msg: ServerMessage, except?: Participant): void {
     const ex = except?.conn;
     const exceptWs = ex instanceof WsConnection && !ex.closed ? ex.ws : undefined;
+    let published = 0;
     for (const enc of ENCODINGS) {
       const t = topic(room, enc);
       if (this.app.numSubscribers(t) === 0) continue;
       const codec = codecs[enc];
       const data = codec.encodeServer(msg);
+      published += typeof data === 'string' ? data.length * 3 : data.byteLength;
       this.countOut(msg, enc);
       // ws.publish skips the sender itself.
       if (exceptWs) exceptWs.publish(t, data, codec.binary);
       else this.app.publish(t, data, codec.binary);
+    }
+    const total = (this.unchecked.get(room) ?? 0) + published;
+    if (total < this.opts.maxBackpressureBytes / 4) {
+      this.unchecked.set(room, total);
+    } else {
+      this.unchecked.set(room, 0);
+      this.checkBackpressure(room);
+    }
+  }
+
+  /**
+   * Drops the room's subscribers holding more than the backpressure limit. Run every limit/4
+   * bytes published to the room: O(subscribers) per limit/4 bytes, not per message.
+   */
+  private checkBackpressure(room: Room): void {
+    const threshold = this.opts.maxBackpressureBytes;
+    for (const p of room.participants.values()) {
+      const c = p.conn;
+      if (c instanceof WsConnection && !c.closed && c.ws.getBufferedAmount() > threshold) this.dropSlowConsumer(c);
     }
   }
 
@@ -145,19 +178,16 @@ export class SignalGateway implements Fanout {
 
   // ---------- limits ----------
 
+  /** After a direct send: the same rule as checkBackpressure, for one connection. */
+  checkConnection(c: WsConnection): void {
+    if (!c.closed && c.ws.getBufferedAmount() > this.opts.maxBackpressureBytes) this.dropSlowConsumer(c);
+  }
+
   dropSlowConsumer(c: WsConnection): void {
     if (c.closed) return;
     this.metrics.slowConsumers.inc();
     this.log.info({ buffered: c.ws.getBufferedAmount() }, 'dropping slow consumer');
     c.close(CloseCode.SLOW_CONSUMER, 'slow consumer: send buffer over limit');
-  }
-
-  private sweep(): void {
-    const limit = this.opts.maxBackpressureBytes / 2;
-    for (const s of this.sessions) {
-      const c = s.conn;
-      if (c && !c.closed && c.ws.getBufferedAmount() > limit) this.dropSlowConsumer(c);
-    }
   }
 
   private ipAllowed(ip: string): boolean {
@@ -169,26 +199,18 @@ export class SignalGateway implements Fanout {
   // ---------- uWS handlers ----------
 
   private upgrade(res: uWS.HttpResponse, req: uWS.HttpRequest, ctx: uWS.us_socket_context_t): void {
-    // Everything from req must be read before the first await.
     const query = new URLSearchParams(req.getQuery() ?? '');
     const secKey = req.getHeader('sec-websocket-key');
     const secProtocol = req.getHeader('sec-websocket-protocol');
     const secExtensions = req.getHeader('sec-websocket-extensions');
     const authHeader = req.getHeader('authorization');
     const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
-    let aborted = false;
-    res.onAborted(() => {
-      aborted = true;
-    });
     const refuse = (status: number, code: string, message: string): void => {
-      if (aborted) return;
       this.metrics.errors.inc({ code });
-      res.cork(() => {
-        res
-          .writeStatus(STATUS[status] ?? `${status} Error`)
-          .writeHeader('content-type', 'application/json')
-          .end(JSON.stringify({ code, message }));
-      });
+      res
+        .writeStatus(STATUS_TEXT[status] ?? `${status} Error`)
+        .writeHeader('content-type', 'application/json')
+        .end(JSON.stringify({ code, message }));
     };
     if (!this.ipAllowed(ip)) return refuse(429, 'IP_RATE_LIMITED', 'too many connections from this address');
     const negotiated = encodingForSubprotocols(secProtocol || undefined);
@@ -201,31 +223,26 @@ export class SignalGateway implements Fanout {
     if (resumeToken && (!Number.isSafeInteger(lastSeq) || lastSeq < 0)) {
       return refuse(400, 'INVALID_FIELD', 'last_seq must be a non-negative integer');
     }
-    this.verifier.verifyJoin(token, room).then(
-      (grant) => {
-        if (aborted) return;
-        try {
-          this.manager.preflight(grant, !!resumeToken);
-        } catch (err) {
-          if (err instanceof JoinError) return refuse(err.status, err.code, err.message);
-          throw err;
-        }
-        const session: Session = {
-          grant,
-          encoding: negotiated.encoding,
-          ip,
-          resume: resumeToken ? { token: resumeToken, lastSeq } : undefined,
-          bucket: new TokenBucket(this.opts.rate.messagesPerS, this.opts.rate.burst),
-          violations: 0,
-        };
-        res.cork(() => res.upgrade<UserData>({ session }, secKey, negotiated.subprotocol, secExtensions, ctx));
-      },
-      (err) => {
-        if (err instanceof TokenError) return refuse(401, err.code, err.message);
-        this.log.error({ err }, 'upgrade failed');
-        refuse(500, 'INTERNAL', 'internal error');
-      },
-    );
+    // Everything here is synchronous: uWS.js 20.30 intermittently shut down sockets whose
+    // upgrade completed asynchronously (see TokenVerifier).
+    let grant: JoinGrant;
+    try {
+      grant = this.verifier.verifyJoin(token, room);
+      this.manager.preflight(grant, !!resumeToken);
+    } catch (err) {
+      if (err instanceof TokenError) return refuse(401, err.code, err.message);
+      if (err instanceof JoinError) return refuse(err.status, err.code, err.message);
+      throw err;
+    }
+    const session: Session = {
+      grant,
+      encoding: negotiated.encoding,
+      ip,
+      resume: resumeToken ? { token: resumeToken, lastSeq } : undefined,
+      bucket: new TokenBucket(this.opts.rate.messagesPerS, this.opts.rate.burst),
+      violations: 0,
+    };
+    res.upgrade<UserData>({ session }, secKey, negotiated.subprotocol, secExtensions, ctx);
   }
 
   private open(ws: WS): void {
@@ -246,11 +263,16 @@ export class SignalGateway implements Fanout {
     }
   }
 
-  private message(ws: WS, data: ArrayBuffer, _isBinary: boolean): void {
+  private message(ws: WS, data: ArrayBuffer): void {
     const s = ws.getUserData().session;
     const conn = s.conn!;
     const { room, participant } = s;
     if (!room || !participant || conn.closed) return;
+    if (data.byteLength > this.opts.maxFrameBytes) {
+      this.metrics.errors.inc({ code: 'TOO_LARGE' });
+      conn.close(CloseCode.TOO_BIG, `frame over ${this.opts.maxFrameBytes} bytes`);
+      return;
+    }
     if (!s.bucket.take()) {
       s.violations++;
       this.metrics.errors.inc({ code: 'RATE_LIMITED' });
@@ -294,6 +316,7 @@ export class SignalGateway implements Fanout {
   }
 
   private closed(ws: WS, _code: number): void {
+    // uWS forbids touching the socket here (it unsubscribes it from its topics itself).
     const s = ws.getUserData().session;
     const conn = s.conn!;
     conn.closed = true;
@@ -302,13 +325,3 @@ export class SignalGateway implements Fanout {
     if (s.room && s.participant) this.manager.connectionClosed(s.room, s.participant, conn);
   }
 }
-
-const STATUS: Record<number, string> = {
-  400: '400 Bad Request',
-  401: '401 Unauthorized',
-  403: '403 Forbidden',
-  404: '404 Not Found',
-  429: '429 Too Many Requests',
-  500: '500 Internal Server Error',
-  503: '503 Service Unavailable',
-};

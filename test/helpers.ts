@@ -1,0 +1,237 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+import YAML from 'yaml';
+import { createToken, type VideoGrant } from '../src/auth/token.js';
+import { SignalClient, type SignalClientOptions, type WebSocketCtor } from '../src/client/signalClient.js';
+import { merge } from '../src/config/load.js';
+import { codecs, SUBPROTOCOL, type Encoding } from '../src/signal/codec.js';
+import type { ServerMessage } from '../src/signal/messages.js';
+
+export const KEY = 'testkey';
+export const SECRET = 'test-secret-that-is-at-least-32-characters-long';
+export const ENCODINGS: Encoding[] = ['proto', 'msgpack', 'json'];
+
+export interface TestServer {
+  url: string;
+  http: string;
+  proc: ChildProcess;
+  /** Everything the server logged (pino JSON lines). */
+  logs: string[];
+  token(identity: string, room?: string, grant?: Partial<VideoGrant> & { name?: string; metadata?: string }): string;
+  client(identity: string, room?: string, opts?: SignalClientOptions & { grant?: Partial<VideoGrant> & { name?: string; metadata?: string } }): Promise<SignalClient>;
+  /** Value of a metric sample in /metrics (sum over labels matching `labels`). */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  health(): Promise<{ rooms: number; participants: number; connections: number; draining: boolean }>;
+  /** SIGTERM and wait for exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  close(): Promise<void>;
+}
+
+const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+
+/**
+ * Starts the real server as a child process (the CLI, as an operator runs it) on a free
+ * port, with `overrides` written to a config file. Tests talk to it only over the network:
+ * WebSocket, HTTP, /metrics. (In one process, uWS's sockets and Node's client sockets share
+ * the libuv loop, and a reused file descriptor can hit a stale uWS poll; see the README.)
+ */
+export async function startServer(overrides: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<TestServer> {
+  const cfg = merge(
+    { keys: { [KEY]: SECRET }, port: 0, bind_address: '127.0.0.1', log_level: 'info', drain: { timeout_s: 2 } },
+    overrides,
+  );
+  const dir = mkdtempSync(join(tmpdir(), 'auralink-test-'));
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, YAML.stringify(cfg));
+  const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  let exitCode: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve((exitCode = code))));
+  const port = await new Promise<number>((resolve, reject) => {
+    let buf = '';
+    const onData = (d: Buffer): void => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        logs.push(line);
+        try {
+          const j = JSON.parse(line) as { msg?: string; port?: number };
+          if (j.msg === 'listening' && j.port) resolve(j.port);
+        } catch {
+          /* not JSON */
+        }
+      }
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
+    void exited.then((code) => reject(new Error(`server exited (${code}) before listening:\n${logs.join('\n')}`)));
+  });
+  const url = `ws://127.0.0.1:${port}`;
+  const http = `http://127.0.0.1:${port}`;
+  const token: TestServer['token'] = (identity, room = 'room1', grant = {}) => {
+    const { name, metadata, ...video } = grant;
+    return createToken(KEY, SECRET, { identity, name, metadata, video: { roomJoin: true, room, ...video } });
+  };
+  const clients: SignalClient[] = [];
+  const stop = async (): Promise<number | null> => {
+    if (exitCode === undefined) proc.kill('SIGTERM');
+    return exited;
+  };
+  return {
+    url,
+    http,
+    proc,
+    logs,
+    token,
+    async client(identity, room = 'room1', opts = {}) {
+      const { grant, ...rest } = opts;
+      const c = await SignalClient.connect(url, await token(identity, room, grant), {
+        WebSocket: WebSocket as unknown as WebSocketCtor,
+        autoPing: false,
+        ...rest,
+      });
+      clients.push(c);
+      return c;
+    },
+    async metric(name, labels = {}) {
+      const text = await (await fetch(`${http}/metrics`)).text();
+      let sum = 0;
+      for (const line of text.split('\n')) {
+        if (!line.startsWith(name)) continue;
+        const m = /^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
+        if (!m || m[1] !== name) continue;
+        const lbl = m[2] ?? '';
+        if (Object.entries(labels).every(([k, v]) => lbl.includes(`${k}="${v}"`))) sum += Number(m[3]);
+      }
+      return sum;
+    },
+    async health() {
+      return (await (await fetch(`${http}/health`)).json()) as Awaited<ReturnType<TestServer['health']>>;
+    },
+    stop,
+    async close() {
+      for (const c of clients) c.close();
+      const code = await stop();
+      rmSync(dir, { recursive: true, force: true });
+      if (code !== 0) throw new Error(`server exited with ${code}:\n${logs.slice(-20).join('\n')}`);
+    },
+  };
+}
+
+/** A raw WebSocket in one encoding, for sending arbitrary frames and reading decoded replies. */
+export class RawClient {
+  readonly messages: ServerMessage[] = [];
+  closed: { code: number; reason: string } | null = null;
+  private waiters: (() => void)[] = [];
+
+  private constructor(readonly ws: WebSocket, readonly encoding: Encoding) {
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      this.messages.push(codecs[encoding].decodeServer(isBinary ? new Uint8Array(data) : data.toString()));
+      this.wake();
+    });
+    ws.on('close', (code, reason) => {
+      this.closed = { code, reason: reason.toString() };
+      this.wake();
+    });
+  }
+
+  static open(url: string, token: string, encoding: Encoding, query = ''): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${url}/rtc?access_token=${token}${query}`, SUBPROTOCOL[encoding]);
+      const c = new RawClient(ws, encoding);
+      ws.once('open', () => resolve(c));
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+      ws.once('error', reject);
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Waits for the first message (after index `from`) that matches. */
+  async waitFor(pred: (m: ServerMessage) => boolean, timeoutMs = 3000, from = 0): Promise<ServerMessage> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.messages.slice(from).find(pred);
+      if (m) return m;
+      if (this.closed && !pred({})) throw new Error(`closed (${this.closed.code}) before a matching message`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error('timed out waiting for message');
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+
+  async waitClosed(timeoutMs = 3000): Promise<{ code: number; reason: string }> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closed) {
+      if (Date.now() > deadline) throw new Error('timed out waiting for close');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return this.closed;
+  }
+
+  send(frame: string | Uint8Array | Buffer): void {
+    this.ws.send(frame, { binary: typeof frame !== 'string' });
+  }
+
+  request(req: Record<string, unknown>): void {
+    this.send(codecs[this.encoding].encodeRequest(req) as Uint8Array | string);
+  }
+
+  response(id: number): Promise<ServerMessage> {
+    return this.waitFor((m) => m.response !== undefined && (m.response.requestId ?? 0) === id);
+  }
+}
+
+/** HTTP status and JSON body of a WebSocket upgrade attempt that is expected to fail. */
+export function upgradeStatus(url: string, headers: Record<string, string> = {}, protocol?: string): Promise<{ status: number; body: { code?: string; message?: string } }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocol, { headers });
+    ws.on('open', () => {
+      ws.close();
+      resolve({ status: 101, body: {} });
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) });
+        } catch {
+          resolve({ status: res.statusCode ?? 0, body: {} });
+        }
+      });
+    });
+    ws.on('error', (e) => reject(e));
+  });
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export const text = (u8: Uint8Array): string => new TextDecoder().decode(u8);
+export const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 3000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
