@@ -119,6 +119,18 @@ describe('bad input', () => {
     assert.equal((await c.waitClosed()).code, 1008);
     await roomStillWorks(room);
   });
+});
+
+describe('slow consumers', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startServer({
+      signal: { max_backpressure_bytes: 256 * 1024, rate_limit: { messages_per_s: 100000, burst: 100000 } },
+    });
+  });
+  after(async () => {
+    await t.close();
+  });
 
   test('a consumer that stops reading is dropped with 4005 and counted; memory stays bounded', async () => {
     const room = 'slow';

@@ -26,7 +26,7 @@ export interface TestServer {
   /** Value of a metric sample in /metrics (sum over labels matching `labels`). */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
   health(): Promise<{ rooms: number; participants: number; connections: number; draining: boolean }>;
-  /** SIGTERM and wait for exit; resolves with the exit code. */
+  /** SIGTERM (once) and wait for exit; resolves with the exit code. */
   stop(): Promise<number | null>;
   close(): Promise<void>;
 }
@@ -82,8 +82,12 @@ export async function startServer(overrides: Record<string, unknown> = {}, env: 
     return createToken(KEY, SECRET, { identity, name, metadata, video: { roomJoin: true, room, ...video } });
   };
   const clients: SignalClient[] = [];
-  const stop = async (): Promise<number | null> => {
-    if (exitCode === undefined) proc.kill('SIGTERM');
+  let signalled = false;
+  const stop = (): Promise<number | null> => {
+    if (exitCode === undefined && !signalled) {
+      signalled = true;
+      proc.kill('SIGTERM');
+    }
     return exited;
   };
   return {

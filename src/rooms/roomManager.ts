@@ -245,7 +245,12 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
   closeRoom(room: Room, reason: DisconnectReason, closeCode: number = CloseCode.ROOM_DELETED): void {
     if (room.closed) return;
     for (const p of [...room.participants.values()]) {
-      this.removeParticipant(room, p, reason, { closeCode, message: `room closed (${reason})` });
+      // Shutting down: the client should reconnect (to another node); otherwise it is final.
+      this.removeParticipant(room, p, reason, {
+        closeCode,
+        message: `room closed (${reason})`,
+        reconnect: reason === 'SERVER_SHUTDOWN',
+      });
     }
     room.closed = true;
     room.clearEmptyTimer();

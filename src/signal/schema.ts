@@ -97,7 +97,9 @@ export function validateRequest(raw: unknown): ValidRequest {
   const parsed = requestBodies[kind].safeParse(raw[kind]);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const field = [kind, ...issue.path.map(String)].join('.');
+    const path = issue.path.map(String);
+    if (issue.code === 'unrecognized_keys' && issue.keys[0]) path.push(issue.keys[0]);
+    const field = [kind, ...path].join('.');
     throw new SignalError('INVALID_FIELD', `${field}: ${issue.message}`, field);
   }
   return { id, kind, body: parsed.data } as ValidRequest;
