@@ -54,6 +54,12 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  readonly joinSeconds = new Histogram({
+    name: 'auralink_signal_join_seconds',
+    help: 'Server time from WebSocket upgrade request to join response sent',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+    registers: [this.registry],
+  });
   readonly clientRtt = new Histogram({
     name: 'auralink_signal_client_rtt_seconds',
     help: 'Signalling RTT reported by clients in Ping',

@@ -2,7 +2,22 @@ import type { VideoGrant } from '../auth/token.js';
 import type { ParticipantInfo, ParticipantPermission } from '../signal/messages.js';
 import type { Connection } from './ports.js';
 
+// Most participants carry one of a handful of grant sets: share one frozen object per set
+// instead of one per participant (it is replaced, never mutated, on permission updates).
+const interned = new Map<string, Readonly<ParticipantPermission>>();
+
 export function permissionFromGrant(v: VideoGrant): ParticipantPermission {
+  const p = buildPermission(v);
+  const key = JSON.stringify(p);
+  let shared = interned.get(key);
+  if (!shared) {
+    shared = Object.freeze({ ...p, canPublishSources: Object.freeze([...p.canPublishSources]) as string[] });
+    if (interned.size < 1024) interned.set(key, shared);
+  }
+  return shared as ParticipantPermission;
+}
+
+function buildPermission(v: VideoGrant): ParticipantPermission {
   return {
     // LiveKit's defaults: publish/subscribe/data allowed unless the grant says false.
     canPublish: v.canPublish ?? true,

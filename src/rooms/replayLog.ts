@@ -2,6 +2,7 @@ import type { ServerMessage } from '../signal/messages.js';
 
 interface Entry {
   seq: number;
+  at: number; // ms timestamp, for pruning past the resume window
   msg: ServerMessage;
   /** Not replayed to this participant sid (the sender of a broadcast). */
   except?: string;
@@ -9,38 +10,58 @@ interface Entry {
   only?: readonly string[];
 }
 
-/** Ring buffer of a room's reliable messages, for replay on resume. */
+/**
+ * A room's reliable messages, kept for replay on resume: at most `capacity` entries and
+ * none older than the resume window (nobody can ask for those). Grows on demand, so an
+ * idle room costs almost nothing.
+ */
 export class ReplayLog {
-  private readonly entries: (Entry | undefined)[];
-  private head = 0; // next write index
-  private size = 0;
+  private entries: Entry[] = [];
+  private start = 0; // index of the oldest live entry
 
-  constructor(private readonly capacity: number) {
-    this.entries = new Array(capacity);
+  constructor(private readonly capacity: number) {}
+
+  get size(): number {
+    return this.entries.length - this.start;
   }
 
-  append(entry: Entry): void {
-    this.entries[this.head] = entry;
-    this.head = (this.head + 1) % this.capacity;
-    if (this.size < this.capacity) this.size++;
+  append(entry: Omit<Entry, 'at'>, now = Date.now()): void {
+    this.entries.push({ ...entry, at: now });
+    if (this.size > this.capacity) this.start++;
+    this.compact();
   }
 
-  /** Oldest seq still held (0 when empty). */
+  /** Drops entries older than `maxAgeMs`. */
+  prune(maxAgeMs: number, now = Date.now()): void {
+    while (this.start < this.entries.length && now - this.entries[this.start]!.at > maxAgeMs) this.start++;
+    this.compact();
+  }
+
+  private compact(): void {
+    // Amortised O(1): shift the array only once half of it is dead.
+    if (this.start > 64 && this.start * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.start);
+      this.start = 0;
+    } else if (this.start === this.entries.length && this.start > 0) {
+      this.entries = [];
+      this.start = 0;
+    }
+  }
+
   oldestSeq(): number {
-    if (this.size === 0) return 0;
-    return this.entries[(this.head - this.size + this.capacity) % this.capacity]!.seq;
+    return this.size === 0 ? 0 : this.entries[this.start]!.seq;
   }
 
   /**
-   * Messages after `afterSeq` visible to `sid`, or null if some of them were already evicted
+   * Messages after `afterSeq` visible to `sid`, or null if some of them are no longer held
    * (the client cannot be brought up to date by replay).
    */
   since(afterSeq: number, lastSeq: number, sid: string): ServerMessage[] | null {
     if (afterSeq >= lastSeq) return [];
     if (this.size === 0 || this.oldestSeq() > afterSeq + 1) return null;
     const out: ServerMessage[] = [];
-    for (let i = 0; i < this.size; i++) {
-      const e = this.entries[(this.head - this.size + i + this.capacity) % this.capacity]!;
+    for (let i = this.start; i < this.entries.length; i++) {
+      const e = this.entries[i]!;
       if (e.seq <= afterSeq) continue;
       if (e.except === sid) continue;
       if (e.only && !e.only.includes(sid)) continue;

@@ -56,6 +56,7 @@ const utf8Len = (s: string): number => Buffer.byteLength(s, 'utf8');
 export class RoomManager extends EventEmitter<RoomManagerEvents> {
   readonly rooms = new Map<string, Room>();
   private draining = false;
+  private readonly pruneTimer: NodeJS.Timeout;
 
   constructor(
     private readonly opts: RoomManagerOptions,
@@ -64,6 +65,13 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     private readonly log: Logger,
   ) {
     super();
+    // Replay entries older than the resume window can never be asked for: drop them, so
+    // idle rooms hold no message history.
+    const window = Math.max(opts.resumeWindowMs, 1000);
+    this.pruneTimer = setInterval(() => {
+      for (const room of this.rooms.values()) room.log.prune(window);
+    }, window);
+    this.pruneTimer.unref();
   }
 
   get isDraining(): boolean {
@@ -380,6 +388,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
 
   /** Clears every timer this manager owns (after closeAll, nothing is left). */
   dispose(): void {
+    clearInterval(this.pruneTimer);
     for (const room of this.rooms.values()) {
       room.clearEmptyTimer();
       for (const p of room.participants.values()) p.clearResumeTimer();

@@ -25,7 +25,10 @@ export interface GatewayOptions {
 
 /** Per-connection state, created at upgrade (after auth) and owned by the socket. */
 interface Session {
-  grant: JoinGrant;
+  /** performance.now() at the upgrade request, for the join-time histogram. */
+  t0: number;
+  /** Only until the join: the participant keeps what it needs, the token is let go. */
+  grant: JoinGrant | null;
   encoding: Encoding;
   ip: string;
   resume: ResumeRequest | undefined;
@@ -199,6 +202,7 @@ export class SignalGateway implements Fanout {
   // ---------- uWS handlers ----------
 
   private upgrade(res: uWS.HttpResponse, req: uWS.HttpRequest, ctx: uWS.us_socket_context_t): void {
+    const t0 = performance.now();
     const query = new URLSearchParams(req.getQuery() ?? '');
     const secKey = req.getHeader('sec-websocket-key');
     const secProtocol = req.getHeader('sec-websocket-protocol');
@@ -235,6 +239,7 @@ export class SignalGateway implements Fanout {
       throw err;
     }
     const session: Session = {
+      t0,
       grant,
       encoding: negotiated.encoding,
       ip,
@@ -252,9 +257,12 @@ export class SignalGateway implements Fanout {
     this.sessions.add(s);
     this.metrics.connections.inc({ encoding: s.encoding });
     try {
-      const { room, participant } = this.manager.join(s.grant, conn, s.resume);
+      const { room, participant } = this.manager.join(s.grant!, conn, s.resume);
       s.room = room;
       s.participant = participant;
+      s.grant = null;
+      s.resume = undefined;
+      this.metrics.joinSeconds.observe((performance.now() - s.t0) / 1000);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (!(err instanceof JoinError)) this.log.error({ err }, 'join failed');
