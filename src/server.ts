@@ -7,7 +7,10 @@ import { createLogger, type Logger } from './obs/logger.js';
 import { Metrics } from './obs/metrics.js';
 import { CloseCode } from './rooms/ports.js';
 import { RoomManager } from './rooms/roomManager.js';
+import { SfuService } from './sfu/sfuService.js';
+import { WorkerPool } from './sfu/workerPool.js';
 import { SignalGateway } from './signal/gateway.js';
+import { availableParallelism } from 'node:os';
 import { MemoryRoomStore } from './store/memory.js';
 import type { RoomStore } from './store/types.js';
 import { VERSION } from './version.js';
@@ -28,6 +31,8 @@ export class AuraServer {
   readonly manager: RoomManager;
   readonly gateway: SignalGateway;
   readonly store: RoomStore;
+  readonly pool: WorkerPool | undefined;
+  readonly sfu: SfuService | undefined;
   private listenSocket: uWS.us_listen_socket | null = null;
   private drainPromise: Promise<void> | undefined;
   port = 0;
@@ -72,7 +77,34 @@ export class AuraServer {
       this.store,
       this.log,
     );
-    this.gateway.attach(this.manager);
+    if (config.sfu.enabled) {
+      const sfu = config.sfu;
+      this.pool = new WorkerPool(
+        {
+          workers: sfu.workers || availableParallelism(),
+          logLevel: sfu.log_level,
+          listenIp: sfu.listen_ip,
+          announcedIp: sfu.announced_ip,
+          webrtcPort: sfu.webrtc_port,
+          rtcMinPort: sfu.rtc_min_port,
+          rtcMaxPort: sfu.rtc_max_port,
+        },
+        this.log,
+      );
+      this.sfu = new SfuService(
+        this.pool,
+        this.manager,
+        {
+          maxConsumersPerRouter: sfu.max_consumers_per_router,
+          activeSpeakerIntervalMs: sfu.active_speaker_interval_ms,
+          audioLevelIntervalMs: sfu.audio_level_interval_ms,
+          initialAvailableOutgoingBitrate: sfu.initial_available_outgoing_bitrate,
+        },
+        this.log,
+      );
+      this.sfu.registerMetrics(this.metrics.registry);
+    }
+    this.gateway.attach(this.manager, this.sfu);
     this.metrics.bindSources({
       participants: () => this.manager.participantCount(),
       rooms: () => this.manager.rooms.size,
@@ -89,6 +121,9 @@ export class AuraServer {
           participants: this.manager.participantCount(),
           connections: this.gateway.sessions.size,
           draining: this.manager.isDraining,
+          ...(this.pool
+            ? { sfu: { workers: this.pool.slots.map((w) => ({ index: w.index, pid: w.pid, routers: w.routers, consumers: w.consumers })) } }
+            : {}),
         }),
       },
       this.metrics,
@@ -96,7 +131,12 @@ export class AuraServer {
     this.app.any('/*', (res) => send(res, { status: 404, body: { code: 'NOT_FOUND', message: 'no such route' } }));
   }
 
-  listen(port = this.config.port, host = this.config.bind_address): Promise<number> {
+  /** Starts the media workers (if enabled), then listens. */
+  async listen(port = this.config.port, host = this.config.bind_address): Promise<number> {
+    if (this.pool && this.pool.slots.length === 0) {
+      await this.pool.start();
+      this.manager.routerRtpCapabilities = JSON.stringify(this.pool.rtpCapabilities);
+    }
     return new Promise((resolve, reject) => {
       this.app.listen(host, port, (sock) => {
         if (!sock) return reject(new Error(`cannot listen on ${host}:${port}`));
@@ -134,6 +174,8 @@ export class AuraServer {
   async close(): Promise<void> {
     this.manager.closeAll('SERVER_SHUTDOWN', CloseCode.SERVICE_RESTART);
     this.manager.dispose();
+    await this.sfu?.close();
+    await this.pool?.close();
     if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
     await this.store.close();

@@ -25,7 +25,13 @@ export interface TestServer {
   client(identity: string, room?: string, opts?: SignalClientOptions & { grant?: Partial<VideoGrant> & { name?: string; metadata?: string } }): Promise<SignalClient>;
   /** Value of a metric sample in /metrics (sum over labels matching `labels`). */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
-  health(): Promise<{ rooms: number; participants: number; connections: number; draining: boolean }>;
+  health(): Promise<{
+    rooms: number;
+    participants: number;
+    connections: number;
+    draining: boolean;
+    sfu?: { workers: { index: number; pid: number; routers: number; consumers: number }[] };
+  }>;
   /** SIGTERM (once) and wait for exit; resolves with the exit code. */
   stop(): Promise<number | null>;
   close(): Promise<void>;
@@ -40,8 +46,17 @@ const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
  * the libuv loop, and a reused file descriptor can hit a stale uWS poll; see the README.)
  */
 export async function startServer(overrides: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<TestServer> {
+  // Each test server gets its own media ports (WebRtcServer ports are fixed per worker).
+  const base = 20000 + Math.floor(Math.random() * 400) * 20;
   const cfg = merge(
-    { keys: { [KEY]: SECRET }, port: 0, bind_address: '127.0.0.1', log_level: 'info', drain: { timeout_s: 2 } },
+    {
+      keys: { [KEY]: SECRET },
+      port: 0,
+      bind_address: '127.0.0.1',
+      log_level: 'info',
+      drain: { timeout_s: 2 },
+      sfu: { workers: 1, webrtc_port: base, rtc_min_port: base + 4, rtc_max_port: base + 19 },
+    },
     overrides,
   );
   const dir = mkdtempSync(join(tmpdir(), 'auralink-test-'));

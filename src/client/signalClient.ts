@@ -62,7 +62,23 @@ export interface SignalClientEvents extends Record<string, unknown[]> {
   reconnected: [{ resumed: boolean }];
   closed: [{ code: number; reason: string }];
   message: [ServerMessage];
+  // SFU events (see docs/PROTOCOL.md)
+  producerAdded: [NonNullable<ServerMessage['producerAdded']>];
+  producerRemoved: [NonNullable<ServerMessage['producerRemoved']>];
+  consumerClosed: [NonNullable<ServerMessage['consumerClosed']>];
+  consumerPaused: [NonNullable<ServerMessage['consumerPaused']>];
+  consumerResumed: [NonNullable<ServerMessage['consumerResumed']>];
+  layersChanged: [NonNullable<ServerMessage['layersChanged']>];
+  score: [NonNullable<ServerMessage['score']>];
+  activeSpeaker: [NonNullable<ServerMessage['activeSpeaker']>];
+  audioLevels: [NonNullable<ServerMessage['audioLevels']>];
+  mediaReset: [NonNullable<ServerMessage['mediaReset']>];
 }
+
+const SFU_EVENTS = [
+  'producerAdded', 'producerRemoved', 'consumerClosed', 'consumerPaused', 'consumerResumed',
+  'layersChanged', 'score', 'activeSpeaker', 'audioLevels', 'mediaReset',
+] as const;
 
 // Close codes after which resuming makes no sense (see docs/PROTOCOL.md).
 const TERMINAL_CLOSE = new Set([1000, 1008, 1009, 4001, 4002, 4003, 4004, 4006, 4007]);
@@ -75,6 +91,8 @@ const TERMINAL_CLOSE = new Set([1000, 1008, 1009, 4001, 4002, 4003, 4004, 4006, 
 export class SignalClient extends Emitter<SignalClientEvents> {
   join!: JoinResponse;
   readonly participants = new Map<string, ParticipantInfo>(); // by identity, excluding self
+  /** Producers in the room you may consume (kept from producerAdded/Removed), by producer id. */
+  readonly producers = new Map<string, NonNullable<ServerMessage['producerAdded']>>();
   lastSeq = 0;
   private ws: WebSocketLike | null = null;
   private readonly codec: Codec;
@@ -166,6 +184,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     this.join = join;
     if (!join.resumed) {
       this.participants.clear();
+      this.producers.clear();
       for (const p of join.otherParticipants ?? []) this.participants.set(p.identity, p);
       this.lastSeq = join.roomSeq ?? 0;
     } else {
@@ -217,6 +236,13 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       });
     }
     if (msg.drain) return this.emit('drain', { deadlineMs: msg.drain.deadlineMs ?? 0 });
+    if (msg.producerAdded) this.producers.set(msg.producerAdded.producerId, msg.producerAdded);
+    if (msg.producerRemoved) this.producers.delete(msg.producerRemoved.producerId);
+    if (msg.mediaReset) this.producers.clear();
+    for (const k of SFU_EVENTS) {
+      const body = msg[k];
+      if (body !== undefined) return (this.emit as (e: string, b: unknown) => void)(k, body);
+    }
   }
 
   private onResponse(r: Response): void {

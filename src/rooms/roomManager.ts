@@ -55,6 +55,8 @@ const utf8Len = (s: string): number => Buffer.byteLength(s, 'utf8');
  */
 export class RoomManager extends EventEmitter<RoomManagerEvents> {
   readonly rooms = new Map<string, Room>();
+  /** JSON of the SFU routers' RTP capabilities, sent in every join response (set at start). */
+  routerRtpCapabilities = '';
   private draining = false;
   private readonly pruneTimer: NodeJS.Timeout;
 
@@ -174,6 +176,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
         resumed,
         server: { version: this.opts.version, nodeId: this.opts.nodeId, protocol: PROTOCOL_VERSION },
         pingIntervalMs: this.opts.pingIntervalMs,
+        ...(this.routerRtpCapabilities ? { routerRtpCapabilities: this.routerRtpCapabilities } : {}),
       },
     };
   }
@@ -297,6 +300,9 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
         for (const o of room.participants.values()) if (!o.hidden || o === p) list.push(o.info());
         return { participants: { participants: list } };
       }
+      default:
+        // Media requests are the SFU's (signal/gateway.ts routes them there).
+        throw new SignalError('UNKNOWN_MESSAGE', `${req.kind} is not a room request`, req.kind);
     }
   }
 
@@ -363,6 +369,13 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     if (target === p) throw new SignalError('INVALID_FIELD', 'cannot relay to yourself', 'relay.identity');
     const msg = room.record({ relay: { ...body, identity: p.identity } }, { only: [target.sid] });
     target.conn?.send(msg);
+  }
+
+  /** A reliable message for some participants only (kept for their replay on resume). */
+  sendTo(room: Room, msg: ServerMessage, targets: readonly Participant[]): void {
+    if (targets.length === 0) return;
+    room.record(msg, { only: targets.map((t) => t.sid) });
+    for (const t of targets) t.conn?.send(msg);
   }
 
   /** Explicit Leave from the client. */

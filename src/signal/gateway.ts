@@ -12,7 +12,7 @@ import { STATUS_TEXT } from '../api/http.js';
 import { codecs, DecodeError, ENCODINGS, encodingForSubprotocols, type Codec, type Encoding } from './codec.js';
 import { SignalError } from './errors.js';
 import { serverKind, type ErrorCode, type ServerMessage } from './messages.js';
-import { peekId, validateRequest } from './schema.js';
+import { peekId, SFU_KINDS, validateRequest, type ValidRequest } from './schema.js';
 
 export interface GatewayOptions {
   path: string;
@@ -21,6 +21,11 @@ export interface GatewayOptions {
   maxBackpressureBytes: number;
   rate: { messagesPerS: number; burst: number; violationsBeforeClose: number };
   ipConnect: { perS: number; burst: number };
+}
+
+/** Serves the asynchronous media requests (the SFU). */
+export interface SfuHandler {
+  handle(room: Room, p: Participant, req: ValidRequest): Promise<Omit<ServerMessage['response'] & object, 'requestId'>>;
 }
 
 /** Per-connection state, created at upgrade (after auth) and owned by the socket. */
@@ -77,6 +82,7 @@ export class SignalGateway implements Fanout {
   readonly sessions = new Set<Session>();
   private readonly ipBuckets: LRUCache<string, TokenBucket>;
   private manager!: RoomManager;
+  private sfu: SfuHandler | undefined;
   /** Bytes published to a room since its subscribers' backpressure was last checked. */
   private readonly unchecked = new WeakMap<Room, number>();
 
@@ -91,8 +97,9 @@ export class SignalGateway implements Fanout {
   }
 
   /** Registers the WebSocket route; the manager is given here because it needs us as Fanout. */
-  attach(manager: RoomManager): void {
+  attach(manager: RoomManager, sfu?: SfuHandler): void {
     this.manager = manager;
+    this.sfu = sfu;
     this.app.ws<UserData>(this.opts.path, {
       // uWS answers frames over its limit by closing the TCP socket with the rest of the frame
       // unread, which the client sees as a reset (1006). So uWS gets a hard cap above ours and
@@ -304,17 +311,29 @@ export class SignalGateway implements Fanout {
       throw err;
     }
     let id = peekId(raw);
+    const fail = (err: unknown): void => {
+      if (err instanceof SignalError) return this.sendError(conn, id, err.code, err.message, err.field);
+      this.log.error({ err }, 'request handler failed');
+      this.sendError(conn, id, 'INTERNAL', 'internal error');
+    };
     try {
       const req = validateRequest(raw);
       id = req.id;
       this.metrics.messagesIn.inc({ type: req.kind, encoding: conn.encoding });
+      if (SFU_KINDS.has(req.kind)) {
+        // Media requests wait on mediasoup workers: answered when done (responses carry ids).
+        if (!this.sfu) throw new SignalError('UNKNOWN_MESSAGE', 'the SFU is disabled on this server', req.kind);
+        this.sfu.handle(room, participant, req).then(
+          (result) => conn.send({ response: { requestId: id, ...result } }),
+          fail,
+        );
+        return;
+      }
       const result = this.manager.handle(room, participant, req);
       if (id !== 0 || !result.ok) conn.send({ response: { requestId: id, ...result } });
       if (req.kind === 'leave') this.manager.leave(room, participant);
     } catch (err) {
-      if (err instanceof SignalError) return this.sendError(conn, id, err.code, err.message, err.field);
-      this.log.error({ err }, 'request handler failed');
-      this.sendError(conn, id, 'INTERNAL', 'internal error');
+      fail(err);
     }
   }
 

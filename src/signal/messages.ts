@@ -83,12 +83,54 @@ export interface ErrorBody {
   field?: string;
 }
 
+export interface TransportInfo {
+  id: string;
+  iceParameters: string;
+  iceCandidates: string;
+  dtlsParameters: string;
+  sctpParameters?: string;
+}
+
+export interface ConsumerInfo {
+  id: string;
+  producerId: string;
+  kind: string;
+  rtpParameters: string;
+  participantSid: string;
+  participantIdentity: string;
+  source: string;
+  producerPaused: boolean;
+  type: string;
+}
+
+export interface DataConsumerInfo {
+  id: string;
+  dataProducerId: string;
+  sctpStreamParameters: string;
+  label: string;
+  protocol: string;
+}
+
+export interface ProducerInfo {
+  producerId: string;
+  participantSid: string;
+  participantIdentity: string;
+  kind: string;
+  source: string;
+  paused: boolean;
+}
+
 export interface Response {
   requestId: number;
   ok?: Record<string, never>;
   error?: ErrorBody;
   pong?: { timestamp: number; serverTime: number };
   participants?: { participants: ParticipantInfo[] };
+  transport?: TransportInfo;
+  consumer?: ConsumerInfo;
+  id?: string;
+  json?: string;
+  dataConsumer?: DataConsumerInfo;
 }
 
 export interface JoinResponse {
@@ -101,6 +143,7 @@ export interface JoinResponse {
   resumed: boolean;
   server: { version: string; nodeId: string; protocol: number };
   pingIntervalMs: number;
+  routerRtpCapabilities?: string;
 }
 
 /** Exactly one body field is set. */
@@ -116,6 +159,16 @@ export interface ServerMessage {
   relay?: RelaySignal;
   disconnect?: { reason: DisconnectReason; message: string; reconnect: boolean };
   drain?: { deadlineMs: number };
+  producerAdded?: ProducerInfo;
+  producerRemoved?: { producerId: string; participantSid: string };
+  consumerClosed?: { consumerId: string; reason: string };
+  consumerPaused?: { consumerId: string; reason: string };
+  consumerResumed?: { consumerId: string; reason: string };
+  layersChanged?: { consumerId: string; spatialLayer: number; temporalLayer: number };
+  score?: { id: string; score: number; producerScore?: number };
+  activeSpeaker?: { participantSid: string; producerId: string };
+  audioLevels?: { levels: { participantSid: string; producerId: string; volume: number }[] };
+  mediaReset?: { reason: string };
 }
 
 export const SERVER_BODY_KINDS = [
@@ -129,6 +182,16 @@ export const SERVER_BODY_KINDS = [
   'relay',
   'disconnect',
   'drain',
+  'producerAdded',
+  'producerRemoved',
+  'consumerClosed',
+  'consumerPaused',
+  'consumerResumed',
+  'layersChanged',
+  'score',
+  'activeSpeaker',
+  'audioLevels',
+  'mediaReset',
 ] as const;
 export type ServerBodyKind = (typeof SERVER_BODY_KINDS)[number];
 
@@ -147,6 +210,22 @@ export interface RequestMessage {
   relay?: RelaySignal;
   leave?: Record<string, never>;
   listParticipants?: Record<string, never>;
+  createTransport?: { producing?: boolean; consuming?: boolean; sctp?: boolean };
+  connectTransport?: { transportId: string; dtlsParameters: string };
+  produce?: { transportId: string; kind: string; rtpParameters: string; source?: string; paused?: boolean };
+  closeProducer?: { producerId: string };
+  pauseProducer?: { producerId: string };
+  resumeProducer?: { producerId: string };
+  consume?: { producerId: string; transportId: string; rtpCapabilities: string };
+  resumeConsumer?: { consumerId: string };
+  pauseConsumer?: { consumerId: string };
+  closeConsumer?: { consumerId: string };
+  setPreferredLayers?: { consumerId: string; spatialLayer: number; temporalLayer?: number };
+  setPriority?: { consumerId: string; priority: number };
+  restartIce?: { transportId: string };
+  getStats?: { id: string };
+  produceData?: { transportId: string; sctpStreamParameters: string; label?: string; protocol?: string };
+  consumeData?: { dataProducerId: string; transportId: string };
 }
 
 export const PROTOCOL_VERSION = 1;

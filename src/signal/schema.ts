@@ -12,6 +12,22 @@ const bytes = z.union([
   z.base64().transform((s) => fromBase64(s)),
 ]);
 const identity = z.string().min(1).max(256);
+// mediasoup ids are UUIDs; anything else cannot name one of ours.
+const mediaId = z.string().min(1).max(64);
+/** mediasoup structures travel as JSON text: parsed here, shape-checked by mediasoup. */
+const json = z
+  .string()
+  .max(65536)
+  .transform((s, ctx) => {
+    try {
+      const v: unknown = JSON.parse(s);
+      if (typeof v === 'object' && v !== null) return v as Record<string, unknown>;
+    } catch {
+      /* fall through */
+    }
+    ctx.addIssue({ code: 'custom', message: 'must be a JSON object' });
+    return z.NEVER;
+  });
 
 const iceCandidate = z.strictObject({
   candidate: z.string().max(4096),
@@ -53,7 +69,37 @@ export const requestBodies = {
     }),
   leave: z.strictObject({}),
   listParticipants: z.strictObject({}),
+  // SFU
+  createTransport: z.strictObject({ producing: z.boolean().optional(), consuming: z.boolean().optional(), sctp: z.boolean().optional() }),
+  connectTransport: z.strictObject({ transportId: mediaId, dtlsParameters: json }),
+  produce: z.strictObject({
+    transportId: mediaId,
+    kind: z.enum(['audio', 'video']),
+    rtpParameters: json,
+    source: z.enum(['camera', 'microphone', 'screen_share', 'screen_share_audio']).optional(),
+    paused: z.boolean().optional(),
+  }),
+  closeProducer: z.strictObject({ producerId: mediaId }),
+  pauseProducer: z.strictObject({ producerId: mediaId }),
+  resumeProducer: z.strictObject({ producerId: mediaId }),
+  consume: z.strictObject({ producerId: mediaId, transportId: mediaId, rtpCapabilities: json }),
+  resumeConsumer: z.strictObject({ consumerId: mediaId }),
+  pauseConsumer: z.strictObject({ consumerId: mediaId }),
+  closeConsumer: z.strictObject({ consumerId: mediaId }),
+  setPreferredLayers: z.strictObject({ consumerId: mediaId, spatialLayer: z.number().int().min(0).max(15), temporalLayer: z.number().int().min(0).max(15).optional() }),
+  setPriority: z.strictObject({ consumerId: mediaId, priority: z.number().int().min(1).max(255) }),
+  restartIce: z.strictObject({ transportId: mediaId }),
+  getStats: z.strictObject({ id: mediaId }),
+  produceData: z.strictObject({ transportId: mediaId, sctpStreamParameters: json, label: z.string().max(256).optional(), protocol: z.string().max(256).optional() }),
+  consumeData: z.strictObject({ dataProducerId: mediaId, transportId: mediaId }),
 } as const;
+
+/** Request kinds served by the SFU (asynchronous: they talk to mediasoup workers). */
+export const SFU_KINDS = new Set<string>([
+  'createTransport', 'connectTransport', 'produce', 'closeProducer', 'pauseProducer', 'resumeProducer',
+  'consume', 'resumeConsumer', 'pauseConsumer', 'closeConsumer', 'setPreferredLayers', 'setPriority',
+  'restartIce', 'getStats', 'produceData', 'consumeData',
+]);
 
 export type RequestKind = keyof typeof requestBodies;
 export const REQUEST_KINDS = Object.keys(requestBodies) as RequestKind[];
