@@ -13,7 +13,8 @@ WORKER_DEST="$ROOT/node_modules/mediasoup/worker/out/Release/mediasoup-worker"
 log() { printf '\n[setup] %s\n' "$*"; }
 
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-APT_PKGS="pkg-config ninja-build libssl-dev libuv1-dev libabsl-dev libsrtp2-dev libusrsctp-dev nlohmann-json3-dev"
+# chromium: the real-browser end-to-end test (playwright-core drives /usr/bin/chromium).
+APT_PKGS="pkg-config ninja-build libssl-dev libuv1-dev libabsl-dev libsrtp2-dev libusrsctp-dev nlohmann-json3-dev chromium"
 missing=""
 for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

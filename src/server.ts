@@ -1,6 +1,8 @@
 import uWS from 'uWebSockets.js';
 import { registerHealth } from './api/health.js';
 import { send } from './api/http.js';
+import { registerStatic } from './api/static.js';
+import { DEV_API_KEY, DEV_API_SECRET } from './config/load.js';
 import { TokenVerifier } from './auth/token.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './obs/logger.js';
@@ -128,6 +130,7 @@ export class AuraServer {
       },
       this.metrics,
     );
+    registerStatic(this.app, config.development ? { key: DEV_API_KEY, secret: DEV_API_SECRET } : null);
     this.app.any('/*', (res) => send(res, { status: 404, body: { code: 'NOT_FOUND', message: 'no such route' } }));
   }
 
