@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { eventually, sleep, startServer, type TestServer } from './helpers.js';
+
+// End to end in a real browser: headless Chromium (Debian's, installed by scripts/setup.sh)
+// with fake camera and microphone opens the demo page twice in one room.
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--use-fake-ui-for-media-stream',
+  '--use-fake-device-for-media-stream',
+  '--disable-background-networking',
+  // The SFU listens on 127.0.0.1 in tests: let WebRTC use loopback.
+  '--allow-loopback-in-peer-connection',
+  // getDisplayMedia without a picker.
+  '--auto-select-desktop-capture-source=Entire screen',
+];
+
+interface TrackStat {
+  identity: string;
+  source: string;
+  kind: string;
+  framesDecoded: number;
+  packetsReceived: number;
+}
+
+/** Per subscribed track: what that consumer's RTCRtpReceiver reports (inbound-rtp). */
+function remoteStats(page: Page): Promise<TrackStat[]> {
+  return page.evaluate(async () => {
+    const room = (window as unknown as { auralinkRoom?: import('../src/client/room.js').Room }).auralinkRoom;
+    if (!room) return [];
+    const out: TrackStat[] = [];
+    for (const r of room.remote.values()) {
+      let framesDecoded = 0;
+      let packetsReceived = 0;
+      (await r.consumer.getStats()).forEach((s: { type: string; framesDecoded?: number; packetsReceived?: number }) => {
+        if (s.type !== 'inbound-rtp') return;
+        framesDecoded += s.framesDecoded ?? 0;
+        packetsReceived += s.packetsReceived ?? 0;
+      });
+      out.push({ identity: r.participantIdentity, source: r.source, kind: r.kind, framesDecoded, packetsReceived });
+    }
+    return out;
+  });
+}
+
+const find = (stats: TrackStat[], identity: string, source: string): TrackStat | undefined =>
+  stats.find((s) => s.identity === identity && s.source === source);
+
+describe('real browser end to end', () => {
+  let t: TestServer;
+  let browser: Browser;
+  const pages: Record<string, Page> = {};
+
+  before(async () => {
+    t = await startServer({ development: true });
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    for (const name of ['alice', 'bob']) {
+      const page = await (await browser.newContext()).newPage();
+      await page.goto(`${t.http}/`);
+      await page.fill('#room', 'e2e');
+      await page.fill('#name', name);
+      await page.click('#joinBtn');
+      await page.waitForSelector('body[data-joined=true]', { timeout: 20_000 });
+      pages[name] = page;
+    }
+  });
+
+  after(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  test("each page receives the other's audio and video, and it keeps flowing", async () => {
+    for (const [me, other] of [['alice', 'bob'], ['bob', 'alice']] as const) {
+      await eventually(async () => {
+        const s = await remoteStats(pages[me]!);
+        return (find(s, other, 'camera')?.framesDecoded ?? 0) > 0 && (find(s, other, 'microphone')?.packetsReceived ?? 0) > 0;
+      }, 20_000, `${me} receiving ${other}`);
+    }
+    const first = { alice: await remoteStats(pages.alice!), bob: await remoteStats(pages.bob!) };
+    await sleep(1500);
+    const second = { alice: await remoteStats(pages.alice!), bob: await remoteStats(pages.bob!) };
+    for (const [me, other] of [['alice', 'bob'], ['bob', 'alice']] as const) {
+      const v0 = find(first[me], other, 'camera')!.framesDecoded;
+      const v1 = find(second[me], other, 'camera')!.framesDecoded;
+      const a0 = find(first[me], other, 'microphone')!.packetsReceived;
+      const a1 = find(second[me], other, 'microphone')!.packetsReceived;
+      assert.ok(v1 > v0, `${me}: video frames from ${other} keep being decoded (${v0} -> ${v1})`);
+      assert.ok(a1 > a0, `${me}: audio packets from ${other} keep arriving (${a0} -> ${a1})`);
+    }
+  });
+
+  test("alice's screen share is seen by bob", async () => {
+    await pages.alice!.click('#screen');
+    await eventually(async () => (find(await remoteStats(pages.bob!), 'alice', 'screen_share')?.framesDecoded ?? 0) > 0, 20_000, 'bob decoding the screen share');
+    assert.equal(await pages.bob!.locator('.tile .name', { hasText: 'alice (screen)' }).count(), 1);
+  });
+
+  test("leaving closes the other's consumers, and the server's", async () => {
+    await pages.alice!.click('#leave');
+    await eventually(async () => (await remoteStats(pages.bob!)).length === 0, 10_000, "bob's consumers of alice closed");
+    await eventually(async () => (await t.metric('auralink_sfu_objects', { type: 'consumer' })) === 0, 5000, 'no consumers on the server');
+    assert.equal(await t.metric('auralink_sfu_objects', { type: 'producer' }), 2, "only bob's camera and microphone are left");
+    assert.equal(await pages.bob!.locator('.tile').count(), 1, "alice's tiles are gone from bob's page");
+  });
+});
