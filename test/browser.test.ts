@@ -99,6 +99,30 @@ describe('real browser end to end', () => {
     assert.equal(await pages.bob!.locator('.tile .name', { hasText: 'alice (screen)' }).count(), 1);
   });
 
+  test('when the media worker dies, both pages get their media back without user action', async () => {
+    const before = { alice: await remoteStats(pages.alice!), bob: await remoteStats(pages.bob!) };
+    assert.ok(before.alice.length > 0 && before.bob.length > 0);
+    const restored = Promise.all(
+      ['alice', 'bob'].map((n) =>
+        pages[n]!.evaluate(
+          () =>
+            new Promise<void>((resolve) =>
+              (window as unknown as { auralinkRoom: import('../src/client/room.js').Room }).auralinkRoom.once('mediaRestored', () => resolve()),
+            ),
+        ),
+      ),
+    );
+    const victim = (await t.health()).sfu!.workers[0]!.pid;
+    process.kill(victim, 'SIGKILL');
+    await restored;
+    // New consumers: frames from the other side are decoded again, and keep coming.
+    for (const [me, other] of [['alice', 'bob'], ['bob', 'alice']] as const) {
+      await eventually(async () => (find(await remoteStats(pages[me]!), other, 'camera')?.framesDecoded ?? 0) > 10, 20_000, `${me} sees ${other} again`);
+      await eventually(async () => (find(await remoteStats(pages[me]!), other, 'microphone')?.packetsReceived ?? 0) > 10, 20_000, `${me} hears ${other} again`);
+    }
+    assert.ok(!(await t.health()).sfu!.workers.some((w) => w.pid === victim), 'the worker was replaced');
+  });
+
   test("leaving closes the other's consumers, and the server's", async () => {
     await pages.alice!.click('#leave');
     await eventually(async () => (await remoteStats(pages.bob!)).length === 0, 10_000, "bob's consumers of alice closed");

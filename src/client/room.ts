@@ -202,7 +202,7 @@ export class Room extends Emitter<RoomEvents> {
 
   /** Publishes a local track under a source (replacing what that source had). */
   async publish(track: MediaStreamTrack, source: TrackSource): Promise<void> {
-    await this.unpublish(source);
+    await this.unpublish(source, this.local.get(source)?.track !== track);
     const entry = { track, producer: null as ms.Producer | null };
     this.local.set(source, entry);
     entry.producer = await this.produce(track, source);
@@ -212,19 +212,24 @@ export class Room extends Emitter<RoomEvents> {
     const t = await this.send();
     return t.produce({
       track,
+      // The Room owns its tracks: closing a producer (transport lost, media rebuilt) must not
+      // end the camera, or there would be nothing left to republish.
+      stopTracks: false,
       appData: { source },
       ...(source === 'camera' ? { encodings: CAMERA_ENCODINGS } : {}),
       ...(track.kind === 'audio' ? { codecOptions: { opusStereo: false, opusDtx: true } } : {}),
     });
   }
 
-  async unpublish(source: TrackSource): Promise<void> {
+  /** Stops publishing a source (and ends its track unless told not to). */
+  async unpublish(source: TrackSource, stopTrack = true): Promise<void> {
     const e = this.local.get(source);
     if (!e) return;
     this.local.delete(source);
     if (e.producer && !e.producer.closed) {
       const id = e.producer.id;
       e.producer.close();
+      if (stopTrack) e.track.stop();
       await this.signal.request({ closeProducer: { producerId: id } }).catch(() => undefined);
     }
   }
