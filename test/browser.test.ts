@@ -93,6 +93,29 @@ describe('real browser end to end', () => {
     }
   });
 
+  test('audio levels and the active speaker reach the pages', async () => {
+    // Chromium's fake microphone beeps: the SFU's observers hear it.
+    const levels = await pages.bob!.evaluate(
+      () =>
+        new Promise<number>((resolve) => {
+          const room = (window as unknown as { auralinkRoom: import('../src/client/room.js').Room }).auralinkRoom;
+          let n = 0;
+          room.signal.on('audioLevels', (l) => (n += l.levels.length));
+          setTimeout(() => resolve(n), 3000);
+        }),
+    );
+    assert.ok(levels > 0, 'audio level reports arrived');
+    for (const page of [pages.alice!, pages.bob!]) {
+      await eventually(async () => {
+        const { speaker, sids } = await page.evaluate(() => {
+          const room = (window as unknown as { auralinkRoom: import('../src/client/room.js').Room }).auralinkRoom;
+          return { speaker: room.activeSpeakerSid, sids: [room.me.sid, ...[...room.participants.values()].map((p) => p.sid)] };
+        });
+        return speaker !== null && sids.includes(speaker);
+      }, 10_000, 'an active speaker among the participants');
+    }
+  });
+
   test("alice's screen share is seen by bob", async () => {
     await pages.alice!.click('#screen');
     await eventually(async () => (find(await remoteStats(pages.bob!), 'alice', 'screen_share')?.framesDecoded ?? 0) > 0, 20_000, 'bob decoding the screen share');

@@ -52,6 +52,8 @@ export class Room extends Emitter<RoomEvents> {
   private recvPending: Promise<ms.Transport> | null = null;
   private sendPending: Promise<ms.Transport> | null = null;
   private readonly consuming = new Set<string>();
+  /** Sid of the participant speaking most (from the SFU's active speaker detection). */
+  activeSpeakerSid: string | null = null;
 
   private constructor(readonly signal: SignalClient) {
     super();
@@ -60,6 +62,8 @@ export class Room extends Emitter<RoomEvents> {
   static async connect(url: string, token: string, opts: SignalClientOptions = {}): Promise<Room> {
     const signal = await SignalClient.connect(url, token, opts);
     const room = new Room(signal);
+    // Events that came with the join (before anyone could listen) are already in its state.
+    signal.on('activeSpeaker', ({ participantSid }) => (room.activeSpeakerSid ??= participantSid));
     const caps = signal.join.routerRtpCapabilities;
     if (!caps) throw new Error('this server has no SFU');
     await room.device.load({ routerRtpCapabilities: JSON.parse(caps) as ms.RtpCapabilities });
@@ -85,7 +89,10 @@ export class Room extends Emitter<RoomEvents> {
     s.on('consumerClosed', ({ consumerId }) => {
       for (const r of this.remote.values()) if (r.consumer.id === consumerId) this.dropRemote(r.producerId);
     });
-    s.on('activeSpeaker', ({ participantSid }) => this.emit('activeSpeaker', { participantSid }));
+    s.on('activeSpeaker', ({ participantSid }) => {
+      this.activeSpeakerSid = participantSid;
+      this.emit('activeSpeaker', { participantSid });
+    });
     s.on('mediaReset', () => void this.rebuildMedia());
     s.on('reconnecting', () => this.emit('reconnecting'));
     s.on('reconnected', ({ resumed }) => {

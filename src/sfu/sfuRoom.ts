@@ -33,6 +33,8 @@ export class SfuRoom {
   readonly peers = new Map<string, SfuPeer>(); // by participant sid
   /** Every producer in the room, with its owner. */
   readonly producers = new Map<string, { producer: types.Producer; peer: SfuPeer; source: string }>();
+  /** The producer the ActiveSpeakerObserver last named (it reports changes only). */
+  dominantProducerId: string | null = null;
   private activeSpeakerObserver!: types.ActiveSpeakerObserver;
   private audioLevelObserver!: types.AudioLevelObserver;
   private pending: Promise<RouterSlot> | null = null;
@@ -51,7 +53,10 @@ export class SfuRoom {
     if (!worker) throw new Error('no mediasoup worker available');
     const main = await room.addSlot(worker);
     room.activeSpeakerObserver = await main.router.createActiveSpeakerObserver({ interval: opts.activeSpeakerIntervalMs });
-    room.activeSpeakerObserver.on('dominantspeaker', ({ producer }) => sink.activeSpeaker(producer.id));
+    room.activeSpeakerObserver.on('dominantspeaker', ({ producer }) => {
+      room.dominantProducerId = producer.id;
+      sink.activeSpeaker(producer.id);
+    });
     room.audioLevelObserver = await main.router.createAudioLevelObserver({
       interval: opts.audioLevelIntervalMs,
       threshold: -70,

@@ -142,6 +142,8 @@ export class SfuService {
     for (const { producer, peer, source } of sfuRoom.producers.values()) {
       this.manager.sendTo(room, { producerAdded: this.producerInfo(producer, peer, source) }, [p]);
     }
+    const speaker = sfuRoom.dominantProducerId ? sfuRoom.producers.get(sfuRoom.dominantProducerId) : undefined;
+    if (speaker) p.conn?.send({ activeSpeaker: { participantSid: speaker.peer.sid, producerId: speaker.producer.id } });
     for (const peer of sfuRoom.peers.values()) {
       for (const dp of peer.dataProducers.values()) {
         this.manager.sendTo(room, { producerAdded: this.producerInfo({ id: dp.id, kind: 'data', paused: false }, peer, 'data') }, [p]);
