@@ -101,6 +101,9 @@ export class AuraServer {
           activeSpeakerIntervalMs: sfu.active_speaker_interval_ms,
           audioLevelIntervalMs: sfu.audio_level_interval_ms,
           initialAvailableOutgoingBitrate: sfu.initial_available_outgoing_bitrate,
+          allowPlainTransports: sfu.allow_plain_transports,
+          listenIp: sfu.listen_ip,
+          announcedIp: sfu.announced_ip,
         },
         this.log,
       );

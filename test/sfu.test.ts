@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import type { SignalClient } from '../src/client/signalClient.js';
 import type { ProducerInfo, TransportInfo } from '../src/signal/messages.js';
@@ -256,5 +257,66 @@ describe('SFU across workers', () => {
     assert.ok((await spared.request({ produce: { transportId: sparedTransport.id, kind: 'audio', rtpParameters: opus(3) } })).id);
     await a.leave();
     await b.leave();
+  });
+});
+
+describe('SFU forwarding RTP (plain transports)', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startServer({ sfu: { allow_plain_transports: true } });
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  test('RTP sent by one participant arrives at the other, rewritten to the consumer ssrc', async () => {
+    const a = await t.client('rtp-a', 'rtp');
+    const b = await t.client('rtp-b', 'rtp');
+    const send = (await a.request({ createTransport: { producing: true, plain: true } })).transport!;
+    const producerId = (await a.request({ produce: { transportId: send.id, kind: 'audio', rtpParameters: opus(4242) } })).id!;
+    const sock = createSocket('udp4');
+    const got: Buffer[] = [];
+    sock.on('message', (m) => got.push(m));
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const recv = (await b.request({ createTransport: { consuming: true, plain: true } })).transport!;
+    await b.request({ connectTransport: { transportId: recv.id, plainIp: '127.0.0.1', plainPort: sock.address().port } });
+    const c = (await b.request({ consume: { producerId, transportId: recv.id, rtpCapabilities: caps(b) } })).consumer!;
+    await b.request({ resumeConsumer: { consumerId: c.id } });
+    const consumerSsrc = (JSON.parse(c.rtpParameters) as { encodings: { ssrc: number }[] }).encodings[0]!.ssrc;
+    const src = createSocket('udp4');
+    for (let i = 0; i < 20; i++) {
+      const pkt = Buffer.alloc(12 + 40, 7);
+      pkt[0] = 0x80;
+      pkt[1] = 111;
+      pkt.writeUInt16BE(100 + i, 2);
+      pkt.writeUInt32BE(960 * i, 4);
+      pkt.writeUInt32BE(4242, 8);
+      src.send(pkt, send.plainPort!, send.plainIp!);
+      await sleep(10);
+    }
+    await eventually(() => got.filter((m) => (m[1]! & 0x7f) < 72 || (m[1]! & 0x7f) > 76).length >= 15, 3000, 'RTP forwarded');
+    const rtp = got.filter((m) => (m[1]! & 0x7f) < 72 || (m[1]! & 0x7f) > 76); // not RTCP
+    assert.ok(rtp.every((m) => m.readUInt32BE(8) === consumerSsrc), 'forwarded with the consumer ssrc');
+    // mediasoup may add header extensions: the payload starts after them.
+    const payload = (m: Buffer): Buffer => {
+      let off = 12 + (m[0]! & 0x0f) * 4;
+      if (m[0]! & 0x10) off += 4 + m.readUInt16BE(off + 2) * 4;
+      return m.subarray(off);
+    };
+    assert.deepEqual(payload(rtp[0]!), Buffer.alloc(40, 7), 'payload intact');
+    sock.close();
+    src.close();
+    await a.leave();
+    await b.leave();
+  });
+
+  test('plain transports stay refused where the server does not allow them', async () => {
+    const t2 = await startServer();
+    try {
+      const a = await t2.client('p', 'r');
+      await assert.rejects(a.request({ createTransport: { producing: true, plain: true } }), { code: 'PERMISSION_DENIED', field: 'createTransport.plain' });
+    } finally {
+      await t2.close();
+    }
   });
 });

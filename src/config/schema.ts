@@ -53,6 +53,7 @@ export const configSchema = z
       initial_available_outgoing_bitrate: positiveInt,
       active_speaker_interval_ms: positiveInt,
       audio_level_interval_ms: positiveInt,
+      allow_plain_transports: z.boolean(),
     }),
     redis: z.strictObject({ url: z.string() }),
     database: z.strictObject({ url: z.string() }),

@@ -2,11 +2,12 @@ import type { types } from 'mediasoup';
 import type { RouterSlot } from './sfuRoom.js';
 
 export interface PeerTransport {
-  transport: types.WebRtcTransport;
+  transport: types.WebRtcTransport | types.PlainTransport;
   slot: RouterSlot;
   producing: boolean;
   consuming: boolean;
   connected: boolean;
+  plain: boolean;
 }
 
 export interface PeerProducer {

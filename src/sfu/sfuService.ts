@@ -16,6 +16,9 @@ type Result = Omit<Response, 'requestId'>;
 
 export interface SfuServiceOptions extends SfuRoomOptions {
   initialAvailableOutgoingBitrate: number;
+  allowPlainTransports: boolean;
+  listenIp: string;
+  announcedIp: string;
 }
 
 const DEFAULT_SOURCE: Record<string, string> = { audio: 'microphone', video: 'camera' };
@@ -178,10 +181,17 @@ export class SfuService {
       case 'connectTransport': {
         const t = this.ownTransport(room, p, req.body.transportId, 'connectTransport.transportId');
         if (t.connected) throw new SignalError('INVALID_FIELD', 'transport is already connected', 'connectTransport.transportId');
+        const plain = t.plain;
+        const body = req.body;
+        if (plain ? !body.plainIp || !body.plainPort : !body.dtlsParameters) {
+          throw new SignalError('INVALID_FIELD', plain ? 'plainIp and plainPort are required' : 'dtlsParameters is required', 'connectTransport');
+        }
         t.connected = true;
         try {
-          await media('connectTransport.dtlsParameters', () =>
-            t.transport.connect({ dtlsParameters: req.body.dtlsParameters as unknown as types.DtlsParameters }),
+          await media('connectTransport', () =>
+            plain
+              ? (t.transport as types.PlainTransport).connect({ ip: body.plainIp!, port: body.plainPort! })
+              : (t.transport as types.WebRtcTransport).connect({ dtlsParameters: body.dtlsParameters as unknown as types.DtlsParameters }),
           );
         } catch (err) {
           t.connected = false;
@@ -223,6 +233,7 @@ export class SfuService {
         return { ok: {} };
       case 'restartIce': {
         const t = this.ownTransport(room, p, req.body.transportId, 'restartIce.transportId');
+        if (!('restartIce' in t.transport)) throw new SignalError('INVALID_FIELD', 'not an ICE transport', 'restartIce.transportId');
         return { json: JSON.stringify(await t.transport.restartIce()) };
       }
       case 'getStats':
@@ -283,9 +294,36 @@ export class SfuService {
     }
     if (producing && !p.permission.canPublish) throw new SignalError('PERMISSION_DENIED', 'token lacks canPublish', 'createTransport');
     if (consuming && !p.permission.canSubscribe) throw new SignalError('PERMISSION_DENIED', 'token lacks canSubscribe', 'createTransport');
+    if (body.plain && !this.opts.allowPlainTransports) {
+      throw new SignalError('PERMISSION_DENIED', 'plain RTP transports are disabled on this server', 'createTransport.plain');
+    }
     const sfuRoom = await this.ensureRoom(room);
     const slot = producing ? sfuRoom.main : await sfuRoom.slotForSubscriber();
     this.assertStillHere(room, p, sfuRoom);
+    if (body.plain) {
+      const transport = await slot.router.createPlainTransport({
+        listenIp: { ip: this.opts.listenIp, ...(this.opts.announcedIp ? { announcedIp: this.opts.announcedIp } : {}) },
+        rtcpMux: true,
+        comedia: producing, // a sender's address is learnt from its first packet
+        appData: { participantSid: p.sid },
+      });
+      let peer: SfuPeer;
+      try {
+        peer = this.assertStillHere(room, p, sfuRoom);
+      } catch (err) {
+        transport.close();
+        throw err;
+      }
+      // A producing plain transport needs no connect (comedia).
+      peer.transports.set(transport.id, { transport, slot, producing, consuming, connected: producing, plain: true });
+      transport.observer.once('close', () => peer.transports.delete(transport.id));
+      return {
+        transport: {
+          id: transport.id, iceParameters: '', iceCandidates: '', dtlsParameters: '',
+          plainIp: transport.tuple.localIp, plainPort: transport.tuple.localPort,
+        },
+      };
+    }
     const transport = await slot.router.createWebRtcTransport({
       webRtcServer: slot.worker.webRtcServer,
       enableUdp: true,
@@ -303,7 +341,7 @@ export class SfuService {
       transport.close();
       throw err;
     }
-    peer.transports.set(transport.id, { transport, slot, producing, consuming, connected: false });
+    peer.transports.set(transport.id, { transport, slot, producing, consuming, connected: false, plain: false });
     transport.observer.once('close', () => peer.transports.delete(transport.id));
     return {
       transport: {

@@ -89,6 +89,8 @@ export interface TransportInfo {
   iceCandidates: string;
   dtlsParameters: string;
   sctpParameters?: string;
+  plainIp?: string;
+  plainPort?: number;
 }
 
 export interface ConsumerInfo {
@@ -210,8 +212,8 @@ export interface RequestMessage {
   relay?: RelaySignal;
   leave?: Record<string, never>;
   listParticipants?: Record<string, never>;
-  createTransport?: { producing?: boolean; consuming?: boolean; sctp?: boolean };
-  connectTransport?: { transportId: string; dtlsParameters: string };
+  createTransport?: { producing?: boolean; consuming?: boolean; sctp?: boolean; plain?: boolean };
+  connectTransport?: { transportId: string; dtlsParameters?: string; plainIp?: string; plainPort?: number };
   produce?: { transportId: string; kind: string; rtpParameters: string; source?: string; paused?: boolean };
   closeProducer?: { producerId: string };
   pauseProducer?: { producerId: string };

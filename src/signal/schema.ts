@@ -70,8 +70,18 @@ export const requestBodies = {
   leave: z.strictObject({}),
   listParticipants: z.strictObject({}),
   // SFU
-  createTransport: z.strictObject({ producing: z.boolean().optional(), consuming: z.boolean().optional(), sctp: z.boolean().optional() }),
-  connectTransport: z.strictObject({ transportId: mediaId, dtlsParameters: json }),
+  createTransport: z.strictObject({
+    producing: z.boolean().optional(),
+    consuming: z.boolean().optional(),
+    sctp: z.boolean().optional(),
+    plain: z.boolean().optional(),
+  }),
+  connectTransport: z.strictObject({
+    transportId: mediaId,
+    dtlsParameters: json.optional(),
+    plainIp: z.union([z.ipv4(), z.ipv6()]).optional(),
+    plainPort: z.number().int().min(1).max(65535).optional(),
+  }),
   produce: z.strictObject({
     transportId: mediaId,
     kind: z.enum(['audio', 'video']),
