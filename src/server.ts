@@ -84,6 +84,7 @@ export class AuraServer {
       this.pool = new WorkerPool(
         {
           workers: sfu.workers || availableParallelism(),
+          codecs: sfu.codecs,
           logLevel: sfu.log_level,
           listenIp: sfu.listen_ip,
           announcedIp: sfu.announced_ip,

@@ -122,6 +122,23 @@ describe('real browser end to end', () => {
     assert.equal(await pages.bob!.locator('.tile .name', { hasText: 'alice (screen)' }).count(), 1);
   });
 
+  test('a dropped signalling connection resumes the same session and restarts ICE; media keeps flowing', async () => {
+    const restartsBefore = await t.metric('auralink_signal_messages_in_total', { type: 'restartIce' });
+    const result = await pages.bob!.evaluate(
+      () =>
+        new Promise<{ before: string; after: string }>((resolve) => {
+          const room = (window as unknown as { auralinkRoom: import('../src/client/room.js').Room }).auralinkRoom;
+          const before = room.me.sid;
+          room.once('reconnected', () => resolve({ before, after: room.me.sid }));
+          room.signal.simulateDrop();
+        }),
+    );
+    assert.equal(result.after, result.before, 'same participant after the resume');
+    await eventually(async () => (await t.metric('auralink_signal_messages_in_total', { type: 'restartIce' })) >= restartsBefore + 2, 5000, 'ICE restarted on both transports');
+    const v0 = find(await remoteStats(pages.bob!), 'alice', 'camera')!.framesDecoded;
+    await eventually(async () => find(await remoteStats(pages.bob!), 'alice', 'camera')!.framesDecoded > v0 + 10, 10_000, 'video keeps flowing');
+  });
+
   test('when the media worker dies, both pages get their media back without user action', async () => {
     const before = { alice: await remoteStats(pages.alice!), bob: await remoteStats(pages.bob!) };
     assert.ok(before.alice.length > 0 && before.bob.length > 0);

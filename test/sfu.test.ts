@@ -144,6 +144,18 @@ describe('SFU control plane', () => {
     await b.leave();
   });
 
+  test('router codecs come from config', async () => {
+    const t2 = await startServer({ sfu: { codecs: ['opus', 'H264'] } });
+    try {
+      const c = await t2.client('x', 'r');
+      const mimes = (JSON.parse(caps(c)) as { codecs: { mimeType: string }[] }).codecs.map((x) => x.mimeType);
+      assert.ok(mimes.includes('video/H264') && mimes.includes('audio/opus'));
+      assert.ok(!mimes.includes('video/VP8') && !mimes.includes('video/VP9'));
+    } finally {
+      await t2.close();
+    }
+  });
+
   test('grants are enforced: canPublish, canPublishSources, canSubscribe, canPublishData', async () => {
     const viewer = await t.client('viewer', 'perm', { grant: { canPublish: false, canPublishData: false } });
     await assert.rejects(viewer.request({ createTransport: { producing: true } }), { code: 'PERMISSION_DENIED' });

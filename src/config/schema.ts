@@ -43,6 +43,11 @@ export const configSchema = z
     sfu: z.strictObject({
       enabled: z.boolean(),
       workers: z.number().int().nonnegative(),
+      codecs: z
+        .array(z.enum(['opus', 'VP8', 'VP9', 'H264']))
+        .min(1)
+        .refine((c) => c.includes('opus'), 'opus is required (audio)')
+        .refine((c) => new Set(c).size === c.length, 'codecs must not repeat'),
       log_level: z.enum(['debug', 'warn', 'error', 'none']),
       listen_ip: z.string().min(1),
       announced_ip: z.string(),

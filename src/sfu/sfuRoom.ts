@@ -1,7 +1,7 @@
 import type { types } from 'mediasoup';
 import type { Logger } from 'pino';
 import type { SfuPeer } from './sfuPeer.js';
-import { MEDIA_CODECS, type WorkerPool, type WorkerSlot } from './workerPool.js';
+import type { WorkerPool, WorkerSlot } from './workerPool.js';
 
 /** A room's router on one worker, with the consumers it serves. */
 export class RouterSlot {
@@ -75,7 +75,7 @@ export class SfuRoom {
   }
 
   private async addSlot(worker: WorkerSlot): Promise<RouterSlot> {
-    const router = await worker.worker.createRouter({ mediaCodecs: MEDIA_CODECS });
+    const router = await worker.worker.createRouter({ mediaCodecs: this.pool.mediaCodecs });
     worker.routers++;
     router.observer.once('close', () => worker.routers--);
     const slot = new RouterSlot(router, worker);

@@ -7,24 +7,33 @@ type WebRtcServer = types.WebRtcServer;
 type Worker = types.Worker;
 import type { Logger } from 'pino';
 
-/** Codecs every room router offers (mediasoup adds RTX for the video ones). */
-export const MEDIA_CODECS: RtpCodecCapability[] = [
-  { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
-  { kind: 'video', mimeType: 'video/VP8', clockRate: 90000, parameters: { 'x-google-start-bitrate': 1000 } },
-  { kind: 'video', mimeType: 'video/VP9', clockRate: 90000, parameters: { 'profile-id': 0, 'x-google-start-bitrate': 1000 } },
-  { kind: 'video', mimeType: 'video/VP9', clockRate: 90000, parameters: { 'profile-id': 2, 'x-google-start-bitrate': 1000 } },
-  {
-    kind: 'video', mimeType: 'video/H264', clockRate: 90000,
-    parameters: { 'packetization-mode': 1, 'profile-level-id': '42e01f', 'level-asymmetry-allowed': 1, 'x-google-start-bitrate': 1000 },
-  },
-  {
-    kind: 'video', mimeType: 'video/H264', clockRate: 90000,
-    parameters: { 'packetization-mode': 1, 'profile-level-id': '4d0032', 'level-asymmetry-allowed': 1, 'x-google-start-bitrate': 1000 },
-  },
-];
+/**
+ * The codecs a room router can offer, by the names config's `sfu.codecs` uses (mediasoup
+ * adds RTX for the video ones). Order matters: it is the router's preference.
+ */
+export const CODECS: Record<string, RtpCodecCapability[]> = {
+  opus: [{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 }],
+  VP8: [{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000, parameters: { 'x-google-start-bitrate': 1000 } }],
+  VP9: [
+    { kind: 'video', mimeType: 'video/VP9', clockRate: 90000, parameters: { 'profile-id': 0, 'x-google-start-bitrate': 1000 } },
+    { kind: 'video', mimeType: 'video/VP9', clockRate: 90000, parameters: { 'profile-id': 2, 'x-google-start-bitrate': 1000 } },
+  ],
+  H264: [
+    {
+      kind: 'video', mimeType: 'video/H264', clockRate: 90000,
+      parameters: { 'packetization-mode': 1, 'profile-level-id': '42e01f', 'level-asymmetry-allowed': 1, 'x-google-start-bitrate': 1000 },
+    },
+    {
+      kind: 'video', mimeType: 'video/H264', clockRate: 90000,
+      parameters: { 'packetization-mode': 1, 'profile-level-id': '4d0032', 'level-asymmetry-allowed': 1, 'x-google-start-bitrate': 1000 },
+    },
+  ],
+};
 
 export interface WorkerPoolOptions {
   workers: number;
+  /** Names from CODECS, in preference order. */
+  codecs: string[];
   logLevel: 'debug' | 'warn' | 'error' | 'none';
   listenIp: string;
   announcedIp: string;
@@ -61,17 +70,20 @@ export interface WorkerPoolEvents {
 export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   readonly slots: WorkerSlot[] = [];
   rtpCapabilities!: RtpCapabilities;
+  /** The router codec list built from config. */
+  readonly mediaCodecs: RtpCodecCapability[];
   private closed = false;
 
   constructor(private readonly opts: WorkerPoolOptions, private readonly log: Logger) {
     super();
+    this.mediaCodecs = opts.codecs.flatMap((name) => CODECS[name] ?? []);
   }
 
   async start(): Promise<void> {
     for (let i = 0; i < this.opts.workers; i++) this.slots.push(await this.spawn(i));
     // Router capabilities depend only on the codec list: compute them once, so a join
     // response can carry them before the room has a router.
-    const probe = await this.slots[0]!.worker.createRouter({ mediaCodecs: MEDIA_CODECS });
+    const probe = await this.slots[0]!.worker.createRouter({ mediaCodecs: this.mediaCodecs });
     this.rtpCapabilities = probe.rtpCapabilities;
     probe.close();
   }
