@@ -1,7 +1,9 @@
 import uWS from 'uWebSockets.js';
 import { registerHealth } from './api/health.js';
 import { send } from './api/http.js';
+import { RoomServiceApi } from './api/roomService.js';
 import { registerStatic } from './api/static.js';
+import { registerTwirp } from './api/twirp.js';
 import { DEV_API_KEY, DEV_API_SECRET } from './config/load.js';
 import { TokenVerifier } from './auth/token.js';
 import type { Config } from './config/schema.js';
@@ -30,6 +32,7 @@ export class AuraServer {
   readonly app: uWS.TemplatedApp;
   readonly log: Logger;
   readonly metrics = new Metrics();
+  readonly verifier: TokenVerifier;
   readonly manager: RoomManager;
   readonly gateway: SignalGateway;
   readonly store: RoomStore;
@@ -43,6 +46,7 @@ export class AuraServer {
     this.log = deps.logger ?? createLogger(config.log_level, config.node_id);
     this.store = deps.store ?? new MemoryRoomStore();
     this.app = uWS.App();
+    this.verifier = new TokenVerifier(config.keys);
     const sig = config.signal;
     this.gateway = new SignalGateway(
       this.app,
@@ -58,7 +62,7 @@ export class AuraServer {
         },
         ipConnect: { perS: sig.ip_connect_limit.per_s, burst: sig.ip_connect_limit.burst },
       },
-      new TokenVerifier(config.keys),
+      this.verifier,
       this.metrics,
       this.log,
     );
@@ -134,6 +138,12 @@ export class AuraServer {
       },
       this.metrics,
     );
+    registerTwirp(this.app, 'livekit.RoomService', new RoomServiceApi(this.manager, this.sfu).methods(), {
+      verifier: this.verifier,
+      metrics: this.metrics,
+      log: this.log,
+      maxBodyBytes: 1024 * 1024,
+    });
     registerStatic(this.app, config.development ? { key: DEV_API_KEY, secret: DEV_API_SECRET } : null);
     this.app.any('/*', (res) => send(res, { status: 404, body: { code: 'NOT_FOUND', message: 'no such route' } }));
   }

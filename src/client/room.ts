@@ -94,6 +94,14 @@ export class Room extends Emitter<RoomEvents> {
       this.emit('activeSpeaker', { participantSid });
     });
     s.on('mediaReset', () => void this.rebuildMedia());
+    // Muted by an admin: stop sending too (the server already paused the producer).
+    s.on('trackMuted', ({ producerId, muted }) => {
+      for (const e of this.local.values()) {
+        if (e.producer?.id !== producerId) continue;
+        if (muted) e.producer.pause();
+        else e.producer.resume();
+      }
+    });
     s.on('reconnecting', () => this.emit('reconnecting'));
     s.on('reconnected', ({ resumed }) => {
       this.emit('reconnected');

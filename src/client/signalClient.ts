@@ -73,11 +73,12 @@ export interface SignalClientEvents extends Record<string, unknown[]> {
   activeSpeaker: [NonNullable<ServerMessage['activeSpeaker']>];
   audioLevels: [NonNullable<ServerMessage['audioLevels']>];
   mediaReset: [NonNullable<ServerMessage['mediaReset']>];
+  trackMuted: [NonNullable<ServerMessage['trackMuted']>];
 }
 
 const SFU_EVENTS = [
   'producerAdded', 'producerRemoved', 'consumerClosed', 'consumerPaused', 'consumerResumed',
-  'layersChanged', 'score', 'activeSpeaker', 'audioLevels', 'mediaReset',
+  'layersChanged', 'score', 'activeSpeaker', 'audioLevels', 'mediaReset', 'trackMuted',
 ] as const;
 
 // Close codes after which resuming makes no sense (see docs/PROTOCOL.md).

@@ -378,6 +378,24 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     for (const t of targets) t.conn?.send(msg);
   }
 
+  /** Data from the server (server API SendData): no sender; to the room or named identities. */
+  sendServerData(room: Room, payload: Uint8Array, topic: string | undefined, identities: string[]): void {
+    const data = {
+      participantSid: '',
+      participantIdentity: '',
+      payload,
+      timestamp: Date.now(),
+      ...(topic ? { topic } : {}),
+      ...(identities.length ? { destinationIdentities: identities } : {}),
+    };
+    if (identities.length === 0) {
+      this.fanout.publish(room, room.record({ data }));
+      return;
+    }
+    const targets = identities.map((id) => room.participants.get(id)).filter((p): p is Participant => !!p);
+    this.sendTo(room, { data }, targets);
+  }
+
   /** Explicit Leave from the client. */
   leave(room: Room, p: Participant): void {
     this.removeParticipant(room, p, 'CLIENT_INITIATED', { closeCode: CloseCode.NORMAL, message: 'left' });

@@ -25,6 +25,8 @@ export class SfuPeer {
   readonly consumers = new Map<string, { consumer: types.Consumer; slot: RouterSlot }>();
   readonly dataProducers = new Map<string, types.DataProducer>();
   readonly dataConsumers = new Map<string, types.DataConsumer>();
+  /** Producers the server API unsubscribed this participant from (UpdateSubscriptions). */
+  readonly blocked = new Set<string>();
   closed = false;
 
   constructor(

@@ -401,6 +401,9 @@ export class SfuService {
     const owner = sfuRoom?.producers.get(body.producerId);
     if (!sfuRoom || !owner) throw new SignalError('NOT_FOUND', `no producer ${body.producerId} in the room`, 'consume.producerId');
     if (owner.peer.sid === p.sid) throw new SignalError('INVALID_FIELD', 'cannot consume your own producer', 'consume.producerId');
+    if (sfuRoom.peers.get(p.sid)?.blocked.has(body.producerId)) {
+      throw new SignalError('PERMISSION_DENIED', 'unsubscribed from this track by the server', 'consume.producerId');
+    }
     const t = this.ownTransport(room, p, body.transportId, 'consume.transportId');
     if (!t.consuming) throw new SignalError('INVALID_FIELD', 'not a consuming transport', 'consume.transportId');
     const rtpCapabilities = body.rtpCapabilities as unknown as types.RtpCapabilities;
@@ -493,6 +496,64 @@ export class SfuService {
         protocol: dc.protocol,
       },
     };
+  }
+
+  // ---------- server API (RoomService) ----------
+
+  /** A participant's published tracks. */
+  tracksOf(roomName: string, sid: string): { producerId: string; kind: string; source: string; paused: boolean; mimeType: string }[] {
+    const peer = this.rooms.get(roomName)?.peers.get(sid);
+    if (!peer) return [];
+    return [...peer.producers.values()].map(({ producer, source }) => ({
+      producerId: producer.id,
+      kind: producer.kind,
+      source,
+      paused: producer.paused,
+      mimeType: producer.rtpParameters.codecs[0]?.mimeType ?? '',
+    }));
+  }
+
+  /** MutePublishedTrack: pause/resume the producer and tell its owner. False if no such track. */
+  async setProducerMuted(room: Room, p: Participant, producerId: string, muted: boolean): Promise<boolean> {
+    const pr = this.peerOf(room, p)?.producers.get(producerId)?.producer;
+    if (!pr) return false;
+    if (muted) await pr.pause();
+    else await pr.resume();
+    p.conn?.send({ trackMuted: { producerId, muted } });
+    return true;
+  }
+
+  /** After a permission change: what the participant may no longer do is undone. */
+  enforcePermissions(room: Room, p: Participant): void {
+    const peer = this.peerOf(room, p);
+    if (!peer) return;
+    if (!p.permission.canPublish) for (const { producer } of [...peer.producers.values()]) producer.close();
+    if (!p.permission.canSubscribe) for (const { consumer } of [...peer.consumers.values()]) consumer.close();
+    if (!p.permission.canPublishData) for (const dp of [...peer.dataProducers.values()]) dp.close();
+  }
+
+  /**
+   * UpdateSubscriptions: unsubscribing closes the participant's consumers of those producers
+   * (and refuses new ones); subscribing lifts that and re-announces them so the SDK consumes.
+   */
+  setSubscribed(room: Room, p: Participant, producerIds: string[], subscribe: boolean): void {
+    const sfuRoom = this.rooms.get(room.name);
+    if (!sfuRoom) return;
+    const peer = this.assertStillHere(room, p, sfuRoom);
+    for (const id of producerIds) {
+      if (subscribe) {
+        peer.blocked.delete(id);
+        const owner = sfuRoom.producers.get(id);
+        if (owner) this.manager.sendTo(room, { producerAdded: this.producerInfo(owner.producer, owner.peer, owner.source) }, [p]);
+      } else {
+        peer.blocked.add(id);
+        for (const { consumer } of [...peer.consumers.values()]) {
+          if (consumer.producerId !== id) continue;
+          consumer.close();
+          p.conn?.send({ consumerClosed: { consumerId: consumer.id, reason: 'unsubscribed' } });
+        }
+      }
+    }
   }
 
   // ---------- metrics ----------

@@ -171,6 +171,7 @@ export interface ServerMessage {
   activeSpeaker?: { participantSid: string; producerId: string };
   audioLevels?: { levels: { participantSid: string; producerId: string; volume: number }[] };
   mediaReset?: { reason: string };
+  trackMuted?: { producerId: string; muted: boolean };
 }
 
 export const SERVER_BODY_KINDS = [
@@ -194,6 +195,7 @@ export const SERVER_BODY_KINDS = [
   'activeSpeaker',
   'audioLevels',
   'mediaReset',
+  'trackMuted',
 ] as const;
 export type ServerBodyKind = (typeof SERVER_BODY_KINDS)[number];
 

@@ -1,0 +1,276 @@
+import {
+  CreateRoomRequest,
+  DeleteRoomRequest,
+  DeleteRoomResponse,
+  ListParticipantsRequest,
+  ListParticipantsResponse,
+  ListRoomsRequest,
+  ListRoomsResponse,
+  MuteRoomTrackRequest,
+  MuteRoomTrackResponse,
+  ParticipantInfo as LkParticipantInfo,
+  ParticipantInfo_State,
+  ParticipantPermission as LkPermission,
+  RemoveParticipantResponse,
+  Room as LkRoom,
+  RoomParticipantIdentity,
+  SendDataRequest,
+  SendDataResponse,
+  TrackInfo,
+  TrackSource,
+  TrackType,
+  UpdateParticipantRequest,
+  UpdateRoomMetadataRequest,
+  UpdateSubscriptionsRequest,
+  UpdateSubscriptionsResponse,
+} from '@livekit/protocol';
+import type { Claims } from '../auth/token.js';
+import type { Participant } from '../rooms/participant.js';
+import { CloseCode } from '../rooms/ports.js';
+import type { Room } from '../rooms/room.js';
+import type { RoomManager } from '../rooms/roomManager.js';
+import { SignalError } from '../signal/errors.js';
+import type { SfuService } from '../sfu/sfuService.js';
+import { twirpMethod, TwirpError, type TwirpMethod } from './twirp.js';
+
+const SOURCE_TO_LK: Record<string, TrackSource> = {
+  camera: TrackSource.CAMERA,
+  microphone: TrackSource.MICROPHONE,
+  screen_share: TrackSource.SCREEN_SHARE,
+  screen_share_audio: TrackSource.SCREEN_SHARE_AUDIO,
+};
+const LK_TO_SOURCE = new Map<TrackSource, string>(Object.entries(SOURCE_TO_LK).map(([k, v]) => [v, k]));
+
+// LiveKit's grant rules for RoomService.
+function need(claims: Claims, grant: 'roomCreate' | 'roomList'): void {
+  if (!claims.video?.[grant]) throw new TwirpError('permission_denied', `token lacks ${grant}`);
+}
+function needAdmin(claims: Claims, room: string): void {
+  if (!claims.video?.roomAdmin) throw new TwirpError('permission_denied', 'token lacks roomAdmin');
+  if (claims.video.room !== room) throw new TwirpError('permission_denied', `token is for room ${JSON.stringify(claims.video.room ?? '')}`);
+}
+
+/**
+ * LiveKit's RoomService (livekit.RoomService over Twirp) on this node's rooms, so LiveKit
+ * server SDKs and the platform dashboard work unchanged. Rooms are this node's; the Redis
+ * room store (multi-node work) will widen ListRooms/ListParticipants to the cluster.
+ */
+export class RoomServiceApi {
+  constructor(
+    private readonly manager: RoomManager,
+    private readonly sfu: SfuService | undefined,
+  ) {}
+
+  private room(name: string): Room {
+    const room = this.manager.rooms.get(name);
+    if (!room) throw new TwirpError('not_found', `room ${JSON.stringify(name)} does not exist`);
+    return room;
+  }
+
+  private participant(room: Room, identity: string): Participant {
+    const p = room.participants.get(identity);
+    if (!p) throw new TwirpError('not_found', `participant ${JSON.stringify(identity)} is not in room ${JSON.stringify(room.name)}`);
+    return p;
+  }
+
+  private roomInfo(room: Room): LkRoom {
+    let publishers = 0;
+    for (const p of room.participants.values()) if (this.sfu?.tracksOf(room.name, p.sid).length) publishers++;
+    return new LkRoom({
+      sid: room.sid,
+      name: room.name,
+      emptyTimeout: Math.round(room.emptyTimeoutS),
+      maxParticipants: room.maxParticipants,
+      creationTime: BigInt(Math.floor(room.createdAt / 1000)),
+      metadata: room.metadata,
+      numParticipants: room.visibleCount(),
+      numPublishers: publishers,
+    });
+  }
+
+  private participantInfo(room: Room, p: Participant): LkParticipantInfo {
+    const tracks = (this.sfu?.tracksOf(room.name, p.sid) ?? []).map(
+      (t) =>
+        new TrackInfo({
+          sid: t.producerId,
+          type: t.kind === 'audio' ? TrackType.AUDIO : TrackType.VIDEO,
+          source: SOURCE_TO_LK[t.source] ?? TrackSource.UNKNOWN,
+          muted: t.paused,
+          mimeType: t.mimeType,
+        }),
+    );
+    const perm = p.permission;
+    return new LkParticipantInfo({
+      sid: p.sid,
+      identity: p.identity,
+      name: p.name,
+      metadata: p.metadata,
+      state: p.state === 'active' ? ParticipantInfo_State.ACTIVE : ParticipantInfo_State.DISCONNECTED,
+      joinedAt: BigInt(Math.floor(p.joinedAt / 1000)),
+      tracks,
+      isPublisher: tracks.length > 0,
+      permission: new LkPermission({
+        canSubscribe: perm.canSubscribe,
+        canPublish: perm.canPublish,
+        canPublishData: perm.canPublishData,
+        hidden: perm.hidden,
+        canUpdateMetadata: perm.canUpdateMetadata,
+        canPublishSources: perm.canPublishSources.map((s) => SOURCE_TO_LK[s] ?? TrackSource.UNKNOWN),
+      }),
+    });
+  }
+
+  methods(): Record<string, TwirpMethod> {
+    return {
+      CreateRoom: twirpMethod({
+        req: CreateRoomRequest,
+        res: LkRoom,
+        handle: (r, c) => {
+          need(c, 'roomCreate');
+          if (!r.name) throw new TwirpError('invalid_argument', 'name is required');
+          const room = this.manager.createRoom(r.name, {
+            metadata: r.metadata,
+            ...(r.maxParticipants ? { maxParticipants: r.maxParticipants } : {}),
+            ...(r.emptyTimeout ? { emptyTimeoutS: r.emptyTimeout } : {}),
+          });
+          return this.roomInfo(room);
+        },
+      }),
+      ListRooms: twirpMethod({
+        req: ListRoomsRequest,
+        res: ListRoomsResponse,
+        handle: (r, c) => {
+          need(c, 'roomList');
+          const rooms = [...this.manager.rooms.values()].filter((x) => r.names.length === 0 || r.names.includes(x.name));
+          return new ListRoomsResponse({ rooms: rooms.map((x) => this.roomInfo(x)) });
+        },
+      }),
+      DeleteRoom: twirpMethod({
+        req: DeleteRoomRequest,
+        res: DeleteRoomResponse,
+        handle: (r, c) => {
+          need(c, 'roomCreate');
+          // LiveKit answers DeleteRoom for an unknown room without error.
+          const room = this.manager.rooms.get(r.room);
+          if (room) this.manager.closeRoom(room, 'ROOM_DELETED', CloseCode.ROOM_DELETED);
+          return new DeleteRoomResponse();
+        },
+      }),
+      ListParticipants: twirpMethod({
+        req: ListParticipantsRequest,
+        res: ListParticipantsResponse,
+        handle: (r, c) => {
+          needAdmin(c, r.room);
+          const room = this.room(r.room);
+          const list = [...room.participants.values()].filter((p) => !p.hidden).map((p) => this.participantInfo(room, p));
+          return new ListParticipantsResponse({ participants: list });
+        },
+      }),
+      GetParticipant: twirpMethod({
+        req: RoomParticipantIdentity,
+        res: LkParticipantInfo,
+        handle: (r, c) => {
+          needAdmin(c, r.room);
+          const room = this.room(r.room);
+          return this.participantInfo(room, this.participant(room, r.identity));
+        },
+      }),
+      RemoveParticipant: twirpMethod({
+        req: RoomParticipantIdentity,
+        res: RemoveParticipantResponse,
+        handle: (r, c) => {
+          needAdmin(c, r.room);
+          const room = this.room(r.room);
+          const p = this.participant(room, r.identity);
+          this.manager.removeParticipant(room, p, 'PARTICIPANT_REMOVED', { closeCode: CloseCode.REMOVED, message: 'removed by the server' });
+          return new RemoveParticipantResponse();
+        },
+      }),
+      MutePublishedTrack: twirpMethod({
+        req: MuteRoomTrackRequest,
+        res: MuteRoomTrackResponse,
+        handle: async (r, c) => {
+          needAdmin(c, r.room);
+          const room = this.room(r.room);
+          const p = this.participant(room, r.identity);
+          if (!this.sfu || !(await this.sfu.setProducerMuted(room, p, r.trackSid, r.muted))) {
+            throw new TwirpError('not_found', `track ${JSON.stringify(r.trackSid)} not published by ${JSON.stringify(r.identity)}`);
+          }
+          return new MuteRoomTrackResponse({ track: this.participantInfo(room, p).tracks.find((t) => t.sid === r.trackSid) });
+        },
+      }),
+      UpdateParticipant: twirpMethod({
+        req: UpdateParticipantRequest,
+        res: LkParticipantInfo,
+        handle: (r, c) => {
+          needAdmin(c, r.room);
+          const room = this.room(r.room);
+          const p = this.participant(room, r.identity);
+          if (r.permission) {
+            const lp = r.permission;
+            p.permission = {
+              canPublish: lp.canPublish,
+              canSubscribe: lp.canSubscribe,
+              canPublishData: lp.canPublishData,
+              canUpdateMetadata: lp.canUpdateMetadata,
+              hidden: lp.hidden,
+              canPublishSources: lp.canPublishSources.map((s) => LK_TO_SOURCE.get(s)).filter((s): s is string => !!s),
+            };
+            this.sfu?.enforcePermissions(room, p);
+          }
+          try {
+            this.manager.updateParticipant(room, p, {
+              ...(r.name ? { name: r.name } : {}),
+              ...(r.metadata ? { metadata: r.metadata } : {}),
+            });
+          } catch (err) {
+            if (err instanceof SignalError) throw new TwirpError('invalid_argument', err.message);
+            throw err;
+          }
+          return this.participantInfo(room, p);
+        },
+      }),
+      UpdateSubscriptions: twirpMethod({
+        req: UpdateSubscriptionsRequest,
+        res: UpdateSubscriptionsResponse,
+        handle: (r, c) => {
+          needAdmin(c, r.room);
+          const room = this.room(r.room);
+          const p = this.participant(room, r.identity);
+          const ids = [...r.trackSids, ...r.participantTracks.flatMap((pt) => pt.trackSids)];
+          this.sfu?.setSubscribed(room, p, ids, r.subscribe);
+          return new UpdateSubscriptionsResponse();
+        },
+      }),
+      UpdateRoomMetadata: twirpMethod({
+        req: UpdateRoomMetadataRequest,
+        res: LkRoom,
+        handle: (r, c) => {
+          needAdmin(c, r.room);
+          const room = this.room(r.room);
+          try {
+            this.manager.updateRoomMetadata(room, r.metadata);
+          } catch (err) {
+            if (err instanceof SignalError) throw new TwirpError('invalid_argument', err.message);
+            throw err;
+          }
+          return this.roomInfo(room);
+        },
+      }),
+      SendData: twirpMethod({
+        req: SendDataRequest,
+        res: SendDataResponse,
+        handle: (r, c) => {
+          needAdmin(c, r.room);
+          const room = this.room(r.room);
+          const identities = [...r.destinationIdentities];
+          for (const sid of r.destinationSids) {
+            for (const p of room.participants.values()) if (p.sid === sid) identities.push(p.identity);
+          }
+          this.manager.sendServerData(room, r.data, r.topic, identities);
+          return new SendDataResponse();
+        },
+      }),
+    };
+  }
+}
