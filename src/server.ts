@@ -11,7 +11,12 @@ import { createLogger, type Logger } from './obs/logger.js';
 import { Metrics } from './obs/metrics.js';
 import { CloseCode } from './rooms/ports.js';
 import { RoomManager } from './rooms/roomManager.js';
+import { recordCalls } from './db/callRecorder.js';
+import { migrate, openDatabase, type Database } from './db/database.js';
+import { WriteBehind } from './db/writeBehind.js';
 import { SfuService } from './sfu/sfuService.js';
+import { WebhookDispatcher } from './webhooks/dispatcher.js';
+import { notifyWebhooks } from './webhooks/notifier.js';
 import { WorkerPool } from './sfu/workerPool.js';
 import { SignalGateway } from './signal/gateway.js';
 import { availableParallelism } from 'node:os';
@@ -39,6 +44,9 @@ export class AuraServer {
   readonly pool: WorkerPool | undefined;
   readonly sfu: SfuService | undefined;
   private listenSocket: uWS.us_listen_socket | null = null;
+  private db: Database | undefined;
+  private writes: WriteBehind | undefined;
+  private webhooks: WebhookDispatcher | undefined;
   private drainPromise: Promise<void> | undefined;
   port = 0;
 
@@ -148,12 +156,13 @@ export class AuraServer {
     this.app.any('/*', (res) => send(res, { status: 404, body: { code: 'NOT_FOUND', message: 'no such route' } }));
   }
 
-  /** Starts the media workers (if enabled), then listens. */
+  /** Starts the media workers (if enabled) and the database, then listens. */
   async listen(port = this.config.port, host = this.config.bind_address): Promise<number> {
     if (this.pool && this.pool.slots.length === 0) {
       await this.pool.start();
       this.manager.routerRtpCapabilities = JSON.stringify(this.pool.rtpCapabilities);
     }
+    if (!this.db) await this.startPersistence();
     return new Promise((resolve, reject) => {
       this.app.listen(host, port, (sock) => {
         if (!sock) return reject(new Error(`cannot listen on ${host}:${port}`));
@@ -163,6 +172,24 @@ export class AuraServer {
         resolve(this.port);
       });
     });
+  }
+
+  private async startPersistence(): Promise<void> {
+    const c = this.config;
+    this.db = await openDatabase({ url: c.database.url, dataDir: c.database.data_dir }, this.log);
+    await migrate(this.db, this.log);
+    this.writes = new WriteBehind(this.db, { maxBuffered: c.database.write_queue_max }, this.metrics.registry, this.log);
+    recordCalls(this.manager, this.sfu, this.writes, c.node_id);
+    if (c.webhook.urls.length > 0) {
+      const keys = Object.keys(c.keys);
+      const apiKey = c.webhook.api_key || keys[0];
+      const secret = apiKey ? c.keys[apiKey] : undefined;
+      if (!apiKey || !secret) throw new Error('webhook.urls are set but there is no API key to sign webhooks with');
+      notifyWebhooks(this.manager, this.sfu, this.writes, c.webhook.urls);
+      this.webhooks = new WebhookDispatcher(this.db, { apiKey, secret }, this.metrics.registry, this.log);
+      this.webhooks.start();
+    }
+    this.log.info({ db: this.db.kind, webhooks: c.webhook.urls.length }, 'persistence ready');
   }
 
   /**
@@ -193,6 +220,10 @@ export class AuraServer {
     this.manager.dispose();
     await this.sfu?.close();
     await this.pool?.close();
+    // Room/participant end rows were just queued by closeAll(): write them, then stop.
+    await this.writes?.close();
+    await this.webhooks?.close();
+    await this.db?.close();
     if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
     await this.store.close();

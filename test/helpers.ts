@@ -48,6 +48,7 @@ const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 export async function startServer(overrides: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<TestServer> {
   // Each test server gets its own media ports (WebRtcServer ports are fixed per worker).
   const base = 20000 + Math.floor(Math.random() * 400) * 20;
+  const dir = mkdtempSync(join(tmpdir(), 'auralink-test-'));
   const cfg = merge(
     {
       keys: { [KEY]: SECRET },
@@ -56,10 +57,10 @@ export async function startServer(overrides: Record<string, unknown> = {}, env: 
       log_level: 'info',
       drain: { timeout_s: 2 },
       sfu: { workers: 1, webrtc_port: base, rtc_min_port: base + 4, rtc_max_port: base + 19 },
+      database: { data_dir: join(dir, 'pglite') },
     },
     overrides,
   );
-  const dir = mkdtempSync(join(tmpdir(), 'auralink-test-'));
   const file = join(dir, 'config.yaml');
   writeFileSync(file, YAML.stringify(cfg));
   const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], {

@@ -9,16 +9,11 @@ import {
   MuteRoomTrackRequest,
   MuteRoomTrackResponse,
   ParticipantInfo as LkParticipantInfo,
-  ParticipantInfo_State,
-  ParticipantPermission as LkPermission,
   RemoveParticipantResponse,
   Room as LkRoom,
   RoomParticipantIdentity,
   SendDataRequest,
   SendDataResponse,
-  TrackInfo,
-  TrackSource,
-  TrackType,
   UpdateParticipantRequest,
   UpdateRoomMetadataRequest,
   UpdateSubscriptionsRequest,
@@ -31,15 +26,8 @@ import type { Room } from '../rooms/room.js';
 import type { RoomManager } from '../rooms/roomManager.js';
 import { SignalError } from '../signal/errors.js';
 import type { SfuService } from '../sfu/sfuService.js';
+import { LK_TO_SOURCE, lkParticipant, lkRoom } from './livekitInfo.js';
 import { twirpMethod, TwirpError, type TwirpMethod } from './twirp.js';
-
-const SOURCE_TO_LK: Record<string, TrackSource> = {
-  camera: TrackSource.CAMERA,
-  microphone: TrackSource.MICROPHONE,
-  screen_share: TrackSource.SCREEN_SHARE,
-  screen_share_audio: TrackSource.SCREEN_SHARE_AUDIO,
-};
-const LK_TO_SOURCE = new Map<TrackSource, string>(Object.entries(SOURCE_TO_LK).map(([k, v]) => [v, k]));
 
 // LiveKit's grant rules for RoomService.
 function need(claims: Claims, grant: 'roomCreate' | 'roomList'): void {
@@ -74,50 +62,11 @@ export class RoomServiceApi {
   }
 
   private roomInfo(room: Room): LkRoom {
-    let publishers = 0;
-    for (const p of room.participants.values()) if (this.sfu?.tracksOf(room.name, p.sid).length) publishers++;
-    return new LkRoom({
-      sid: room.sid,
-      name: room.name,
-      emptyTimeout: Math.round(room.emptyTimeoutS),
-      maxParticipants: room.maxParticipants,
-      creationTime: BigInt(Math.floor(room.createdAt / 1000)),
-      metadata: room.metadata,
-      numParticipants: room.visibleCount(),
-      numPublishers: publishers,
-    });
+    return lkRoom(room, this.sfu);
   }
 
   private participantInfo(room: Room, p: Participant): LkParticipantInfo {
-    const tracks = (this.sfu?.tracksOf(room.name, p.sid) ?? []).map(
-      (t) =>
-        new TrackInfo({
-          sid: t.producerId,
-          type: t.kind === 'audio' ? TrackType.AUDIO : TrackType.VIDEO,
-          source: SOURCE_TO_LK[t.source] ?? TrackSource.UNKNOWN,
-          muted: t.paused,
-          mimeType: t.mimeType,
-        }),
-    );
-    const perm = p.permission;
-    return new LkParticipantInfo({
-      sid: p.sid,
-      identity: p.identity,
-      name: p.name,
-      metadata: p.metadata,
-      state: p.state === 'active' ? ParticipantInfo_State.ACTIVE : ParticipantInfo_State.DISCONNECTED,
-      joinedAt: BigInt(Math.floor(p.joinedAt / 1000)),
-      tracks,
-      isPublisher: tracks.length > 0,
-      permission: new LkPermission({
-        canSubscribe: perm.canSubscribe,
-        canPublish: perm.canPublish,
-        canPublishData: perm.canPublishData,
-        hidden: perm.hidden,
-        canUpdateMetadata: perm.canUpdateMetadata,
-        canPublishSources: perm.canPublishSources.map((s) => SOURCE_TO_LK[s] ?? TrackSource.UNKNOWN),
-      }),
-    });
+    return lkParticipant(room, p, this.sfu);
   }
 
   methods(): Record<string, TwirpMethod> {

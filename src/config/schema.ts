@@ -61,7 +61,15 @@ export const configSchema = z
       allow_plain_transports: z.boolean(),
     }),
     redis: z.strictObject({ url: z.string() }),
-    database: z.strictObject({ url: z.string() }),
+    database: z.strictObject({
+      url: z.string(),
+      data_dir: z.string().min(1),
+      write_queue_max: positiveInt,
+    }),
+    webhook: z.strictObject({
+      urls: z.array(z.url()),
+      api_key: z.string(),
+    }),
   })
   .strict();
 

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { types } from 'mediasoup';
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
@@ -12,6 +13,19 @@ import { SfuRoom, type SfuRoomOptions } from './sfuRoom.js';
 import type { WorkerPool, WorkerSlot } from './workerPool.js';
 
 type Req<K extends ValidRequest['kind']> = Extract<ValidRequest, { kind: K }>['body'];
+
+export interface TrackSummary {
+  producerId: string;
+  kind: string;
+  source: string;
+  paused: boolean;
+  mimeType: string;
+}
+
+export interface SfuEvents {
+  trackPublished: [Room, Participant, TrackSummary];
+  trackUnpublished: [Room, Participant, TrackSummary];
+}
 type Result = Omit<Response, 'requestId'>;
 
 export interface SfuServiceOptions extends SfuRoomOptions {
@@ -42,7 +56,7 @@ async function media<T>(field: string, op: () => Promise<T>): Promise<T> {
  * events subscribers need. Participants leaving, rooms closing and workers dying all end in
  * SfuPeer.close() / SfuRoom.close(), which close the mediasoup objects below them.
  */
-export class SfuService {
+export class SfuService extends EventEmitter<SfuEvents> {
   readonly rooms = new Map<string, SfuRoom>(); // by room name
   private readonly creating = new Map<string, Promise<SfuRoom>>();
 
@@ -52,6 +66,7 @@ export class SfuService {
     private readonly opts: SfuServiceOptions,
     private readonly log: Logger,
   ) {
+    super();
     manager.on('participantJoined', (room, p) => this.announceExisting(room, p));
     manager.on('participantLeft', (room, p) => this.closePeer(room, p));
     manager.on('roomFinished', (room) => this.closeRoom(room.name));
@@ -385,13 +400,22 @@ export class SfuService {
       const best = scores.reduce((m, s) => Math.max(m, s.score), 0);
       p.conn?.send({ score: { id: producer.id, score: best } });
     });
+    const summary: TrackSummary = {
+      producerId: producer.id,
+      kind: producer.kind,
+      source,
+      paused: producer.paused,
+      mimeType: producer.rtpParameters.codecs[0]?.mimeType ?? '',
+    };
     producer.observer.once('close', () => {
       peer.producers.delete(producer.id);
+      this.emit('trackUnpublished', room, p, summary);
       if (sfuRoom.closed || room.closed) return;
       this.manager.sendTo(room, { producerRemoved: { producerId: producer.id, participantSid: p.sid } }, this.subscribers(room, p));
     });
     await sfuRoom.addProducer(producer, peer, source);
     this.manager.sendTo(room, { producerAdded: this.producerInfo(producer, peer, source) }, this.subscribers(room, p));
+    this.emit('trackPublished', room, p, summary);
     return { id: producer.id };
   }
 
@@ -501,7 +525,7 @@ export class SfuService {
   // ---------- server API (RoomService) ----------
 
   /** A participant's published tracks. */
-  tracksOf(roomName: string, sid: string): { producerId: string; kind: string; source: string; paused: boolean; mimeType: string }[] {
+  tracksOf(roomName: string, sid: string): TrackSummary[] {
     const peer = this.rooms.get(roomName)?.peers.get(sid);
     if (!peer) return [];
     return [...peer.producers.values()].map(({ producer, source }) => ({

@@ -1,0 +1,70 @@
+import {
+  ParticipantInfo as LkParticipantInfo,
+  ParticipantInfo_State,
+  ParticipantPermission as LkPermission,
+  Room as LkRoom,
+  TrackInfo,
+  TrackSource,
+  TrackType,
+} from '@livekit/protocol';
+import type { Participant } from '../rooms/participant.js';
+import type { Room } from '../rooms/room.js';
+import type { SfuService, TrackSummary } from '../sfu/sfuService.js';
+
+// Our rooms, participants and producers in LiveKit's messages (server API and webhooks).
+
+export const SOURCE_TO_LK: Record<string, TrackSource> = {
+  camera: TrackSource.CAMERA,
+  microphone: TrackSource.MICROPHONE,
+  screen_share: TrackSource.SCREEN_SHARE,
+  screen_share_audio: TrackSource.SCREEN_SHARE_AUDIO,
+};
+export const LK_TO_SOURCE = new Map<TrackSource, string>(Object.entries(SOURCE_TO_LK).map(([k, v]) => [v, k]));
+
+export function lkTrack(t: TrackSummary): TrackInfo {
+  return new TrackInfo({
+    sid: t.producerId,
+    type: t.kind === 'audio' ? TrackType.AUDIO : TrackType.VIDEO,
+    source: SOURCE_TO_LK[t.source] ?? TrackSource.UNKNOWN,
+    muted: t.paused,
+    mimeType: t.mimeType,
+  });
+}
+
+export function lkRoom(room: Room, sfu: SfuService | undefined): LkRoom {
+  let publishers = 0;
+  for (const p of room.participants.values()) if (sfu?.tracksOf(room.name, p.sid).length) publishers++;
+  return new LkRoom({
+    sid: room.sid,
+    name: room.name,
+    emptyTimeout: Math.round(room.emptyTimeoutS),
+    maxParticipants: room.maxParticipants,
+    creationTime: BigInt(Math.floor(room.createdAt / 1000)),
+    metadata: room.metadata,
+    numParticipants: room.visibleCount(),
+    numPublishers: publishers,
+  });
+}
+
+export function lkParticipant(room: Room, p: Participant, sfu: SfuService | undefined): LkParticipantInfo {
+  const tracks = (sfu?.tracksOf(room.name, p.sid) ?? []).map(lkTrack);
+  const perm = p.permission;
+  return new LkParticipantInfo({
+    sid: p.sid,
+    identity: p.identity,
+    name: p.name,
+    metadata: p.metadata,
+    state: p.state === 'active' ? ParticipantInfo_State.ACTIVE : ParticipantInfo_State.DISCONNECTED,
+    joinedAt: BigInt(Math.floor(p.joinedAt / 1000)),
+    tracks,
+    isPublisher: tracks.length > 0,
+    permission: new LkPermission({
+      canSubscribe: perm.canSubscribe,
+      canPublish: perm.canPublish,
+      canPublishData: perm.canPublishData,
+      hidden: perm.hidden,
+      canUpdateMetadata: perm.canUpdateMetadata,
+      canPublishSources: perm.canPublishSources.map((s) => SOURCE_TO_LK[s] ?? TrackSource.UNKNOWN),
+    }),
+  });
+}

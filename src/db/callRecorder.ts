@@ -1,0 +1,46 @@
+import type { RoomManager } from '../rooms/roomManager.js';
+import type { SfuService } from '../sfu/sfuService.js';
+import type { WriteBehind } from './writeBehind.js';
+
+/** Room sessions become `calls` rows, participants `call_participants` rows (write-behind). */
+export function recordCalls(manager: RoomManager, sfu: SfuService | undefined, writes: WriteBehind, nodeId: string): void {
+  manager.on('roomStarted', (room) => {
+    writes.enqueue(
+      `INSERT INTO calls (id, room_name, node_id, started_at, status) VALUES ($1, $2, $3, $4, 'active') ON CONFLICT (id) DO NOTHING`,
+      [room.sid, room.name, nodeId, new Date(room.createdAt)],
+    );
+  });
+  manager.on('participantJoined', (room, p) => {
+    writes.enqueue(
+      `INSERT INTO call_participants (id, call_id, identity, name, joined_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
+      [p.sid, room.sid, p.identity, p.name, new Date(p.joinedAt)],
+    );
+    writes.enqueue(`UPDATE calls SET peak_participants = GREATEST(peak_participants, $2) WHERE id = $1`, [room.sid, room.participants.size]);
+  });
+  manager.on('participantLeft', (_room, p, reason) => {
+    const now = Date.now();
+    writes.enqueue(`UPDATE call_participants SET left_at = $2, duration_seconds = $3, leave_reason = $4 WHERE id = $1`, [
+      p.sid,
+      new Date(now),
+      (now - p.joinedAt) / 1000,
+      reason,
+    ]);
+  });
+  manager.on('roomFinished', (room) => {
+    const now = Date.now();
+    writes.enqueue(`UPDATE calls SET ended_at = $2, duration_seconds = $3, status = 'ended' WHERE id = $1`, [
+      room.sid,
+      new Date(now),
+      (now - room.createdAt) / 1000,
+    ]);
+  });
+  // media_state: the sources a participant has published during the call.
+  sfu?.on('trackPublished', (_room, p, t) => {
+    writes.enqueue(
+      `UPDATE call_participants SET media_state = jsonb_set(media_state, '{published}',
+         (SELECT to_jsonb(array_agg(DISTINCT s)) FROM (SELECT jsonb_array_elements_text(COALESCE(media_state->'published', '[]'::jsonb)) AS s UNION SELECT $2) x))
+       WHERE id = $1`,
+      [p.sid, t.source],
+    );
+  });
+}

@@ -1,0 +1,97 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import type { Database } from './database.js';
+
+interface Op {
+  sql: string;
+  params: unknown[];
+}
+
+/**
+ * Database writes off the signalling hot path: enqueue() returns at once; a loop writes the
+ * queue in order. While the database is away, writes wait (bounded by `maxBuffered`, then
+ * the newest are dropped and counted) and are retried with backoff, so within the bound no
+ * row is lost. Statements must be idempotent (INSERT ... ON CONFLICT, UPDATE): one that
+ * failed half-way is simply run again.
+ */
+export class WriteBehind {
+  private readonly queue: Op[] = [];
+  private running = false;
+  private closed = false;
+  private backoffMs = 100;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly buffered: Gauge;
+  private readonly written: Counter;
+  private readonly dropped: Counter;
+  private readonly failures: Counter;
+
+  constructor(
+    private readonly db: Database,
+    private readonly opts: { maxBuffered: number },
+    registry: Registry,
+    private readonly log: Logger,
+  ) {
+    const q = this.queue;
+    this.buffered = new Gauge({ name: 'auralink_db_write_queue', help: 'Database writes waiting', registers: [registry], collect() { this.set(q.length); } });
+    this.written = new Counter({ name: 'auralink_db_writes_total', help: 'Database writes done', registers: [registry] });
+    this.dropped = new Counter({ name: 'auralink_db_writes_dropped_total', help: 'Database writes dropped: the queue was full', registers: [registry] });
+    this.failures = new Counter({ name: 'auralink_db_write_failures_total', help: 'Failed database write attempts (retried)', registers: [registry] });
+  }
+
+  enqueue(sql: string, params: unknown[] = []): boolean {
+    if (this.closed) return false;
+    if (this.queue.length >= this.opts.maxBuffered) {
+      this.dropped.inc();
+      return false;
+    }
+    this.queue.push({ sql, params });
+    if (!this.running && !this.timer) this.timer = setTimeout(() => void this.drain(), 0);
+    return true;
+  }
+
+  get size(): number {
+    return this.queue.length;
+  }
+
+  private async drain(): Promise<void> {
+    this.timer = undefined;
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length > 0) {
+        const op = this.queue[0]!;
+        try {
+          await this.db.query(op.sql, op.params);
+        } catch (err) {
+          this.failures.inc();
+          this.log.warn({ err: (err as Error).message, queued: this.queue.length, retryMs: this.backoffMs }, 'database write failed; will retry');
+          if (this.closed) return;
+          this.timer = setTimeout(() => void this.drain(), this.backoffMs);
+          this.backoffMs = Math.min(this.backoffMs * 2, 5000);
+          return;
+        }
+        this.queue.shift();
+        this.written.inc();
+        this.backoffMs = 100;
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Resolves once everything queued is written (or `timeoutMs` passes). */
+  async flush(timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.queue.length > 0 && Date.now() < deadline) {
+      if (!this.running && !this.timer) void this.drain();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async close(timeoutMs = 5000): Promise<void> {
+    await this.flush(timeoutMs);
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.queue.length) this.log.warn({ lost: this.queue.length }, 'closing with database writes still queued');
+  }
+}

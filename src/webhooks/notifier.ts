@@ -1,0 +1,41 @@
+import { randomUUID } from 'node:crypto';
+import { WebhookEvent } from '@livekit/protocol';
+import { lkParticipant, lkRoom, lkTrack } from '../api/livekitInfo.js';
+import type { WriteBehind } from '../db/writeBehind.js';
+import type { Participant } from '../rooms/participant.js';
+import type { Room } from '../rooms/room.js';
+import type { RoomManager } from '../rooms/roomManager.js';
+import type { SfuService, TrackSummary } from '../sfu/sfuService.js';
+
+/**
+ * Turns room events into LiveKit WebhookEvents and puts one outbox row per target URL
+ * (write-behind, so the signalling path never waits on the database). The dispatcher
+ * delivers them.
+ */
+export function notifyWebhooks(manager: RoomManager, sfu: SfuService | undefined, writes: WriteBehind, urls: string[]): void {
+  if (urls.length === 0) return;
+  const put = (room: Room, event: string, p?: Participant, track?: TrackSummary): void => {
+    const body = JSON.stringify(
+      new WebhookEvent({
+        event,
+        id: `EV_${randomUUID()}`,
+        createdAt: BigInt(Math.floor(Date.now() / 1000)),
+        room: lkRoom(room, sfu),
+        ...(p ? { participant: lkParticipant(room, p, sfu) } : {}),
+        ...(track ? { track: lkTrack(track) } : {}),
+      }).toJson(),
+    );
+    for (const url of urls) {
+      writes.enqueue(
+        `INSERT INTO webhook_outbox (room_name, url, event, body, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, now(), now())`,
+        [room.name, url, event, body],
+      );
+    }
+  };
+  manager.on('roomStarted', (room) => put(room, 'room_started'));
+  manager.on('roomFinished', (room) => put(room, 'room_finished'));
+  manager.on('participantJoined', (room, p) => put(room, 'participant_joined', p));
+  manager.on('participantLeft', (room, p) => put(room, 'participant_left', p));
+  sfu?.on('trackPublished', (room, p, t) => put(room, 'track_published', p, t));
+  sfu?.on('trackUnpublished', (room, p, t) => put(room, 'track_unpublished', p, t));
+}
