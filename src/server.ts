@@ -2,7 +2,9 @@ import uWS from 'uWebSockets.js';
 import { registerHealth } from './api/health.js';
 import { send } from './api/http.js';
 import { RoomServiceApi } from './api/roomService.js';
+import { registerHistory } from './api/history.js';
 import { registerStatic } from './api/static.js';
+import { QualitySampler } from './db/qualitySampler.js';
 import { registerTwirp } from './api/twirp.js';
 import { DEV_API_KEY, DEV_API_SECRET } from './config/load.js';
 import { TokenVerifier } from './auth/token.js';
@@ -47,6 +49,7 @@ export class AuraServer {
   private db: Database | undefined;
   private writes: WriteBehind | undefined;
   private webhooks: WebhookDispatcher | undefined;
+  private sampler: QualitySampler | undefined;
   private drainPromise: Promise<void> | undefined;
   port = 0;
 
@@ -152,6 +155,7 @@ export class AuraServer {
       log: this.log,
       maxBodyBytes: 1024 * 1024,
     });
+    registerHistory(this.app, () => this.db, this.verifier);
     registerStatic(this.app, config.development ? { key: DEV_API_KEY, secret: DEV_API_SECRET } : null);
     this.app.any('/*', (res) => send(res, { status: 404, body: { code: 'NOT_FOUND', message: 'no such route' } }));
   }
@@ -180,6 +184,10 @@ export class AuraServer {
     await migrate(this.db, this.log);
     this.writes = new WriteBehind(this.db, { maxBuffered: c.database.write_queue_max }, this.metrics.registry, this.log);
     recordCalls(this.manager, this.sfu, this.writes, c.node_id);
+    if (this.sfu) {
+      this.sampler = new QualitySampler(this.sfu, this.writes, c.database.quality_sample_s, this.log);
+      this.sampler.start();
+    }
     if (c.webhook.urls.length > 0) {
       const keys = Object.keys(c.keys);
       const apiKey = c.webhook.api_key || keys[0];
@@ -218,6 +226,7 @@ export class AuraServer {
   async close(): Promise<void> {
     this.manager.closeAll('SERVER_SHUTDOWN', CloseCode.SERVICE_RESTART);
     this.manager.dispose();
+    this.sampler?.stop();
     await this.sfu?.close();
     await this.pool?.close();
     // Room/participant end rows were just queued by closeAll(): write them, then stop.

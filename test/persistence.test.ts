@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { execSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -217,6 +218,117 @@ describe('webhooks', () => {
     } finally {
       await t2.close();
       await rx2.stop();
+    }
+  });
+});
+
+describe('call history API and quality sampling', () => {
+  test('GET /api/v1/calls, /calls/{id}, /calls/{id}/participants, /quality/metrics: auth, filters, pages', async () => {
+    const t = await startServer({ sfu: { allow_plain_transports: true }, database: { quality_sample_s: 0.3 }, room: { empty_timeout_s: 0.2 } });
+    try {
+      const first = await aCall(t, 'hist-1');
+      // A call with media flowing, for quality samples.
+      const a = await t.client('sender', 'hist-2');
+      const send = (await a.request({ createTransport: { producing: true, plain: true } })).transport!;
+      const rtp = JSON.stringify({ codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2 }], encodings: [{ ssrc: 999 }] });
+      const producerId = (await a.request({ produce: { transportId: send.id, kind: 'audio', rtpParameters: rtp } })).id!;
+      const { createSocket } = await import('node:dgram');
+      const sock = createSocket('udp4');
+      for (let i = 0; i < 60; i++) {
+        const pkt = Buffer.alloc(112, 3);
+        pkt[0] = 0x80;
+        pkt[1] = 111;
+        pkt.writeUInt16BE(i, 2);
+        pkt.writeUInt32BE(960 * i, 4);
+        pkt.writeUInt32BE(999, 8);
+        sock.send(pkt, send.plainPort!, send.plainIp!);
+        await sleep(20);
+      }
+      sock.close();
+      const { createToken } = await import('../src/auth/token.js');
+      const admin = createToken(KEY, SECRET, { identity: 'dash', video: { roomList: true } });
+      const get = async (path: string, token: string | null = admin): Promise<{ status: number; body: Record<string, unknown> }> => {
+        const r = await fetch(`${t.http}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+        return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+      };
+      assert.equal((await get('/api/v1/calls', null)).status, 401);
+      assert.equal((await get('/api/v1/calls', createToken(KEY, SECRET, { identity: 'x', video: { roomJoin: true, room: 'r' } }))).status, 403);
+      assert.equal((await get('/api/v1/calls?limit=0')).status, 400);
+
+      await eventually(async () => ((await get('/api/v1/calls')).body.calls as unknown[]).length === 2, 5000, 'two calls');
+      const page1 = (await get('/api/v1/calls?limit=1')).body;
+      assert.equal((page1.calls as { room_name: string }[])[0]!.room_name, 'hist-2', 'newest first');
+      const page2 = (await get(`/api/v1/calls?limit=1&cursor=${encodeURIComponent(page1.next_cursor as string)}`)).body;
+      assert.equal((page2.calls as { id: string }[])[0]!.id, first.roomSid);
+      assert.equal(page2.next_cursor, null);
+      assert.deepEqual(((await get('/api/v1/calls?room=hist-1')).body.calls as { id: string }[]).map((c) => c.id), [first.roomSid]);
+      const one = await get(`/api/v1/calls/${first.roomSid}`);
+      assert.equal(one.body.room_name, 'hist-1');
+      assert.equal((await get('/api/v1/calls/RM_nope')).status, 404);
+      const parts = (await get(`/api/v1/calls/${first.roomSid}/participants`)).body.participants as { identity: string }[];
+      assert.deepEqual(parts.map((p) => p.identity), ['alice', 'bob']);
+
+      const callId = a.join.room.sid;
+      await eventually(async () => {
+        const m = (await get(`/api/v1/quality/metrics?call=${callId}&participant=${a.me.sid}`)).body.metrics as { bitrate_kbps: number; track_id: string }[];
+        return m.some((x) => x.track_id === producerId && x.bitrate_kbps > 0);
+      }, 5000, 'a quality sample of the flowing track');
+      const q = (await get(`/api/v1/quality/metrics?call=${callId}&limit=1`)).body;
+      assert.equal((q.metrics as unknown[]).length, 1);
+      assert.ok(q.next_cursor);
+      await a.leave();
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('PostgreSQL outage', () => {
+  const dbName = `auralink_outage_${process.pid}_${Date.now()}`;
+  const cluster = (verb: 'stop' | 'start'): void => {
+    const version = readdirSync('/etc/postgresql')[0]!;
+    execSync(`pg_ctlcluster --skip-systemctl-redirect ${version} main ${verb}`, { stdio: 'ignore' });
+  };
+
+  test('writes wait while PostgreSQL is down and land when it is back: no row lost', async () => {
+    const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${dbName}`);
+    await admin.end();
+    const url = `postgres://postgres@127.0.0.1:5432/${dbName}`;
+    const t = await startServer({ database: { url }, room: { empty_timeout_s: 0.2 } });
+    const rooms: string[] = [];
+    try {
+      rooms.push((await aCall(t, 'before-outage')).roomSid);
+      await sleep(500);
+      cluster('stop');
+      try {
+        for (let i = 0; i < 5; i++) rooms.push((await aCall(t, `during-outage-${i}`)).roomSid);
+        await eventually(async () => (await t.metric('auralink_db_write_failures_total')) > 0, 10_000, 'writes failing');
+        assert.ok((await t.metric('auralink_db_write_queue')) > 0, 'writes are waiting');
+        // Signalling is unaffected while the database is away.
+        assert.ok((await t.client('still-works', 'x')).me.sid);
+      } finally {
+        cluster('start');
+      }
+      await eventually(async () => (await t.metric('auralink_db_write_queue')) === 0, 20_000, 'queue drained after PostgreSQL came back');
+      const db = new pg.Client({ connectionString: url });
+      await db.connect();
+      try {
+        const { rows } = await db.query(`SELECT id, status FROM calls WHERE id = ANY($1)`, [rooms]);
+        assert.equal(rows.length, rooms.length, 'every call row is there');
+        assert.ok(rows.every((r) => r.status === 'ended'));
+        const n = (await db.query(`SELECT count(*)::int AS n FROM call_participants WHERE call_id = ANY($1) AND left_at IS NOT NULL`, [rooms])).rows[0].n;
+        assert.equal(n, rooms.length * 2);
+      } finally {
+        await db.end();
+      }
+    } finally {
+      await t.close();
+      const cleanup = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
+      await cleanup.connect();
+      await cleanup.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+      await cleanup.end();
     }
   });
 });

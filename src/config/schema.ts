@@ -65,6 +65,7 @@ export const configSchema = z
       url: z.string(),
       data_dir: z.string().min(1),
       write_queue_max: positiveInt,
+      quality_sample_s: z.number().positive(),
     }),
     webhook: z.strictObject({
       urls: z.array(z.url()),

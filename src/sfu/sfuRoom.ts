@@ -42,13 +42,15 @@ export class SfuRoom {
 
   private constructor(
     readonly name: string,
+    /** The room session's sid (the call id in the database). */
+    readonly roomSid: string,
     private readonly pool: WorkerPool,
     private readonly opts: SfuRoomOptions,
     private readonly log: Logger,
   ) {}
 
-  static async create(name: string, pool: WorkerPool, opts: SfuRoomOptions, sink: SfuRoomSink, log: Logger): Promise<SfuRoom> {
-    const room = new SfuRoom(name, pool, opts, log);
+  static async create(name: string, roomSid: string, pool: WorkerPool, opts: SfuRoomOptions, sink: SfuRoomSink, log: Logger): Promise<SfuRoom> {
+    const room = new SfuRoom(name, roomSid, pool, opts, log);
     const worker = pool.leastLoaded();
     if (!worker) throw new Error('no mediasoup worker available');
     const main = await room.addSlot(worker);

@@ -82,6 +82,7 @@ export class SfuService extends EventEmitter<SfuEvents> {
     if (!p) {
       p = SfuRoom.create(
         room.name,
+        room.sid,
         this.pool,
         this.opts,
         {

@@ -1,0 +1,149 @@
+import type uWS from 'uWebSockets.js';
+import { TokenError, type TokenVerifier } from '../auth/token.js';
+import type { Database } from '../db/database.js';
+import { send } from './http.js';
+
+const MAX_LIMIT = 500;
+
+class HttpError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+function limitOf(q: URLSearchParams): number {
+  const raw = q.get('limit');
+  if (raw === null) return 100;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) throw new HttpError(400, 'INVALID_FIELD', `limit must be 1..${MAX_LIMIT}`);
+  return n;
+}
+
+function timeOf(q: URLSearchParams, name: string): Date | null {
+  const raw = q.get(name);
+  if (raw === null) return null;
+  const d = new Date(/^\d+$/.test(raw) ? Number(raw) : raw);
+  if (Number.isNaN(d.getTime())) throw new HttpError(400, 'INVALID_FIELD', `${name} must be an ISO time or epoch ms`);
+  return d;
+}
+
+/**
+ * Call history and quality, read-only: GET /api/v1/calls, /api/v1/calls/{id},
+ * /api/v1/calls/{id}/participants, /api/v1/quality/metrics. Needs a token with the
+ * roomList grant (an admin/dashboard token). Keyset pagination: pass next_cursor back.
+ */
+export function registerHistory(app: uWS.TemplatedApp, getDb: () => Database | undefined, verifier: TokenVerifier): void {
+  const route = (
+    path: string,
+    handler: (db: Database, q: URLSearchParams, params: string[]) => Promise<unknown>,
+    paramCount = 0,
+  ): void => {
+    app.get(path, (res, req) => {
+      const q = new URLSearchParams(req.getQuery() ?? '');
+      const params = Array.from({ length: paramCount }, (_, i) => req.getParameter(i) ?? '');
+      const auth = req.getHeader('authorization');
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      const reply = (status: number, body: unknown): void => {
+        if (!aborted) res.cork(() => send(res, { status, body }));
+      };
+      (async () => {
+        try {
+          const claims = verifier.verify(auth.startsWith('Bearer ') ? auth.slice(7) : undefined);
+          if (!claims.video?.roomList) throw new HttpError(403, 'PERMISSION_DENIED', 'token lacks roomList');
+        } catch (err) {
+          if (err instanceof TokenError) throw new HttpError(401, err.code, err.message);
+          throw err;
+        }
+        const db = getDb();
+        if (!db) throw new HttpError(503, 'UNAVAILABLE', 'database not ready');
+        return handler(db, q, params);
+      })().then(
+        (body) => reply(200, body),
+        (err: unknown) => {
+          if (err instanceof HttpError) return reply(err.status, { code: err.code, message: err.message });
+          reply(500, { code: 'INTERNAL', message: 'database error' });
+        },
+      );
+    });
+  };
+
+  route('/api/v1/calls', async (db, q) => {
+    const limit = limitOf(q);
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const add = (sql: string, v: unknown): void => {
+      args.push(v);
+      where.push(sql.replace('?', `$${args.length}`));
+    };
+    if (q.get('room')) add('room_name = ?', q.get('room'));
+    if (q.get('status')) add('status = ?', q.get('status'));
+    const from = timeOf(q, 'from');
+    const to = timeOf(q, 'to');
+    if (from) add('started_at >= ?', from);
+    if (to) add('started_at < ?', to);
+    const cursor = q.get('cursor');
+    if (cursor) {
+      const [ts, id] = cursor.split('|');
+      args.push(new Date(Number(ts)), id);
+      where.push(`(started_at, id) < ($${args.length - 1}, $${args.length})`);
+    }
+    args.push(limit + 1);
+    const { rows } = await db.query<{ id: string; started_at: Date }>(
+      `SELECT * FROM calls ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY started_at DESC, id DESC LIMIT $${args.length}`,
+      args,
+    );
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { calls: page, next_cursor: rows.length > limit && last ? `${new Date(last.started_at).getTime()}|${last.id}` : null };
+  });
+
+  route(
+    '/api/v1/calls/:id',
+    async (db, _q, [id]) => {
+      const { rows } = await db.query('SELECT * FROM calls WHERE id = $1', [id]);
+      if (!rows[0]) throw new HttpError(404, 'NOT_FOUND', `no call ${id}`);
+      return rows[0];
+    },
+    1,
+  );
+
+  route(
+    '/api/v1/calls/:id/participants',
+    async (db, _q, [id]) => {
+      const { rows } = await db.query('SELECT * FROM call_participants WHERE call_id = $1 ORDER BY joined_at', [id]);
+      return { participants: rows };
+    },
+    1,
+  );
+
+  route('/api/v1/quality/metrics', async (db, q) => {
+    const limit = limitOf(q);
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const add = (sql: string, v: unknown): void => {
+      args.push(v);
+      where.push(sql.replace('?', `$${args.length}`));
+    };
+    if (q.get('call')) add('call_id = ?', q.get('call'));
+    if (q.get('participant')) add('participant_id = ?', q.get('participant'));
+    const from = timeOf(q, 'from');
+    const to = timeOf(q, 'to');
+    if (from) add('recorded_at >= ?', from);
+    if (to) add('recorded_at < ?', to);
+    const cursor = q.get('cursor');
+    if (cursor) {
+      if (!/^\d+$/.test(cursor)) throw new HttpError(400, 'INVALID_FIELD', 'bad cursor');
+      add('id > ?', cursor);
+    }
+    args.push(limit + 1);
+    const { rows } = await db.query<{ id: string }>(
+      `SELECT * FROM quality_metrics ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT $${args.length}`,
+      args,
+    );
+    const page = rows.slice(0, limit);
+    return { metrics: page, next_cursor: rows.length > limit ? String(page[page.length - 1]!.id) : null };
+  });
+}
