@@ -19,6 +19,28 @@ function limitOf(q: URLSearchParams): number {
   return n;
 }
 
+/** Builds a parameterised WHERE clause: each condition's "?" becomes the next $n. */
+class Where {
+  readonly parts: string[] = [];
+  readonly args: unknown[] = [];
+  add(sql: string, v: unknown): void {
+    this.args.push(v);
+    this.parts.push(sql.replace('?', `$${this.args.length}`));
+  }
+  /** The standard filters of a list endpoint: exact-match params and a time range. */
+  filters(q: URLSearchParams, exact: Record<string, string>, timeColumn: string): this {
+    for (const [param, column] of Object.entries(exact)) if (q.get(param)) this.add(`${column} = ?`, q.get(param));
+    const from = timeOf(q, 'from');
+    const to = timeOf(q, 'to');
+    if (from) this.add(`${timeColumn} >= ?`, from);
+    if (to) this.add(`${timeColumn} < ?`, to);
+    return this;
+  }
+  sql(): string {
+    return this.parts.length ? `WHERE ${this.parts.join(' AND ')}` : '';
+  }
+}
+
 function timeOf(q: URLSearchParams, name: string): Date | null {
   const raw = q.get(name);
   if (raw === null) return null;
@@ -72,28 +94,17 @@ export function registerHistory(app: uWS.TemplatedApp, getDb: () => Database | u
 
   route('/api/v1/calls', async (db, q) => {
     const limit = limitOf(q);
-    const where: string[] = [];
-    const args: unknown[] = [];
-    const add = (sql: string, v: unknown): void => {
-      args.push(v);
-      where.push(sql.replace('?', `$${args.length}`));
-    };
-    if (q.get('room')) add('room_name = ?', q.get('room'));
-    if (q.get('status')) add('status = ?', q.get('status'));
-    const from = timeOf(q, 'from');
-    const to = timeOf(q, 'to');
-    if (from) add('started_at >= ?', from);
-    if (to) add('started_at < ?', to);
+    const w = new Where().filters(q, { room: 'room_name', status: 'status' }, 'started_at');
     const cursor = q.get('cursor');
     if (cursor) {
       const [ts, id] = cursor.split('|');
-      args.push(new Date(Number(ts)), id);
-      where.push(`(started_at, id) < ($${args.length - 1}, $${args.length})`);
+      w.args.push(new Date(Number(ts)), id);
+      w.parts.push(`(started_at, id) < ($${w.args.length - 1}, $${w.args.length})`);
     }
-    args.push(limit + 1);
+    w.args.push(limit + 1);
     const { rows } = await db.query<{ id: string; started_at: Date }>(
-      `SELECT * FROM calls ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY started_at DESC, id DESC LIMIT $${args.length}`,
-      args,
+      `SELECT * FROM calls ${w.sql()} ORDER BY started_at DESC, id DESC LIMIT $${w.args.length}`,
+      w.args,
     );
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
@@ -121,28 +132,14 @@ export function registerHistory(app: uWS.TemplatedApp, getDb: () => Database | u
 
   route('/api/v1/quality/metrics', async (db, q) => {
     const limit = limitOf(q);
-    const where: string[] = [];
-    const args: unknown[] = [];
-    const add = (sql: string, v: unknown): void => {
-      args.push(v);
-      where.push(sql.replace('?', `$${args.length}`));
-    };
-    if (q.get('call')) add('call_id = ?', q.get('call'));
-    if (q.get('participant')) add('participant_id = ?', q.get('participant'));
-    const from = timeOf(q, 'from');
-    const to = timeOf(q, 'to');
-    if (from) add('recorded_at >= ?', from);
-    if (to) add('recorded_at < ?', to);
+    const w = new Where().filters(q, { call: 'call_id', participant: 'participant_id' }, 'recorded_at');
     const cursor = q.get('cursor');
     if (cursor) {
       if (!/^\d+$/.test(cursor)) throw new HttpError(400, 'INVALID_FIELD', 'bad cursor');
-      add('id > ?', cursor);
+      w.add('id > ?', cursor);
     }
-    args.push(limit + 1);
-    const { rows } = await db.query<{ id: string }>(
-      `SELECT * FROM quality_metrics ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT $${args.length}`,
-      args,
-    );
+    w.args.push(limit + 1);
+    const { rows } = await db.query<{ id: string }>(`SELECT * FROM quality_metrics ${w.sql()} ORDER BY id LIMIT $${w.args.length}`, w.args);
     const page = rows.slice(0, limit);
     return { metrics: page, next_cursor: rows.length > limit ? String(page[page.length - 1]!.id) : null };
   });

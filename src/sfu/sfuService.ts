@@ -292,6 +292,28 @@ export class SfuService extends EventEmitter<SfuEvents> {
     return src;
   }
 
+  /**
+   * After creating `obj` (an await): keep it only if the participant is still in the room,
+   * otherwise close it (nobody would own it) and rethrow.
+   */
+  private keep(room: Room, p: Participant, sfuRoom: SfuRoom | undefined, obj: { close(): void }): SfuPeer {
+    try {
+      if (!sfuRoom) throw new SignalError('NOT_FOUND', 'the room has no media any more', '');
+      return this.assertStillHere(room, p, sfuRoom);
+    } catch (err) {
+      obj.close();
+      throw err;
+    }
+  }
+
+  /** A new transport joins the peer (and leaves it when closed). */
+  private adopt(peer: SfuPeer, t: PeerTransport): void {
+    peer.transports.set(t.transport.id, t);
+    // WebRtc and Plain transports' observers differ in their event maps, not in 'close'.
+    const observer = t.transport.observer as unknown as { once(e: 'close', f: () => void): void };
+    observer.once('close', () => peer.transports.delete(t.transport.id));
+  }
+
   /** After an await: the participant may have left, or the room closed, meanwhile. */
   private assertStillHere(room: Room, p: Participant, sfuRoom: SfuRoom): SfuPeer {
     if (room.closed || sfuRoom.closed || room.participants.get(p.identity) !== p) {
@@ -323,16 +345,8 @@ export class SfuService extends EventEmitter<SfuEvents> {
         comedia: producing, // a sender's address is learnt from its first packet
         appData: { participantSid: p.sid },
       });
-      let peer: SfuPeer;
-      try {
-        peer = this.assertStillHere(room, p, sfuRoom);
-      } catch (err) {
-        transport.close();
-        throw err;
-      }
       // A producing plain transport needs no connect (comedia).
-      peer.transports.set(transport.id, { transport, slot, producing, consuming, connected: producing, plain: true });
-      transport.observer.once('close', () => peer.transports.delete(transport.id));
+      this.adopt(this.keep(room, p, sfuRoom, transport), { transport, slot, producing, consuming, connected: producing, plain: true });
       return {
         transport: {
           id: transport.id, iceParameters: '', iceCandidates: '', dtlsParameters: '',
@@ -350,15 +364,7 @@ export class SfuService extends EventEmitter<SfuEvents> {
       initialAvailableOutgoingBitrate: this.opts.initialAvailableOutgoingBitrate,
       appData: { participantSid: p.sid },
     });
-    let peer: SfuPeer;
-    try {
-      peer = this.assertStillHere(room, p, sfuRoom);
-    } catch (err) {
-      transport.close();
-      throw err;
-    }
-    peer.transports.set(transport.id, { transport, slot, producing, consuming, connected: false, plain: false });
-    transport.observer.once('close', () => peer.transports.delete(transport.id));
+    this.adopt(this.keep(room, p, sfuRoom, transport), { transport, slot, producing, consuming, connected: false, plain: false });
     return {
       transport: {
         id: transport.id,
@@ -387,15 +393,8 @@ export class SfuService extends EventEmitter<SfuEvents> {
         appData: { source },
       }),
     );
-    const sfuRoom = this.rooms.get(room.name);
-    let peer: SfuPeer;
-    try {
-      if (!sfuRoom) throw new SignalError('NOT_FOUND', 'the room has no media any more', '');
-      peer = this.assertStillHere(room, p, sfuRoom);
-    } catch (err) {
-      producer.close();
-      throw err;
-    }
+    const sfuRoom = this.rooms.get(room.name)!;
+    const peer = this.keep(room, p, sfuRoom, producer);
     peer.producers.set(producer.id, { producer, source });
     producer.on('score', (scores) => {
       const best = scores.reduce((m, s) => Math.max(m, s.score), 0);
@@ -440,13 +439,7 @@ export class SfuService extends EventEmitter<SfuEvents> {
     const consumer = await media('consume', () =>
       t.transport.consume({ producerId: body.producerId, rtpCapabilities, paused: true, appData: { participantSid: p.sid } }),
     );
-    let peer: SfuPeer;
-    try {
-      peer = this.assertStillHere(room, p, sfuRoom);
-    } catch (err) {
-      consumer.close();
-      throw err;
-    }
+    const peer = this.keep(room, p, sfuRoom, consumer);
     const slot = t.slot;
     slot.consumers++;
     slot.worker.consumers++;
@@ -489,8 +482,7 @@ export class SfuService extends EventEmitter<SfuEvents> {
         protocol: body.protocol ?? '',
       }),
     );
-    const sfuRoom = this.rooms.get(room.name)!;
-    const peer = this.assertStillHere(room, p, sfuRoom);
+    const peer = this.keep(room, p, this.rooms.get(room.name), dp);
     peer.dataProducers.set(dp.id, dp);
     dp.observer.once('close', () => peer.dataProducers.delete(dp.id));
     this.manager.sendTo(room, { producerAdded: this.producerInfo({ id: dp.id, kind: 'data', paused: false }, peer, 'data') }, this.subscribers(room, p));
@@ -509,7 +501,7 @@ export class SfuService extends EventEmitter<SfuEvents> {
       await sfuRoom.main.router.pipeToRouter({ dataProducerId: dp.id, router: t.slot.router }).catch(() => undefined);
     }
     const dc = await media('consumeData', () => t.transport.consumeData({ dataProducerId: dp.id }));
-    const peer = this.assertStillHere(room, p, sfuRoom);
+    const peer = this.keep(room, p, sfuRoom, dc);
     peer.dataConsumers.set(dc.id, dc);
     dc.observer.once('close', () => peer.dataConsumers.delete(dc.id));
     return {
