@@ -6,15 +6,10 @@
 //   consumers per worker and their scores, packets delivered vs expected
 //   server (control plane) CPU next to the mediasoup workers' CPU, steady state
 // Usage: node dist/bench/sfu.js [--rooms 10] [--participants 8] [--workers 1] [--seconds 5]
-import { spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import YAML from 'yaml';
+import { cpuSeconds, KEY, pct, SECRET, sleep, startAura } from './common.js';
 import { createToken } from '../src/auth/token.js';
 import { SignalClient, type WebSocketCtor } from '../src/client/signalClient.js';
 
@@ -28,43 +23,13 @@ const { values: args } = parseArgs({
 });
 const ROOMS = Number(args.rooms);
 const PER_ROOM = Number(args.participants);
-const KEY = 'benchkey';
-const SECRET = 'bench-secret-that-is-at-least-32-characters';
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
-const cpuSeconds = (pid: number): number => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
-
-const dir = mkdtempSync(join(tmpdir(), 'auralink-sfu-bench-'));
-const cfgFile = join(dir, 'config.yaml');
-writeFileSync(
-  cfgFile,
-  YAML.stringify({
-    keys: { [KEY]: SECRET },
-    port: 0,
-    bind_address: '127.0.0.1',
-    log_level: 'warn',
-    signal: { rate_limit: { messages_per_s: 1e5, burst: 1e5 }, ip_connect_limit: { per_s: 1e5, burst: 1e5 } },
-    sfu: { workers: Number(args.workers), allow_plain_transports: true, max_consumers_per_router: 10_000 },
-  }),
-);
-const server = spawn(process.execPath, [fileURLToPath(new URL('../src/cli.js', import.meta.url)), 'serve', '--config', cfgFile, '--log-level', 'info'], {
-  stdio: ['ignore', 'pipe', 'inherit'],
+const srv = await startAura({
+  log_level: 'info',
+  signal: { rate_limit: { messages_per_s: 1e5, burst: 1e5 }, ip_connect_limit: { per_s: 1e5, burst: 1e5 } },
+  sfu: { workers: Number(args.workers), allow_plain_transports: true, max_consumers_per_router: 10_000 },
 });
-const port = await new Promise<number>((resolve) => {
-  server.stdout!.on('data', (d: Buffer) => {
-    for (const line of d.toString().split('\n')) {
-      try {
-        const j = JSON.parse(line) as { msg?: string; port?: number };
-        if (j.msg === 'listening' && j.port) resolve(j.port);
-      } catch {
-        /* not JSON */
-      }
-    }
-  });
-});
+const { port } = srv;
+const server = srv.proc;
 const http = `http://127.0.0.1:${port}`;
 const OPUS = (ssrc: number): string =>
   JSON.stringify({
@@ -172,5 +137,5 @@ for (const p of participants) {
   p.recvSock.close();
   p.client.close(1000);
 }
-server.kill('SIGKILL');
+await srv.kill();
 process.exit(0);

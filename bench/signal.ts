@@ -4,14 +4,11 @@
 //   idle:       server RSS per connected idle participant
 // Servers run as child processes (one core for the server, one for the clients).
 // Usage: node dist/bench/signal.js [--receivers 50] [--messages 20000] [--joins 2000] [--rate 500] [--idle 50000]
-import { execSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import YAML from 'yaml';
+import { cpuSeconds, KEY, pct, rssBytes, SECRET, sleep, startAura, startProc, type Server } from './common.js';
 import { createToken } from '../src/auth/token.js';
 import { codecs, SUBPROTOCOL } from '../src/signal/codec.js';
 
@@ -29,82 +26,17 @@ const { values: args } = parseArgs({
 const N = Number(args.receivers);
 const M = Number(args.messages);
 const PAYLOAD = Number(args.payload);
-const KEY = 'benchkey';
-const SECRET = 'bench-secret-that-is-at-least-32-characters';
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-interface Server {
-  proc: ChildProcess;
-  port: number;
-  kill(): Promise<void>;
-}
-
-function startProc(cmd: string[]): Promise<Server> {
-  const proc = spawn(process.execPath, cmd, { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    proc.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      for (const line of buf.split('\n')) {
-        try {
-          const j = JSON.parse(line) as { msg?: string; port?: number };
-          if (j.msg === 'listening' && j.port) {
-            proc.stdout!.removeAllListeners('data');
-            proc.stdout!.resume();
-            resolve({
-              proc,
-              port: j.port,
-              kill: () =>
-                new Promise((r) => {
-                  proc.once('exit', () => r());
-                  proc.kill('SIGKILL');
-                }),
-            });
-          }
-        } catch {
-          /* partial line */
-        }
-      }
-    });
-    proc.once('exit', (c) => reject(new Error(`server exited ${c}`)));
+const startAuraSignal = (): Promise<Server> =>
+  startAura({
+    ...(process.env.BENCH_DATABASE_URL ? { database: { url: process.env.BENCH_DATABASE_URL } } : {}),
+    signal: {
+      rate_limit: { messages_per_s: 1e6, burst: 1e6, violations_before_close: 1000 },
+      ip_connect_limit: { per_s: 1e6, burst: 1e6 },
+      max_backpressure_bytes: 4 * 1024 * 1024,
+    },
   });
-}
-
-function startAura(): Promise<Server> {
-  const dir = mkdtempSync(join(tmpdir(), 'auralink-bench-'));
-  const file = join(dir, 'config.yaml');
-  writeFileSync(
-    file,
-    YAML.stringify({
-      keys: { [KEY]: SECRET },
-      port: 0,
-      bind_address: '127.0.0.1',
-      log_level: 'info',
-      signal: {
-        rate_limit: { messages_per_s: 1e6, burst: 1e6, violations_before_close: 1000 },
-        ip_connect_limit: { per_s: 1e6, burst: 1e6 },
-        max_backpressure_bytes: 4 * 1024 * 1024,
-      },
-    }),
-  );
-  return startProc([fileURLToPath(new URL('../src/cli.js', import.meta.url)), 'serve', '--config', file]);
-}
 const startRaw = (): Promise<Server> => startProc([fileURLToPath(new URL('./rawUws.js', import.meta.url))]);
-
-/** CPU seconds (user+sys) of a process, from /proc. */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-function rssBytes(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m![1]) * 1024;
-}
-
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
 
 let ipCounter = 0;
 /** Spread connections over 127.0.0.1-127.0.0.8 so ephemeral ports never run out. */
@@ -125,7 +57,7 @@ const auraUrl = (port: number, identity: string, room: string): string =>
 // ---------- fan-out ----------
 
 async function fanout(kind: 'aura' | 'raw'): Promise<{ rate: number; cpuPerMsgUs: number }> {
-  const srv = kind === 'aura' ? await startAura() : await startRaw();
+  const srv = kind === 'aura' ? await startAuraSignal() : await startRaw();
   const url = (id: string): string => (kind === 'aura' ? auraUrl(srv.port, id, 'fan') : `ws://127.0.0.1:${srv.port}/rtc`);
   const proto = kind === 'aura' ? SUBPROTOCOL.proto : undefined;
   const receivers: { ws: WebSocket; got: number }[] = [];
@@ -168,7 +100,7 @@ async function joinStorm(
   count: number,
   rate: number,
 ): Promise<{ p50: number; p99: number; achieved: number; server: { p50: number; p99: number } | undefined }> {
-  const srv = kind === 'aura' ? await startAura() : await startRaw();
+  const srv = kind === 'aura' ? await startAuraSignal() : await startRaw();
   const proto = kind === 'aura' ? SUBPROTOCOL.proto : undefined;
   const lat: number[] = [];
   const sockets: WebSocket[] = [];
@@ -214,7 +146,7 @@ async function heapUsed(port: number): Promise<number> {
 }
 
 async function idle(kind: 'aura' | 'raw', count: number): Promise<{ perConn: number; heapPerConn: number; n: number }> {
-  const srv = kind === 'aura' ? await startAura() : await startRaw();
+  const srv = kind === 'aura' ? await startAuraSignal() : await startRaw();
   const proto = kind === 'aura' ? SUBPROTOCOL.proto : undefined;
   await sleep(300);
   const rss0 = rssBytes(srv.proc.pid!);

@@ -8,22 +8,14 @@ import { after, before, describe, test } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
 import { WebhookReceiver } from 'livekit-server-sdk';
 import pg from 'pg';
-import type { SignalClient } from '../src/client/signalClient.js';
 import { eventually, KEY, SECRET, sleep, startServer } from './helpers.js';
-
-const DTLS = JSON.stringify({ role: 'client', fingerprints: [{ algorithm: 'sha-256', value: Array(32).fill('CD').join(':') }] });
-async function publishAudio(c: SignalClient): Promise<string> {
-  const tr = (await c.request({ createTransport: { producing: true } })).transport!;
-  await c.request({ connectTransport: { transportId: tr.id, dtlsParameters: DTLS } });
-  const rtp = JSON.stringify({ codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2 }], encodings: [{ ssrc: 777 }] });
-  return (await c.request({ produce: { transportId: tr.id, kind: 'audio', rtpParameters: rtp } })).id!;
-}
+import { publishAudio } from './media.js';
 
 /** A call: two participants, one publishes, both leave; the room closes (empty timeout). */
 async function aCall(t: Awaited<ReturnType<typeof startServer>>, room: string): Promise<{ roomSid: string; sids: string[] }> {
   const a = await t.client('alice', room, { grant: { name: 'Alice' } });
   const b = await t.client('bob', room);
-  await publishAudio(b);
+  await publishAudio(b, 777);
   const out = { roomSid: a.join.room.sid, sids: [a.me.sid, b.me.sid] };
   await b.leave();
   await a.leave();

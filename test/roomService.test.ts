@@ -3,30 +3,10 @@ import { after, before, describe, test } from 'node:test';
 import { ListRoomsRequest, ListRoomsResponse, TrackSource } from '@livekit/protocol';
 import { RoomServiceClient, TwirpError } from 'livekit-server-sdk';
 import { createToken } from '../src/auth/token.js';
-import type { SignalClient } from '../src/client/signalClient.js';
 import { bytes, eventually, KEY, SECRET, startServer, text, type TestServer } from './helpers.js';
+import { publishAudio, subscribe } from './media.js';
 
 // LiveKit's RoomService over Twirp, driven by livekit-server-sdk's RoomServiceClient as is.
-
-const DTLS = JSON.stringify({ role: 'client', fingerprints: [{ algorithm: 'sha-256', value: Array(32).fill('AB').join(':') }] });
-const OPUS = JSON.stringify({
-  codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2 }],
-  encodings: [{ ssrc: 5555 }],
-  rtcp: { cname: 'x' },
-});
-
-async function publishAudio(c: SignalClient): Promise<string> {
-  const tr = (await c.request({ createTransport: { producing: true } })).transport!;
-  await c.request({ connectTransport: { transportId: tr.id, dtlsParameters: DTLS } });
-  return (await c.request({ produce: { transportId: tr.id, kind: 'audio', rtpParameters: OPUS } })).id!;
-}
-
-async function subscribe(c: SignalClient, producerId: string): Promise<string> {
-  const tr = (await c.request({ createTransport: { consuming: true } })).transport!;
-  await c.request({ connectTransport: { transportId: tr.id, dtlsParameters: DTLS } });
-  const caps = c.join.routerRtpCapabilities!;
-  return (await c.request({ consume: { producerId, transportId: tr.id, rtpCapabilities: caps } })).consumer!.id;
-}
 
 describe('RoomService (Twirp) through livekit-server-sdk', () => {
   let t: TestServer;

@@ -2,24 +2,14 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import type { SignalClient } from '../src/client/signalClient.js';
-import type { ProducerInfo, TransportInfo } from '../src/signal/messages.js';
+import type { ProducerInfo } from '../src/signal/messages.js';
 import { eventually, sleep, startServer, type TestServer } from './helpers.js';
+import { DTLS, opus, transport } from './media.js';
 
 // The SFU through the signalling API, as a client SDK drives it. No media flows here (no
 // WebRTC stack in these tests): they check the control plane, permissions, events and that
 // mediasoup's own object counts return to zero.
 
-const DTLS = JSON.stringify({
-  role: 'client',
-  fingerprints: [{ algorithm: 'sha-256', value: Array.from({ length: 32 }, (_, i) => (i + 16).toString(16).toUpperCase()).join(':') }],
-});
-const opus = (ssrc: number): string =>
-  JSON.stringify({
-    codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: { useinbandfec: 1 }, rtcpFeedback: [] }],
-    headerExtensions: [],
-    encodings: [{ ssrc }],
-    rtcp: { cname: `c${ssrc}` },
-  });
 const vp8Simulcast = (ssrc: number): string =>
   JSON.stringify({
     codecs: [
@@ -31,11 +21,6 @@ const vp8Simulcast = (ssrc: number): string =>
     rtcp: { cname: `v${ssrc}` },
   });
 
-async function transport(c: SignalClient, dir: 'producing' | 'consuming', sctp = false): Promise<TransportInfo> {
-  const r = await c.request({ createTransport: { [dir]: true, sctp } });
-  await c.request({ connectTransport: { transportId: r.transport!.id, dtlsParameters: DTLS } });
-  return r.transport!;
-}
 const caps = (c: SignalClient): string => c.join.routerRtpCapabilities!;
 
 async function objects(t: TestServer): Promise<Record<string, number>> {

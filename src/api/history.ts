@@ -1,7 +1,7 @@
 import type uWS from 'uWebSockets.js';
 import { TokenError, type TokenVerifier } from '../auth/token.js';
 import type { Database } from '../db/database.js';
-import { send } from './http.js';
+import { asyncRoute } from './http.js';
 
 const MAX_LIMIT = 500;
 
@@ -60,36 +60,28 @@ export function registerHistory(app: uWS.TemplatedApp, getDb: () => Database | u
     handler: (db: Database, q: URLSearchParams, params: string[]) => Promise<unknown>,
     paramCount = 0,
   ): void => {
-    app.get(path, (res, req) => {
-      const q = new URLSearchParams(req.getQuery() ?? '');
-      const params = Array.from({ length: paramCount }, (_, i) => req.getParameter(i) ?? '');
-      const auth = req.getHeader('authorization');
-      let aborted = false;
-      res.onAborted(() => {
-        aborted = true;
-      });
-      const reply = (status: number, body: unknown): void => {
-        if (!aborted) res.cork(() => send(res, { status, body }));
-      };
-      (async () => {
+    app.get(
+      path,
+      asyncRoute(async ({ query, headers, params }) => {
         try {
-          const claims = verifier.verify(auth.startsWith('Bearer ') ? auth.slice(7) : undefined);
+          const auth = headers.authorization ?? '';
+          let claims;
+          try {
+            claims = verifier.verify(auth.startsWith('Bearer ') ? auth.slice(7) : undefined);
+          } catch (err) {
+            if (err instanceof TokenError) throw new HttpError(401, err.code, err.message);
+            throw err;
+          }
           if (!claims.video?.roomList) throw new HttpError(403, 'PERMISSION_DENIED', 'token lacks roomList');
+          const db = getDb();
+          if (!db) throw new HttpError(503, 'UNAVAILABLE', 'database not ready');
+          return { status: 200, body: await handler(db, new URLSearchParams(query), params) };
         } catch (err) {
-          if (err instanceof TokenError) throw new HttpError(401, err.code, err.message);
-          throw err;
+          if (err instanceof HttpError) return { status: err.status, body: { code: err.code, message: err.message } };
+          return { status: 500, body: { code: 'INTERNAL', message: 'database error' } };
         }
-        const db = getDb();
-        if (!db) throw new HttpError(503, 'UNAVAILABLE', 'database not ready');
-        return handler(db, q, params);
-      })().then(
-        (body) => reply(200, body),
-        (err: unknown) => {
-          if (err instanceof HttpError) return reply(err.status, { code: err.code, message: err.message });
-          reply(500, { code: 'INTERNAL', message: 'database error' });
-        },
-      );
-    });
+      }, paramCount),
+    );
   };
 
   route('/api/v1/calls', async (db, q) => {

@@ -14,7 +14,8 @@ export const STATUS_TEXT: Record<number, string> = {
 
 /** Runs an async handler safely: onAborted registered first, the reply corked, errors 500. */
 export function asyncRoute(
-  handler: (req: { url: string; query: string; headers: Record<string, string> }) => Promise<Reply>,
+  handler: (req: { url: string; query: string; headers: Record<string, string>; params: string[] }) => Promise<Reply>,
+  paramCount = 0,
 ): (res: uWS.HttpResponse, req: uWS.HttpRequest) => void {
   return (res, req) => {
     let aborted = false;
@@ -25,7 +26,8 @@ export function asyncRoute(
     req.forEach((k, v) => {
       headers[k] = v;
     });
-    const info = { url: req.getUrl(), query: req.getQuery() ?? '', headers };
+    const params = Array.from({ length: paramCount }, (_, i) => req.getParameter(i) ?? '');
+    const info = { url: req.getUrl(), query: req.getQuery() ?? '', headers, params };
     handler(info)
       .catch((err: unknown): Reply => ({ status: 500, body: { code: 'INTERNAL', message: String(err) } }))
       .then((reply) => {

@@ -55,6 +55,12 @@ export class RoomServiceApi {
     return room;
   }
 
+  /** The room a roomAdmin request names, after checking the token may administer it. */
+  private adminRoom(claims: Claims, name: string): Room {
+    needAdmin(claims, name);
+    return this.room(name);
+  }
+
   private participant(room: Room, identity: string): Participant {
     const p = room.participants.get(identity);
     if (!p) throw new TwirpError('not_found', `participant ${JSON.stringify(identity)} is not in room ${JSON.stringify(room.name)}`);
@@ -109,8 +115,7 @@ export class RoomServiceApi {
         req: ListParticipantsRequest,
         res: ListParticipantsResponse,
         handle: (r, c) => {
-          needAdmin(c, r.room);
-          const room = this.room(r.room);
+          const room = this.adminRoom(c, r.room);
           const list = [...room.participants.values()].filter((p) => !p.hidden).map((p) => this.participantInfo(room, p));
           return new ListParticipantsResponse({ participants: list });
         },
@@ -119,8 +124,7 @@ export class RoomServiceApi {
         req: RoomParticipantIdentity,
         res: LkParticipantInfo,
         handle: (r, c) => {
-          needAdmin(c, r.room);
-          const room = this.room(r.room);
+          const room = this.adminRoom(c, r.room);
           return this.participantInfo(room, this.participant(room, r.identity));
         },
       }),
@@ -128,8 +132,7 @@ export class RoomServiceApi {
         req: RoomParticipantIdentity,
         res: RemoveParticipantResponse,
         handle: (r, c) => {
-          needAdmin(c, r.room);
-          const room = this.room(r.room);
+          const room = this.adminRoom(c, r.room);
           const p = this.participant(room, r.identity);
           this.manager.removeParticipant(room, p, 'PARTICIPANT_REMOVED', { closeCode: CloseCode.REMOVED, message: 'removed by the server' });
           return new RemoveParticipantResponse();
@@ -139,8 +142,7 @@ export class RoomServiceApi {
         req: MuteRoomTrackRequest,
         res: MuteRoomTrackResponse,
         handle: async (r, c) => {
-          needAdmin(c, r.room);
-          const room = this.room(r.room);
+          const room = this.adminRoom(c, r.room);
           const p = this.participant(room, r.identity);
           if (!this.sfu || !(await this.sfu.setProducerMuted(room, p, r.trackSid, r.muted))) {
             throw new TwirpError('not_found', `track ${JSON.stringify(r.trackSid)} not published by ${JSON.stringify(r.identity)}`);
@@ -152,8 +154,7 @@ export class RoomServiceApi {
         req: UpdateParticipantRequest,
         res: LkParticipantInfo,
         handle: (r, c) => {
-          needAdmin(c, r.room);
-          const room = this.room(r.room);
+          const room = this.adminRoom(c, r.room);
           const p = this.participant(room, r.identity);
           if (r.permission) {
             const lp = r.permission;
@@ -183,8 +184,7 @@ export class RoomServiceApi {
         req: UpdateSubscriptionsRequest,
         res: UpdateSubscriptionsResponse,
         handle: (r, c) => {
-          needAdmin(c, r.room);
-          const room = this.room(r.room);
+          const room = this.adminRoom(c, r.room);
           const p = this.participant(room, r.identity);
           const ids = [...r.trackSids, ...r.participantTracks.flatMap((pt) => pt.trackSids)];
           this.sfu?.setSubscribed(room, p, ids, r.subscribe);
@@ -195,8 +195,7 @@ export class RoomServiceApi {
         req: UpdateRoomMetadataRequest,
         res: LkRoom,
         handle: (r, c) => {
-          needAdmin(c, r.room);
-          const room = this.room(r.room);
+          const room = this.adminRoom(c, r.room);
           try {
             this.manager.updateRoomMetadata(room, r.metadata);
           } catch (err) {
@@ -210,8 +209,7 @@ export class RoomServiceApi {
         req: SendDataRequest,
         res: SendDataResponse,
         handle: (r, c) => {
-          needAdmin(c, r.room);
-          const room = this.room(r.room);
+          const room = this.adminRoom(c, r.room);
           const identities = [...r.destinationIdentities];
           for (const sid of r.destinationSids) {
             for (const p of room.participants.values()) if (p.sid === sid) identities.push(p.identity);

@@ -49,8 +49,7 @@ export class Room extends Emitter<RoomEvents> {
   private readonly local = new Map<TrackSource, { track: MediaStreamTrack; producer: ms.Producer | null }>();
   private sendTransport: ms.Transport | null = null;
   private recvTransport: ms.Transport | null = null;
-  private recvPending: Promise<ms.Transport> | null = null;
-  private sendPending: Promise<ms.Transport> | null = null;
+  private readonly pending: Record<'producing' | 'consuming', Promise<ms.Transport> | null> = { producing: null, consuming: null };
   private readonly consuming = new Set<string>();
   /** Sid of the participant speaking most (from the SFU's active speaker detection). */
   activeSpeakerSid: string | null = null;
@@ -147,23 +146,19 @@ export class Room extends Emitter<RoomEvents> {
     return t;
   }
 
-  private async recv(): Promise<ms.Transport> {
-    if (this.recvTransport && !this.recvTransport.closed) return this.recvTransport;
-    this.recvPending ??= this.makeTransport('consuming').then((t) => (this.recvTransport = t));
+  /** The live transport of a direction, created once even when asked for concurrently. */
+  private async transport(dir: 'producing' | 'consuming'): Promise<ms.Transport> {
+    const current = dir === 'producing' ? this.sendTransport : this.recvTransport;
+    if (current && !current.closed) return current;
+    this.pending[dir] ??= this.makeTransport(dir).then((t) => {
+      if (dir === 'producing') this.sendTransport = t;
+      else this.recvTransport = t;
+      return t;
+    });
     try {
-      return await this.recvPending;
+      return await this.pending[dir]!;
     } finally {
-      this.recvPending = null;
-    }
-  }
-
-  private async send(): Promise<ms.Transport> {
-    if (this.sendTransport && !this.sendTransport.closed) return this.sendTransport;
-    this.sendPending ??= this.makeTransport('producing').then((t) => (this.sendTransport = t));
-    try {
-      return await this.sendPending;
-    } finally {
-      this.sendPending = null;
+      this.pending[dir] = null;
     }
   }
 
@@ -176,7 +171,7 @@ export class Room extends Emitter<RoomEvents> {
     if (!this.me.permission.canSubscribe || this.remote.has(p.producerId) || this.consuming.has(p.producerId)) return;
     this.consuming.add(p.producerId);
     try {
-      const t = await this.recv();
+      const t = await this.transport('consuming');
       const r = await this.signal.request({
         consume: { producerId: p.producerId, transportId: t.id, rtpCapabilities: JSON.stringify(this.device.rtpCapabilities) },
       });
@@ -224,7 +219,7 @@ export class Room extends Emitter<RoomEvents> {
   }
 
   private async produce(track: MediaStreamTrack, source: TrackSource): Promise<ms.Producer> {
-    const t = await this.send();
+    const t = await this.transport('producing');
     return t.produce({
       track,
       // The Room owns its tracks: closing a producer (transport lost, media rebuilt) must not

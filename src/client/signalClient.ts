@@ -306,11 +306,6 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     });
   }
 
-  /** Fire-and-forget (id 0): no response unless it fails. */
-  sendRaw(frame: string | Uint8Array): void {
-    this.ws?.send(frame);
-  }
-
   async ping(): Promise<number> {
     const t0 = Date.now();
     await this.request({ ping: { timestamp: t0, rtt: this.rtt } });

@@ -59,7 +59,7 @@ export class WsConnection implements Connection {
 
   send(msg: ServerMessage): void {
     if (this.closed) return;
-    this.gw.countOut(msg, this.encoding);
+    this.gw.countOut(serverKind(msg), this.encoding);
     this.ws.send(this.codec.encodeServer(msg), this.codec.binary);
     this.gw.checkConnection(this);
   }
@@ -150,13 +150,14 @@ export class SignalGateway implements Fanout {
     const ex = except?.conn;
     const exceptWs = ex instanceof WsConnection && !ex.closed ? ex.ws : undefined;
     let published = 0;
+    const kind = serverKind(msg);
     for (const enc of ENCODINGS) {
       const t = topic(room, enc);
       if (this.app.numSubscribers(t) === 0) continue;
       const codec = codecs[enc];
       const data = codec.encodeServer(msg);
       published += typeof data === 'string' ? data.length * 3 : data.byteLength;
-      this.countOut(msg, enc);
+      this.countOut(kind, enc);
       // ws.publish skips the sender itself.
       if (exceptWs) exceptWs.publish(t, data, codec.binary);
       else this.app.publish(t, data, codec.binary);
@@ -182,8 +183,8 @@ export class SignalGateway implements Fanout {
     }
   }
 
-  countOut(msg: ServerMessage, encoding: Encoding): void {
-    this.metrics.messagesOut.inc({ type: serverKind(msg), encoding });
+  countOut(kind: string, encoding: Encoding): void {
+    this.metrics.messagesOut.inc({ type: kind, encoding });
   }
 
   // ---------- limits ----------
@@ -320,6 +321,7 @@ export class SignalGateway implements Fanout {
       const req = validateRequest(raw);
       id = req.id;
       this.metrics.messagesIn.inc({ type: req.kind, encoding: conn.encoding });
+      if (req.kind === 'ping' && req.body.rtt) this.metrics.clientRtt.observe(req.body.rtt / 1000);
       if (SFU_KINDS.has(req.kind)) {
         // Media requests wait on mediasoup workers: answered when done (responses carry ids).
         if (!this.sfu) throw new SignalError('UNKNOWN_MESSAGE', 'the SFU is disabled on this server', req.kind);
