@@ -15,7 +15,6 @@ export function recordCalls(manager: RoomManager, sfu: SfuService | undefined, w
       `INSERT INTO call_participants (id, call_id, identity, name, joined_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
       [p.sid, room.sid, p.identity, p.name, new Date(p.joinedAt)],
     );
-    writes.enqueue(`UPDATE calls SET peak_participants = GREATEST(peak_participants, $2) WHERE id = $1`, [room.sid, room.participants.size]);
   });
   manager.on('participantLeft', (_room, p, reason) => {
     const now = Date.now();
@@ -28,10 +27,12 @@ export function recordCalls(manager: RoomManager, sfu: SfuService | undefined, w
   });
   manager.on('roomFinished', (room) => {
     const now = Date.now();
-    writes.enqueue(`UPDATE calls SET ended_at = $2, duration_seconds = $3, status = 'ended' WHERE id = $1`, [
+    // The peak is tracked in memory and written once, when the call ends.
+    writes.enqueue(`UPDATE calls SET ended_at = $2, duration_seconds = $3, status = 'ended', peak_participants = $4 WHERE id = $1`, [
       room.sid,
       new Date(now),
       (now - room.createdAt) / 1000,
+      room.peakParticipants,
     ]);
   });
   // media_state: the sources a participant has published during the call.

@@ -1,5 +1,5 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { PGlite } from '@electric-sql/pglite';
+import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import type { Logger } from 'pino';
 
@@ -7,6 +7,8 @@ import type { Logger } from 'pino';
 export interface Database {
   readonly kind: 'postgres' | 'pglite';
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: T[] }>;
+  /** Runs the statements in one transaction: all or none. */
+  batch(ops: readonly { sql: string; params: unknown[] }[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -17,25 +19,77 @@ class PgDatabase implements Database {
     const r = await this.pool.query(sql, params);
     return { rows: r.rows as T[] };
   }
+  async batch(ops: readonly { sql: string; params: unknown[] }[]): Promise<void> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      for (const op of ops) await client.query(op.sql, op.params);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true; // the connection itself is gone: do not return it to the pool
+      });
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
   close(): Promise<void> {
     return this.pool.end();
   }
 }
 
+/** PGlite in a worker thread (pgliteWorker.ts), so the database never blocks the event loop. */
 class PgliteDatabase implements Database {
   readonly kind = 'pglite' as const;
-  constructor(private readonly db: PGlite) {}
-  async query<T>(sql: string, params: unknown[] = []): Promise<{ rows: T[] }> {
-    // PGlite's query() takes one statement with parameters; exec() runs a script.
-    if (params.length === 0 && sql.includes(';')) {
-      await this.db.exec(sql);
-      return { rows: [] };
-    }
-    const r = await this.db.query<T>(sql, params);
-    return { rows: r.rows };
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+
+  private constructor(private readonly worker: Worker) {
+    worker.on('message', (m: { id: number; result?: unknown; error?: string }) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.error !== undefined) p.reject(new Error(m.error));
+      else p.resolve(m.result);
+    });
+    const failAll = (err: Error): void => {
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    worker.on('error', failAll);
+    worker.on('exit', (code) => failAll(new Error(`PGlite worker exited (${code})`)));
   }
-  close(): Promise<void> {
-    return this.db.close();
+
+  static async open(dataDir: string): Promise<PgliteDatabase> {
+    const worker = new Worker(new URL('./pgliteWorker.js', import.meta.url), { workerData: { dataDir } });
+    await new Promise<void>((resolve, reject) => {
+      worker.once('message', () => resolve());
+      worker.once('error', reject);
+    });
+    return new PgliteDatabase(worker);
+  }
+
+  private call<T>(req: Record<string, unknown>): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.worker.postMessage({ id, ...req });
+    });
+  }
+
+  query<T>(sql: string, params: unknown[] = []): Promise<{ rows: T[] }> {
+    return this.call({ op: 'query', sql, params });
+  }
+
+  async batch(ops: readonly { sql: string; params: unknown[] }[]): Promise<void> {
+    await this.call({ op: 'batch', ops });
+  }
+
+  async close(): Promise<void> {
+    await this.call({ op: 'close' }).catch(() => undefined);
+    await this.worker.terminate();
   }
 }
 
@@ -53,7 +107,7 @@ export async function openDatabase(opts: DatabaseOptions, log: Logger): Promise<
     return new PgDatabase(pool);
   }
   mkdirSync(opts.dataDir, { recursive: true });
-  return new PgliteDatabase(await PGlite.create(opts.dataDir));
+  return PgliteDatabase.open(opts.dataDir);
 }
 
 const MIGRATIONS = new URL('../../../src/db/migrations/', import.meta.url);

@@ -10,6 +10,8 @@ export class Room {
   readonly log: ReplayLog;
   emptyTimer: NodeJS.Timeout | undefined;
   closed = false;
+  /** Most participants in the room at once during this session. */
+  peakParticipants = 0;
 
   constructor(
     readonly sid: string,

@@ -143,6 +143,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     // Announce before subscribing the newcomer, so it does not receive its own join.
     if (!p.hidden) this.fanout.publish(room, room.record({ participantJoined: p.info() }));
     room.participants.set(p.identity, p);
+    room.peakParticipants = Math.max(room.peakParticipants, room.participants.size);
     conn.send(this.joinResponse(room, p, false));
     this.fanout.subscribe(room, p);
     void this.persist(() => this.store.putParticipant(room.name, p.info()));
