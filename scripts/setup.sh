@@ -13,8 +13,9 @@ WORKER_DEST="$ROOT/node_modules/mediasoup/worker/out/Release/mediasoup-worker"
 log() { printf '\n[setup] %s\n' "$*"; }
 
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-# chromium: the real-browser end-to-end test (playwright-core drives /usr/bin/chromium).
-APT_PKGS="pkg-config ninja-build libssl-dev libuv1-dev libabsl-dev libsrtp2-dev libusrsctp-dev nlohmann-json3-dev chromium"
+# chromium: the real-browser end-to-end tests (playwright-core drives /usr/bin/chromium).
+# coturn: its turnutils_uclient/turnutils_peer test the embedded TURN server; bench/turn runs it.
+APT_PKGS="pkg-config ninja-build libssl-dev libuv1-dev libabsl-dev libsrtp2-dev libusrsctp-dev nlohmann-json3-dev chromium coturn"
 missing=""
 for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -17,6 +17,7 @@ import { recordCalls } from './db/callRecorder.js';
 import { migrate, openDatabase, type Database } from './db/database.js';
 import { WriteBehind } from './db/writeBehind.js';
 import { SfuService } from './sfu/sfuService.js';
+import { TurnService } from './turn/turnService.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { notifyWebhooks } from './webhooks/notifier.js';
 import { WorkerPool } from './sfu/workerPool.js';
@@ -45,6 +46,7 @@ export class AuraServer {
   readonly store: RoomStore;
   readonly pool: WorkerPool | undefined;
   readonly sfu: SfuService | undefined;
+  readonly turn: TurnService;
   private listenSocket: uWS.us_listen_socket | null = null;
   private db: Database | undefined;
   private writes: WriteBehind | undefined;
@@ -125,6 +127,14 @@ export class AuraServer {
       );
       this.sfu.registerMetrics(this.metrics.registry);
     }
+    const wildcard = (ip: string): boolean => ip === '0.0.0.0' || ip === '::';
+    this.turn = new TurnService(
+      config.turn,
+      config.turn.host || config.sfu.announced_ip || (wildcard(config.sfu.listen_ip) ? '127.0.0.1' : config.sfu.listen_ip),
+      this.metrics.registry,
+      this.log,
+    );
+    this.manager.iceServers = (identity) => this.turn.iceServersFor(identity);
     this.gateway.attach(this.manager, this.sfu);
     this.metrics.bindSources({
       participants: () => this.manager.participantCount(),
@@ -142,6 +152,7 @@ export class AuraServer {
           participants: this.manager.participantCount(),
           connections: this.gateway.sessions.size,
           draining: this.manager.isDraining,
+          turn: { mode: config.turn.mode, allocations: this.turn.embedded?.allocationCount ?? 0 },
           ...(this.pool
             ? { sfu: { workers: this.pool.slots.map((w) => ({ index: w.index, pid: w.pid, routers: w.routers, consumers: w.consumers })) } }
             : {}),
@@ -167,6 +178,7 @@ export class AuraServer {
       this.manager.routerRtpCapabilities = JSON.stringify(this.pool.rtpCapabilities);
     }
     if (!this.db) await this.startPersistence();
+    await this.turn.start();
     return new Promise((resolve, reject) => {
       this.app.listen(host, port, (sock) => {
         if (!sock) return reject(new Error(`cannot listen on ${host}:${port}`));
@@ -229,6 +241,7 @@ export class AuraServer {
     this.sampler?.stop();
     await this.sfu?.close();
     await this.pool?.close();
+    this.turn.close();
     // Room/participant end rows were just queued by closeAll(): write them, then stop.
     await this.writes?.close();
     await this.webhooks?.close();

@@ -19,6 +19,8 @@ export interface TestServer {
   url: string;
   http: string;
   proc: ChildProcess;
+  /** The config the server was started with (defaults are not filled in). */
+  config: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** Everything the server logged (pino JSON lines). */
   logs: string[];
   token(identity: string, room?: string, grant?: Partial<VideoGrant> & { name?: string; metadata?: string }): string;
@@ -47,7 +49,7 @@ const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
  */
 export async function startServer(overrides: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<TestServer> {
   // Each test server gets its own media ports (WebRtcServer ports are fixed per worker).
-  const base = 20000 + Math.floor(Math.random() * 400) * 20;
+  const base = 20000 + Math.floor(Math.random() * 400) * 40;
   const dir = mkdtempSync(join(tmpdir(), 'auralink-test-'));
   const cfg = merge(
     {
@@ -57,6 +59,7 @@ export async function startServer(overrides: Record<string, unknown> = {}, env: 
       log_level: 'info',
       drain: { timeout_s: 2 },
       sfu: { workers: 1, webrtc_port: base, rtc_min_port: base + 4, rtc_max_port: base + 19 },
+      turn: { port: base + 20, relay_min_port: base + 21, relay_max_port: base + 39 },
       database: { data_dir: join(dir, 'pglite') },
     },
     overrides,
@@ -110,6 +113,7 @@ export async function startServer(overrides: Record<string, unknown> = {}, env: 
     url,
     http,
     proc,
+    config: cfg,
     logs,
     token,
     async client(identity, room = 'room1', opts = {}) {

@@ -29,6 +29,11 @@ export interface RoomEvents extends Record<string, unknown[]> {
   disconnected: [{ code: number; reason: string }];
 }
 
+export interface RoomOptions extends SignalClientOptions {
+  /** 'relay' sends all media through the TURN servers the server hands out. */
+  iceTransportPolicy?: RTCIceTransportPolicy;
+}
+
 // Camera simulcast: three layers, so the SFU can pick one per subscriber.
 const CAMERA_ENCODINGS: RTCRtpEncodingParameters[] = [
   { scaleResolutionDownBy: 4, maxBitrate: 150_000 },
@@ -54,13 +59,16 @@ export class Room extends Emitter<RoomEvents> {
   /** Sid of the participant speaking most (from the SFU's active speaker detection). */
   activeSpeakerSid: string | null = null;
 
-  private constructor(readonly signal: SignalClient) {
+  private constructor(
+    readonly signal: SignalClient,
+    private readonly opts: RoomOptions,
+  ) {
     super();
   }
 
-  static async connect(url: string, token: string, opts: SignalClientOptions = {}): Promise<Room> {
+  static async connect(url: string, token: string, opts: RoomOptions = {}): Promise<Room> {
     const signal = await SignalClient.connect(url, token, opts);
-    const room = new Room(signal);
+    const room = new Room(signal, opts);
     // Events that came with the join (before anyone could listen) are already in its state.
     signal.on('activeSpeaker', ({ participantSid }) => (room.activeSpeakerSid ??= participantSid));
     const caps = signal.join.routerRtpCapabilities;
@@ -115,6 +123,26 @@ export class Room extends Emitter<RoomEvents> {
     });
   }
 
+  /**
+   * How each media transport reaches the SFU: the ICE candidate type of the selected pair's
+   * local side ('host', 'srflx', 'prflx' or 'relay' = through TURN); undefined before ICE connects.
+   */
+  async connectionTypes(): Promise<{ producing?: string; consuming?: string }> {
+    const out: { producing?: string; consuming?: string } = {};
+    for (const [dir, t] of [['producing', this.sendTransport], ['consuming', this.recvTransport]] as const) {
+      if (!t) continue;
+      const stats = await t.getStats();
+      let pairId: string | undefined;
+      stats.forEach((s: { type: string; selectedCandidatePairId?: string }) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+      });
+      const pair = pairId ? (stats.get(pairId) as { localCandidateId?: string } | undefined) : undefined;
+      const local = pair?.localCandidateId ? (stats.get(pair.localCandidateId) as { candidateType?: string } | undefined) : undefined;
+      if (local?.candidateType) out[dir] = local.candidateType;
+    }
+    return out;
+  }
+
   private transportOptions(t: TransportInfo): ms.TransportOptions {
     return {
       id: t.id,
@@ -122,6 +150,10 @@ export class Room extends Emitter<RoomEvents> {
       iceCandidates: JSON.parse(t.iceCandidates) as ms.IceCandidate[],
       dtlsParameters: JSON.parse(t.dtlsParameters) as ms.DtlsParameters,
       ...(t.sctpParameters ? { sctpParameters: JSON.parse(t.sctpParameters) as ms.SctpParameters } : {}),
+      // TURN from the server (fresh credentials per transport), for networks where UDP/TCP to
+      // the SFU's ports is blocked; 'relay' forces it.
+      iceServers: (t.iceServers ?? this.signal.join.iceServers ?? []) as RTCIceServer[],
+      ...(this.opts.iceTransportPolicy ? { iceTransportPolicy: this.opts.iceTransportPolicy } : {}),
     };
   }
 

@@ -1,7 +1,17 @@
+import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
+import { addCidr } from '../turn/peerFilter.js';
 
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
+const cidr = z.string().refine((c) => {
+  try {
+    addCidr(new BlockList(), c);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be a CIDR (address/prefix)');
 
 export const configSchema = z
   .object({
@@ -60,6 +70,29 @@ export const configSchema = z
       audio_level_interval_ms: positiveInt,
       allow_plain_transports: z.boolean(),
     }),
+    turn: z
+      .strictObject({
+        mode: z.enum(['embedded', 'external', 'off']),
+        secret: z.string(),
+        realm: z.string().min(1),
+        credential_ttl_s: z.number().int().min(60),
+        host: z.string(),
+        listen_ip: z.string().refine((s) => isIP(s) !== 0, 'must be an IP address'),
+        port: port,
+        relay_ip: z.string().refine((s) => s === '' || isIP(s) !== 0, 'must be an IP address or empty'),
+        external_ip: z.string().refine((s) => s === '' || isIP(s) !== 0, 'must be an IP address or empty'),
+        relay_min_port: port,
+        relay_max_port: port,
+        max_allocations_per_user: positiveInt,
+        urls: z.array(z.string().regex(/^turns?:[^\s]+$/, 'must be a turn: or turns: URL')),
+        allowed_peer_cidrs: z.array(cidr),
+        denied_peer_cidrs: z.array(cidr),
+      })
+      .refine((t) => t.relay_min_port <= t.relay_max_port, { message: 'relay_min_port must be <= relay_max_port', path: ['relay_min_port'] })
+      .refine((t) => t.mode !== 'external' || (t.secret !== '' && t.urls.length > 0), {
+        message: 'external mode needs secret and urls',
+        path: ['mode'],
+      }),
     redis: z.strictObject({ url: z.string() }),
     database: z.strictObject({
       url: z.string(),

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { JoinGrant } from '../auth/token.js';
 import { SignalError } from '../signal/errors.js';
-import type { DisconnectReason, ParticipantInfo, Response, ServerMessage } from '../signal/messages.js';
+import type { DisconnectReason, IceServer, ParticipantInfo, Response, ServerMessage } from '../signal/messages.js';
 import { PROTOCOL_VERSION } from '../signal/messages.js';
 import type { ValidRequest } from '../signal/schema.js';
 import type { RoomStore } from '../store/types.js';
@@ -57,6 +57,8 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
   readonly rooms = new Map<string, Room>();
   /** JSON of the SFU routers' RTP capabilities, sent in every join response (set at start). */
   routerRtpCapabilities = '';
+  /** STUN/TURN servers with fresh credentials for one identity (set at start when TURN is on). */
+  iceServers: (identity: string) => IceServer[] = () => [];
   private draining = false;
   private readonly pruneTimer: NodeJS.Timeout;
 
@@ -178,6 +180,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
         server: { version: this.opts.version, nodeId: this.opts.nodeId, protocol: PROTOCOL_VERSION },
         pingIntervalMs: this.opts.pingIntervalMs,
         ...(this.routerRtpCapabilities ? { routerRtpCapabilities: this.routerRtpCapabilities } : {}),
+        iceServers: this.iceServers(p.identity),
       },
     };
   }

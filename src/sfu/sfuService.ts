@@ -372,6 +372,7 @@ export class SfuService extends EventEmitter<SfuEvents> {
         iceCandidates: JSON.stringify(transport.iceCandidates),
         dtlsParameters: JSON.stringify(transport.dtlsParameters),
         ...(transport.sctpParameters ? { sctpParameters: JSON.stringify(transport.sctpParameters) } : {}),
+        iceServers: this.manager.iceServers(p.identity),
       },
     };
   }

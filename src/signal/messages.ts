@@ -91,6 +91,7 @@ export interface TransportInfo {
   sctpParameters?: string;
   plainIp?: string;
   plainPort?: number;
+  iceServers?: IceServer[];
 }
 
 export interface ConsumerInfo {
@@ -146,6 +147,13 @@ export interface JoinResponse {
   server: { version: string; nodeId: string; protocol: number };
   pingIntervalMs: number;
   routerRtpCapabilities?: string;
+  iceServers?: IceServer[];
+}
+
+export interface IceServer {
+  urls: string[];
+  username?: string;
+  credential?: string;
 }
 
 /** Exactly one body field is set. */

@@ -56,7 +56,10 @@ $('join').addEventListener('submit', (ev) => {
     try {
       status('connecting…');
       const url = location.origin.replace(/^http/, 'ws');
-      room = await Room.connect(url, await tokenFor(roomName, name));
+      // ?relay=1: all media through the server's TURN relay (what a client behind a strict
+      // firewall gets); used by the TURN end-to-end test.
+      const relay = new URLSearchParams(location.search).get('relay') === '1';
+      room = await Room.connect(url, await tokenFor(roomName, name), relay ? { iceTransportPolicy: 'relay' } : {});
       (window as unknown as { auralinkRoom: Room }).auralinkRoom = room;
       room.on('trackSubscribed', (r) => attach(remoteKey(r), `${r.participantIdentity}${r.source.startsWith('screen') ? ' (screen)' : ''}`, r.track, false));
       room.on('trackUnsubscribed', (r) => {

@@ -1,0 +1,298 @@
+import { EventEmitter } from 'node:events';
+import { Redis } from 'ioredis';
+import type { Logger } from '../obs/logger.js';
+import { degraded, linkKey, type Link, type MeshNode, type MeshSnapshot, type NodeRegistry, type RegistryEvents } from './types.js';
+import { trustLevel } from './trust.js';
+
+// Each script is one atomic step; all keys of a cluster share one prefix (one hash slot family).
+const REGISTER = `
+redis.call('HSETNX', KEYS[4], ARGV[1], ARGV[5])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local added = redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+if added == 1 then redis.call('PUBLISH', ARGV[6], cjson.encode({t='online', id=ARGV[1]})) end
+return added`;
+const HEARTBEAT = `
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1`;
+const DEREGISTER = `
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+if removed == 1 then redis.call('PUBLISH', ARGV[2], cjson.encode({t='offline', id=ARGV[1]})) end
+return removed`;
+const REAP = `
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1000)
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('PUBLISH', ARGV[2], cjson.encode({t='offline', id=id}))
+end
+return ids`;
+const ADJUST_TRUST = `
+local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
+if not cur then return false end
+local v = math.max(0, math.min(100, cur + tonumber(ARGV[2])))
+v = math.floor(v * 100 + 0.5) / 100
+redis.call('HSET', KEYS[1], ARGV[1], tostring(v))
+redis.call('PUBLISH', ARGV[3], cjson.encode({t='trust', id=ARGV[1], trust=v}))
+return tostring(v)`;
+
+type StaticNode = Omit<MeshNode, 'load' | 'trust' | 'lastSeen'>;
+type Event =
+  | { t: 'online'; id: string }
+  | { t: 'offline'; id: string }
+  | { t: 'trust'; id: string; trust: number }
+  | { t: 'links'; links: Link[] };
+
+/**
+ * Cluster-wide registry in Redis. Nodes: hash `nodes` (static JSON), zset `alive` (last
+ * heartbeat, ms), hashes `load` and `trust`; links: hash `links` (`from>to` -> JSON). A node is
+ * expired by whoever runs reap() first after `now - ttl` passes its score (atomic: published
+ * once). Trust outlives registration, so re-registering cannot reset it.
+ * Every node mirrors the mesh in memory from the `events` channel (plus a periodic resync for
+ * loads) so route planning never waits on Redis.
+ * Redis outages: commands fail fast (no offline queue), ioredis reconnects with backoff, and
+ * 'reconnected' tells the owner to re-register and resync.
+ */
+export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeRegistry {
+  readonly kind = 'redis';
+  private readonly redis: Redis;
+  private readonly sub: Redis;
+  private readonly k: { nodes: string; alive: string; load: string; trust: string; links: string; events: string };
+  private readonly nodes = new Map<string, MeshNode>();
+  private readonly links = new Map<string, Link>();
+  private version = 0;
+  private wasDown = false;
+  private closed = false;
+
+  constructor(
+    url: string,
+    prefix: string,
+    private readonly ttlMs: number,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    super();
+    const p = prefix;
+    this.k = { nodes: `${p}nodes`, alive: `${p}alive`, load: `${p}load`, trust: `${p}trust`, links: `${p}links`, events: `${p}events` };
+    const opts = {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      lazyConnect: true,
+      retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 6), 5000),
+    };
+    this.redis = new Redis(url, opts);
+    this.sub = new Redis(url, { ...opts, enableOfflineQueue: true });
+    for (const [name, c] of [['command', this.redis], ['subscriber', this.sub]] as const) {
+      c.on('error', (err: Error) => this.log.debug({ err: err.message, conn: name }, 'redis error'));
+    }
+    this.redis.on('close', () => {
+      if (!this.closed && !this.wasDown) {
+        this.wasDown = true;
+        this.log.warn('mesh registry: Redis connection lost; serving from the last known mesh, retrying');
+      }
+    });
+    this.redis.on('ready', () => {
+      if (!this.wasDown) return;
+      this.wasDown = false;
+      this.log.info('mesh registry: Redis is back');
+      void this.resync()
+        .then(() => this.emit('reconnected'))
+        .catch((err: Error) => this.log.warn({ err: err.message }, 'mesh resync failed'));
+    });
+    this.redis.defineCommand('meshRegister', { numberOfKeys: 4, lua: REGISTER });
+    this.redis.defineCommand('meshHeartbeat', { numberOfKeys: 2, lua: HEARTBEAT });
+    this.redis.defineCommand('meshDeregister', { numberOfKeys: 3, lua: DEREGISTER });
+    this.redis.defineCommand('meshReap', { numberOfKeys: 3, lua: REAP });
+    this.redis.defineCommand('meshTrust', { numberOfKeys: 1, lua: ADJUST_TRUST });
+    this.sub.on('message', (_ch: string, msg: string) => this.onEvent(msg));
+  }
+
+  /** Connects both connections, subscribes, and loads the mesh. */
+  async start(): Promise<void> {
+    await Promise.all([this.redis.connect(), this.sub.connect()]);
+    await this.sub.subscribe(this.k.events);
+    await this.resync();
+  }
+
+  private cmd(): Redis & Record<string, (...a: unknown[]) => Promise<unknown>> {
+    return this.redis as Redis & Record<string, (...a: unknown[]) => Promise<unknown>>;
+  }
+
+  async register(node: MeshNode): Promise<void> {
+    const { load, trust, lastSeen: _l, ...rest } = node;
+    const now = this.now();
+    await this.cmd().meshRegister!(this.k.nodes, this.k.alive, this.k.load, this.k.trust, node.id, JSON.stringify(rest), now, load, trust, this.k.events);
+    // Our own view of ourselves is immediate (the event arrives too, harmlessly).
+    const t = Number(await this.redis.hget(this.k.trust, node.id));
+    this.upsert({ ...node, trust: Number.isFinite(t) ? t : trust, lastSeen: now });
+  }
+
+  async heartbeat(id: string, load: number): Promise<boolean> {
+    const ok = (await this.cmd().meshHeartbeat!(this.k.alive, this.k.load, id, this.now(), load)) === 1;
+    const n = this.nodes.get(id);
+    if (n) {
+      n.load = load;
+      n.lastSeen = this.now();
+    }
+    return ok;
+  }
+
+  /** Many heartbeats in one round trip (the internal HTTP endpoint and bench/mesh use it). */
+  async heartbeatMany(beats: { id: string; load: number }[]): Promise<boolean[]> {
+    const pipe = this.redis.pipeline() as unknown as { meshHeartbeat(...a: unknown[]): void; exec(): Promise<[Error | null, unknown][] | null> };
+    const now = this.now();
+    for (const b of beats) pipe.meshHeartbeat(this.k.alive, this.k.load, b.id, now, b.load);
+    const res = (await pipe.exec()) ?? [];
+    return res.map(([err, v]) => !err && v === 1);
+  }
+
+  async deregister(id: string): Promise<void> {
+    await this.cmd().meshDeregister!(this.k.alive, this.k.nodes, this.k.load, id, this.k.events);
+    if (this.drop(id)) this.emit('nodeOffline', id);
+  }
+
+  async get(id: string): Promise<MeshNode | undefined> {
+    return this.nodes.get(id);
+  }
+
+  async reportLinks(links: Link[]): Promise<void> {
+    if (links.length === 0) return;
+    const fields: string[] = [];
+    for (const l of links) fields.push(linkKey(l.from, l.to), JSON.stringify(l));
+    await this.redis.pipeline().hset(this.k.links, ...fields).publish(this.k.events, JSON.stringify({ t: 'links', links })).exec();
+  }
+
+  async adjustTrust(id: string, delta: number): Promise<number | undefined> {
+    const v = (await this.cmd().meshTrust!(this.k.trust, id, delta, this.k.events)) as string | null;
+    if (v === null) return undefined;
+    this.setTrust(id, Number(v));
+    return Number(v);
+  }
+
+  async reap(): Promise<string[]> {
+    const ids = (await this.cmd().meshReap!(this.k.alive, this.k.nodes, this.k.load, this.now() - this.ttlMs, this.k.events)) as string[];
+    for (const id of ids) if (this.drop(id)) this.emit('nodeOffline', id);
+    return ids;
+  }
+
+  snapshot(): MeshSnapshot {
+    return { nodes: this.nodes, links: this.links, version: this.version };
+  }
+
+  /** Reloads everything from Redis (at start, after an outage, and periodically for loads). */
+  async resync(): Promise<void> {
+    const [nodes, alive, load, trust, links] = (await this.redis
+      .pipeline()
+      .hgetall(this.k.nodes)
+      .zrange(this.k.alive, 0, -1, 'WITHSCORES')
+      .hgetall(this.k.load)
+      .hgetall(this.k.trust)
+      .hgetall(this.k.links)
+      .exec())!.map(([err, v]) => {
+      if (err) throw err;
+      return v;
+    }) as [Record<string, string>, string[], Record<string, string>, Record<string, string>, Record<string, string>];
+    const seen = new Map<string, number>();
+    for (let i = 0; i < alive.length; i += 2) seen.set(alive[i]!, Number(alive[i + 1]));
+    const before = new Set(this.nodes.keys());
+    for (const [id, json] of Object.entries(nodes)) {
+      const lastSeen = seen.get(id);
+      if (lastSeen === undefined) continue;
+      const s = JSON.parse(json) as StaticNode;
+      const node: MeshNode = { ...s, load: Number(load[id] ?? 0), trust: Number(trust[id] ?? 0), lastSeen };
+      const had = this.nodes.has(id);
+      this.nodes.set(id, node);
+      before.delete(id);
+      if (!had) this.emit('nodeOnline', node);
+    }
+    for (const id of before) {
+      this.drop(id);
+      this.emit('nodeOffline', id);
+    }
+    this.links.clear();
+    for (const [k, json] of Object.entries(links)) {
+      const l = JSON.parse(json) as Link;
+      if (this.nodes.has(l.from) || this.nodes.has(l.to)) this.links.set(k, l);
+    }
+    this.version++;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.removeAllListeners();
+    this.sub.disconnect();
+    this.redis.disconnect();
+  }
+
+  private onEvent(msg: string): void {
+    let e: Event;
+    try {
+      e = JSON.parse(msg) as Event;
+    } catch {
+      return;
+    }
+    switch (e.t) {
+      case 'online':
+        if (!this.nodes.has(e.id)) void this.fetchNode(e.id);
+        break;
+      case 'offline':
+        if (this.drop(e.id)) this.emit('nodeOffline', e.id);
+        break;
+      case 'trust':
+        this.setTrust(e.id, e.trust);
+        break;
+      case 'links':
+        for (const l of e.links) {
+          const k = linkKey(l.from, l.to);
+          const before = this.links.get(k);
+          this.links.set(k, l);
+          if (degraded(before, l)) this.emit('linkDegraded', l);
+        }
+        this.version++;
+        break;
+    }
+  }
+
+  private async fetchNode(id: string): Promise<void> {
+    try {
+      const [json, load, trust, seen] = await Promise.all([
+        this.redis.hget(this.k.nodes, id),
+        this.redis.hget(this.k.load, id),
+        this.redis.hget(this.k.trust, id),
+        this.redis.zscore(this.k.alive, id),
+      ]);
+      if (!json || seen === null) return;
+      this.upsert({ ...(JSON.parse(json) as StaticNode), load: Number(load ?? 0), trust: Number(trust ?? 0), lastSeen: Number(seen) });
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message, id }, 'mesh: could not fetch a new node');
+    }
+  }
+
+  private upsert(node: MeshNode): void {
+    const had = this.nodes.has(node.id);
+    this.nodes.set(node.id, node);
+    this.version++;
+    if (!had) this.emit('nodeOnline', node);
+  }
+
+  private setTrust(id: string, trust: number): void {
+    const n = this.nodes.get(id);
+    if (!n) return;
+    const before = n.trust;
+    n.trust = trust;
+    this.version++;
+    if (trustLevel(before) !== trustLevel(trust)) this.emit('trustChanged', id, trust);
+  }
+
+  private drop(id: string): boolean {
+    if (!this.nodes.delete(id)) return false;
+    for (const [k, l] of this.links) if (l.from === id || l.to === id) this.links.delete(k);
+    this.version++;
+    return true;
+  }
+}

@@ -1,0 +1,243 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { createRequire } from 'node:module';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Logger } from '../obs/logger.js';
+import type { TurnCredentials } from './credentials.js';
+import { ownedAllocations, patchNodeTurn } from './nodeTurnPatches.js';
+import type { PeerFilter } from './peerFilter.js';
+
+const require = createRequire(import.meta.url);
+
+export interface EmbeddedTurnOptions {
+  listenIp: string;
+  port: number;
+  /** Address relay sockets bind to (and announce, unless externalIp is set). */
+  relayIp: string;
+  externalIp: string;
+  minPort: number;
+  maxPort: number;
+  realm: string;
+  maxAllocationsPerUser: number;
+}
+
+interface TurnMsg {
+  getAttribute(name: string): unknown;
+  getAttributes(name: string): unknown[];
+  allocation?: { user?: { username: string } };
+}
+interface TurnReply {
+  reject(code: number, reason: string): void;
+  resolve(): void;
+  addAttribute(name: string, value?: unknown): void;
+}
+interface NodeTurnServer {
+  allocations: Record<string, unknown>;
+  authentification: { credentials: Record<string, string>; generateNonce(): string; checkNonce(n: unknown): boolean };
+  allocate: { allocate(msg: TurnMsg, reply: TurnReply): void; allocateUdpEven(msg: TurnMsg, rBit: boolean): Promise<unknown[]> };
+  createPermission: { createPermission(msg: TurnMsg, reply: TurnReply): void };
+  channelBind: { channelBind(msg: TurnMsg, reply: TurnReply): void };
+  network: { sockets: import('node:dgram').Socket[] };
+  defaultLifetime: number;
+  maxAllocateTimeout: number;
+  start(): void;
+  stop(): void;
+}
+
+interface RelayAllocation {
+  channelBindings: Record<number, { address: string; port: number } | undefined>;
+  permissions: Record<string, number | undefined>;
+  sockets: import('node:dgram').Socket[];
+}
+
+/**
+ * The embedded TURN server (node-turn, UDP) with what it lacks added at this layer: TURN REST
+ * credentials checked for expiry and signature, a peer filter (no relaying into the host's own
+ * networks), a per-user allocation quota, relay sockets closed when allocations end, metrics.
+ * Production deployments use coturn (turn.mode external) with the same secret.
+ */
+export class EmbeddedTurn {
+  private server: NodeTurnServer | undefined;
+  private readonly allocationsByUser = new Map<string, number>();
+  private readonly allocationsGauge: Gauge;
+  private readonly refused: Counter<'reason'>;
+
+  constructor(
+    private readonly opts: EmbeddedTurnOptions,
+    private readonly creds: TurnCredentials,
+    private readonly filter: PeerFilter,
+    registry: Registry,
+    private readonly log: Logger,
+  ) {
+    this.allocationsGauge = new Gauge({ name: 'auralink_turn_allocations', help: 'Live TURN allocations on the embedded server', registers: [registry] });
+    this.refused = new Counter({
+      name: 'auralink_turn_refused_total',
+      help: 'TURN requests refused by the embedded server, by reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+  }
+
+  get allocationCount(): number {
+    return this.server ? Object.keys(this.server.allocations).length : 0;
+  }
+
+  async start(): Promise<void> {
+    patchNodeTurn();
+    // node-turn binds without reporting failure (its socket 'error' only logs): probe first so
+    // a taken port fails the start with a clear message.
+    await probeUdpPort(this.opts.listenIp, this.opts.port);
+    const Turn = require('node-turn') as new (cfg: object) => NodeTurnServer;
+    const o = this.opts;
+    const server = new Turn({
+      listeningIps: [o.listenIp],
+      listeningPort: o.port,
+      relayIps: [o.relayIp],
+      externalIps: o.externalIp || null,
+      minPort: o.minPort,
+      maxPort: o.maxPort,
+      authMech: 'long-term',
+      realm: o.realm,
+      // node-turn's own diagnostics (errors only unless NODE_TURN_DEBUG names a level).
+      debugLevel: process.env.NODE_TURN_DEBUG ?? 'ERROR',
+      log: (m: unknown) => this.log.debug({ nodeTurn: m instanceof Error ? m.message : String(m) }, 'node-turn'),
+    });
+    // node-turn reads these two under other names than it sets (Refresh computed NaN).
+    server.defaultLifetime = 600;
+    server.maxAllocateTimeout = 3600;
+    // Credentials are computed per username (REST form): no table to keep in sync.
+    const creds = this.creds;
+    const refused = this.refused;
+    server.authentification.credentials = new Proxy({} as Record<string, string>, {
+      get(_t, username) {
+        if (typeof username !== 'string') return undefined;
+        const pw = creds.passwordFor(username);
+        if (!pw) refused.inc({ reason: 'credentials' });
+        return pw;
+      },
+    });
+    // node-turn keeps every nonce it hands out in a map with a one-hour timer each: a flood of
+    // unauthenticated requests grew memory and kept the process alive. Stateless nonces instead:
+    // issue time + HMAC, valid for an hour.
+    const nonceKey = randomBytes(32);
+    const sign = (t: string): string => createHmac('sha256', nonceKey).update(t).digest('hex').slice(0, 24);
+    server.authentification.generateNonce = () => {
+      const t = Date.now().toString(16);
+      return `${t}.${sign(t)}`;
+    };
+    server.authentification.checkNonce = (nonce: unknown) => {
+      if (typeof nonce !== 'string') return false;
+      const [t, mac] = nonce.split('.');
+      if (!t || !mac || sign(t) !== mac) return false;
+      return Date.now() - parseInt(t, 16) < 3_600_000;
+    };
+    server.allocations = ownedAllocations((delta, a) => {
+      const user = (a as { user?: { username: string } }).user?.username ?? '';
+      const n = (this.allocationsByUser.get(user) ?? 0) + delta;
+      if (n > 0) this.allocationsByUser.set(user, n);
+      else this.allocationsByUser.delete(user);
+      this.allocationsGauge.set(Object.keys(server.allocations).length);
+    });
+
+    const allocate = server.allocate.allocate.bind(server.allocate);
+    server.allocate.allocate = (msg, reply) => {
+      const user = String(msg.getAttribute('username') ?? '');
+      if (!msg.allocation && (this.allocationsByUser.get(user) ?? 0) >= o.maxAllocationsPerUser) {
+        refused.inc({ reason: 'quota' });
+        return reply.reject(486, 'Allocation Quota Reached');
+      }
+      allocate(msg, reply);
+    };
+    // EVEN-PORT: node-turn tried to bind the *client's* source port (it fails whenever client
+    // and relay share an address, as on loopback: 508). Pick an even port from the relay range
+    // instead. The R bit's reservation of N+1 is not supported (node-turn's RESERVATION-TOKEN
+    // path is broken), so no token is returned and a later request for N+1 is not guaranteed.
+    server.allocate.allocateUdpEven = () => bindEvenPort(o.relayIp, o.minPort, o.maxPort);
+    const peerAllowed = (msg: TurnMsg): boolean => {
+      for (const p of msg.getAttributes('xor-peer-address') as ({ address?: string } | undefined)[]) {
+        if (p?.address && !this.filter.permits(p.address)) {
+          refused.inc({ reason: 'peer' });
+          this.log.debug({ peer: p.address, user: msg.allocation?.user?.username }, 'TURN peer refused');
+          return false;
+        }
+      }
+      return true;
+    };
+    const createPermission = server.createPermission.createPermission.bind(server.createPermission);
+    server.createPermission.createPermission = (msg, reply) =>
+      peerAllowed(msg) ? createPermission(msg, reply) : reply.reject(403, 'Forbidden');
+    const channelBind = server.channelBind.channelBind.bind(server.channelBind);
+    server.channelBind.channelBind = (msg, reply) => {
+      if (!peerAllowed(msg)) return reply.reject(403, 'Forbidden');
+      // node-turn's ChannelBind success carried no MESSAGE-INTEGRITY: clients (coturn's,
+      // RFC 5389 §10.2.2) discard such responses.
+      const resolve = reply.resolve.bind(reply);
+      reply.resolve = () => {
+        reply.addAttribute('message-integrity');
+        resolve();
+      };
+      channelBind(msg, reply);
+    };
+
+    server.start();
+    // node-turn relays ChannelData only from peer to client; the client-to-peer direction
+    // (what every WebRTC client uses once a channel is bound) was dropped. Handled here.
+    const tupleSuffix = `>${o.listenIp}:${o.port}`;
+    for (const sock of server.network.sockets) {
+      sock.prependListener('message', (buf: Buffer, rinfo: { address: string; port: number }) => {
+        if (buf.length < 4 || (buf[0]! & 0xc0) !== 0x40) return;
+        const channel = buf.readUInt16BE(0);
+        const len = buf.readUInt16BE(2);
+        if (channel > 0x7ffe || len > buf.length - 4) return;
+        const a = server.allocations[`UDP://${rinfo.address}:${rinfo.port}${tupleSuffix}`] as RelayAllocation | undefined;
+        const peer = a?.channelBindings[channel];
+        if (!a || !peer) return;
+        const perm = a.permissions[peer.address];
+        if (!perm || perm < Date.now()) return;
+        a.sockets[0]!.send(buf.subarray(4, 4 + len), peer.port, peer.address);
+      });
+    }
+    this.server = server;
+    this.log.info({ ip: o.listenIp, port: o.port, relay: `${o.relayIp}:${o.minPort}-${o.maxPort}` }, 'embedded TURN listening');
+  }
+
+  close(): void {
+    const s = this.server;
+    if (!s) return;
+    this.server = undefined;
+    for (const k of Object.keys(s.allocations)) delete s.allocations[k];
+    s.stop();
+  }
+}
+
+async function bindEvenPort(ip: string, min: number, max: number): Promise<unknown[]> {
+  const first = min + (min % 2);
+  const evens = Math.floor((max - first) / 2) + 1;
+  if (evens <= 0) throw new Error('no even port in the relay range');
+  const start = Math.floor(Math.random() * evens);
+  for (let i = 0; i < evens; i++) {
+    const port = first + ((start + i) % evens) * 2;
+    const sock = createSocket(ip.includes(':') ? 'udp6' : 'udp4');
+    const ok = await new Promise<boolean>((resolve) => {
+      sock.once('error', () => resolve(false));
+      sock.bind({ address: ip, port, exclusive: true }, () => resolve(true));
+    });
+    if (ok) {
+      sock.removeAllListeners('error');
+      return [sock];
+    }
+    sock.close();
+  }
+  throw new Error('no available even port in the relay range');
+}
+
+function probeUdpPort(ip: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = createSocket(ip.includes(':') ? 'udp6' : 'udp4');
+    sock.once('error', (err) => {
+      sock.close();
+      reject(new Error(`TURN cannot bind UDP ${ip}:${port}: ${err.message}`));
+    });
+    sock.bind({ address: ip, port, exclusive: true }, () => sock.close(() => resolve()));
+  });
+}
