@@ -56,8 +56,11 @@ program
   .option('--bind <address>', 'address to listen on')
   .option('--dev', 'development mode: adds the dev API key pair and prints it')
   .addOption(new Option('--log-level <level>').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
-  .action(async (o: { config?: string; port?: number; bind?: string; dev?: boolean; logLevel?: string }) => {
+  .addOption(new Option('--role <role>', 'edge: rooms + SFU + TURN; relay: TURN and mesh only').choices(['edge', 'relay']))
+  .option('--region <region>', 'mesh region of this node')
+  .action(async (o: { config?: string; port?: number; bind?: string; dev?: boolean; logLevel?: string; role?: string; region?: string }) => {
     const overrides: Record<string, unknown> = {};
+    if (o.role || o.region) overrides.mesh = { ...(o.role ? { role: o.role } : {}), ...(o.region ? { region: o.region } : {}) };
     if (o.port !== undefined) overrides.port = o.port;
     if (o.bind) overrides.bind_address = o.bind;
     if (o.dev) overrides.development = true;
@@ -104,8 +107,9 @@ const token = program.command('token').description('access tokens');
 token
   .command('create')
   .description('mint a LiveKit-format access token')
-  .requiredOption('--room <room>', 'room name')
-  .requiredOption('--identity <identity>', 'participant identity')
+  .option('--room <room>', 'room name (required unless --mesh)')
+  .requiredOption('--identity <identity>', 'participant identity (a node id with --mesh)')
+  .option('--mesh', 'a mesh node token for the /internal/mesh endpoints instead of a room token')
   .option('--name <name>', 'display name')
   .option('--metadata <metadata>', 'participant metadata')
   .option('--grants <list>', 'comma list of grants, e.g. "roomAdmin,canPublish=false" (roomJoin is always set)', parseGrants)
@@ -115,9 +119,13 @@ token
   .option('-c, --config <file>', 'YAML config file', process.env.AURALINK_CONFIG)
   .option('--dev', 'use the development key pair')
   .action(async (o: {
-    room: string; identity: string; name?: string; metadata?: string; grants?: Partial<VideoGrant>;
+    room?: string; mesh?: boolean; identity: string; name?: string; metadata?: string; grants?: Partial<VideoGrant>;
     ttl: number; apiKey?: string; apiSecret?: string; config?: string; dev?: boolean;
   }) => {
+    if (!o.room && !o.mesh) {
+      process.stderr.write('auralink: --room is required (or --mesh for a node token)\n');
+      process.exit(2);
+    }
     let key = o.apiKey;
     let secret = o.apiSecret;
     if (!secret) {
@@ -143,7 +151,8 @@ token
       name: o.name,
       metadata: o.metadata,
       ttlSeconds: o.ttl,
-      video: { ...o.grants, roomJoin: true, room: o.room },
+      video: o.mesh ? {} : { ...o.grants, roomJoin: true, room: o.room },
+      mesh: o.mesh,
     });
     process.stdout.write(jwt + '\n');
   });

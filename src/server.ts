@@ -18,6 +18,8 @@ import { migrate, openDatabase, type Database } from './db/database.js';
 import { WriteBehind } from './db/writeBehind.js';
 import { SfuService } from './sfu/sfuService.js';
 import { TurnService } from './turn/turnService.js';
+import { MeshService } from './mesh/meshService.js';
+import { registerMeshApi } from './api/mesh.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { notifyWebhooks } from './webhooks/notifier.js';
 import { WorkerPool } from './sfu/workerPool.js';
@@ -47,6 +49,7 @@ export class AuraServer {
   readonly pool: WorkerPool | undefined;
   readonly sfu: SfuService | undefined;
   readonly turn: TurnService;
+  readonly mesh: MeshService;
   private listenSocket: uWS.us_listen_socket | null = null;
   private db: Database | undefined;
   private writes: WriteBehind | undefined;
@@ -91,12 +94,14 @@ export class AuraServer {
         resumeWindowMs: sig.resume_window_s * 1000,
         replayCapacity: sig.replay_buffer,
         pingIntervalMs: sig.ping_interval_s * 1000,
+        relayOnly: config.mesh.role === 'relay',
       },
       this.gateway,
       this.store,
       this.log,
     );
-    if (config.sfu.enabled) {
+    const relay = config.mesh.role === 'relay';
+    if (config.sfu.enabled && !relay) {
       const sfu = config.sfu;
       this.pool = new WorkerPool(
         {
@@ -135,6 +140,29 @@ export class AuraServer {
       this.log,
     );
     this.manager.iceServers = (identity) => this.turn.iceServersFor(identity);
+    const mc = config.mesh;
+    this.mesh = new MeshService(
+      {
+        nodeId: config.node_id,
+        role: mc.role,
+        region: mc.region,
+        version: VERSION,
+        capacity: mc.capacity,
+        publicUrl: mc.public_url, // filled in at listen() when empty (the port may be 0 until then)
+        turnUrls: this.turn.urls,
+        heartbeatMs: mc.heartbeat_ms,
+        probeIntervalMs: mc.probe_interval_ms,
+        probeFanout: mc.probe_fanout,
+        policy: mc.route_policy,
+        routeCacheTtlMs: mc.route_cache_ttl_s * 1000,
+        routeCacheMax: mc.route_cache_max,
+        redisUrl: config.redis.url,
+        redisPrefix: mc.redis_prefix,
+      },
+      () => (relay ? (this.turn.embedded?.allocationCount ?? 0) : this.manager.participantCount()),
+      this.metrics.registry,
+      this.log,
+    );
     this.gateway.attach(this.manager, this.sfu);
     this.metrics.bindSources({
       participants: () => this.manager.participantCount(),
@@ -152,6 +180,8 @@ export class AuraServer {
           participants: this.manager.participantCount(),
           connections: this.gateway.sessions.size,
           draining: this.manager.isDraining,
+          role: config.mesh.role,
+          mesh: { registry: this.mesh.registry.kind, nodes: this.mesh.registry.snapshot().nodes.size },
           turn: { mode: config.turn.mode, allocations: this.turn.embedded?.allocationCount ?? 0 },
           ...(this.pool
             ? { sfu: { workers: this.pool.slots.map((w) => ({ index: w.index, pid: w.pid, routers: w.routers, consumers: w.consumers })) } }
@@ -160,6 +190,7 @@ export class AuraServer {
       },
       this.metrics,
     );
+    registerMeshApi(this.app, this.mesh, this.verifier, config.node_id);
     registerTwirp(this.app, 'livekit.RoomService', new RoomServiceApi(this.manager, this.sfu).methods(), {
       verifier: this.verifier,
       metrics: this.metrics,
@@ -184,8 +215,13 @@ export class AuraServer {
         if (!sock) return reject(new Error(`cannot listen on ${host}:${port}`));
         this.listenSocket = sock;
         this.port = uWS.us_socket_local_port(sock);
-        this.log.info({ port: this.port, host }, 'listening');
-        resolve(this.port);
+        this.log.info({ port: this.port, host, role: this.config.mesh.role }, 'listening');
+        const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+        this.mesh.setPublicUrl(this.config.mesh.public_url || `http://${h}:${this.port}`);
+        this.mesh.start().then(
+          () => resolve(this.port),
+          (err: unknown) => reject(err as Error),
+        );
       });
     });
   }
@@ -242,6 +278,7 @@ export class AuraServer {
     await this.sfu?.close();
     await this.pool?.close();
     this.turn.close();
+    await this.mesh.close();
     // Room/participant end rows were just queued by closeAll(): write them, then stop.
     await this.writes?.close();
     await this.webhooks?.close();

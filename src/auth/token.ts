@@ -27,6 +27,8 @@ const claimsSchema = z.object({
   metadata: z.string().optional(),
   attributes: z.record(z.string(), z.string()).optional(),
   video: videoGrantSchema.optional(),
+  /** AuraLink extension: a mesh node token (internal mesh endpoints). */
+  mesh: z.boolean().optional(),
   sha256: z.string().optional(),
   exp: z.number().optional(),
   nbf: z.number().optional(),
@@ -125,6 +127,7 @@ export interface TokenOptions {
   metadata?: string;
   ttlSeconds?: number;
   video: VideoGrant;
+  mesh?: boolean;
 }
 
 /** Mints a LiveKit-format token (what livekit-server-sdk's AccessToken.toJwt produces). */
@@ -134,5 +137,6 @@ export function createToken(apiKey: string, secret: string, opts: TokenOptions):
   if (opts.name !== undefined) body.name = opts.name;
   if (opts.metadata !== undefined) body.metadata = opts.metadata;
   if (opts.identity) body.sub = opts.identity;
+  if (opts.mesh) body.mesh = true;
   return jwt.sign(body, secret, { algorithm: 'HS256', noTimestamp: true });
 }

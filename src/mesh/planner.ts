@@ -130,10 +130,8 @@ export class RoutePlanner {
   }
 
   private candidate(tier: Tier, path: string[], metrics: PathMetrics): RouteCandidate {
-    const links: string[] = [];
-    for (let i = 1; i < path.length; i++) links.push(linkKey(path[i - 1]!, path[i]!));
     const t = TIERS.indexOf(tier);
-    return { tier, path, metrics, predictedQuality: round(this.predictor.predict(metrics, t, links)), staticQuality: round(staticQuality(metrics)) };
+    return { tier, path, metrics, predictedQuality: round(this.predictor.predict(metrics, t, learnedKeys(path))), staticQuality: round(staticQuality(metrics)) };
   }
 
   private relayGraph(snap: MeshSnapshot): RelayGraph {
@@ -169,6 +167,13 @@ function order(c: RouteCandidate[], policy: RoutePolicy, twoParty: boolean): Rou
   const head = c.filter((x) => x.tier === first);
   const rest = c.filter((x) => x.tier !== first).sort(byQuality);
   return [...head, ...rest];
+}
+
+/** What the predictor learns a bias for on a path: each node (`n:id`) and each link (`a>b`). */
+export function learnedKeys(path: readonly string[]): string[] {
+  const keys = path.map((id) => `n:${id}`);
+  for (let i = 1; i < path.length; i++) keys.push(linkKey(path[i - 1]!, path[i]!));
+  return keys;
 }
 
 const usable = (n: MeshNode): boolean => n.trust >= MIN_ROUTABLE_TRUST && (n.capacity <= 0 || n.load < n.capacity);

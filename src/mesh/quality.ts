@@ -71,7 +71,7 @@ export class QualityPredictor {
     });
   }
 
-  /** Predicted quality 0-100 of a path over `links` (keys `from>to`) with these metrics. */
+  /** Predicted quality 0-100 of a path with these metrics; `links` = its learned keys (planner.learnedKeys). */
   predict(m: PathMetrics, tier: number, links: readonly string[]): number {
     return clamp(staticQuality(m) + this.correction(m, tier) + this.linkBias(links));
   }

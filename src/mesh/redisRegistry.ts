@@ -60,7 +60,7 @@ type Event =
  */
 export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeRegistry {
   readonly kind = 'redis';
-  private readonly redis: Redis;
+  readonly client: Redis;
   private readonly sub: Redis;
   private readonly k: { nodes: string; alive: string; load: string; trust: string; links: string; events: string };
   private readonly nodes = new Map<string, MeshNode>();
@@ -85,18 +85,18 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
       lazyConnect: true,
       retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 6), 5000),
     };
-    this.redis = new Redis(url, opts);
+    this.client = new Redis(url, opts);
     this.sub = new Redis(url, { ...opts, enableOfflineQueue: true });
-    for (const [name, c] of [['command', this.redis], ['subscriber', this.sub]] as const) {
+    for (const [name, c] of [['command', this.client], ['subscriber', this.sub]] as const) {
       c.on('error', (err: Error) => this.log.debug({ err: err.message, conn: name }, 'redis error'));
     }
-    this.redis.on('close', () => {
+    this.client.on('close', () => {
       if (!this.closed && !this.wasDown) {
         this.wasDown = true;
         this.log.warn('mesh registry: Redis connection lost; serving from the last known mesh, retrying');
       }
     });
-    this.redis.on('ready', () => {
+    this.client.on('ready', () => {
       if (!this.wasDown) return;
       this.wasDown = false;
       this.log.info('mesh registry: Redis is back');
@@ -104,23 +104,23 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
         .then(() => this.emit('reconnected'))
         .catch((err: Error) => this.log.warn({ err: err.message }, 'mesh resync failed'));
     });
-    this.redis.defineCommand('meshRegister', { numberOfKeys: 4, lua: REGISTER });
-    this.redis.defineCommand('meshHeartbeat', { numberOfKeys: 2, lua: HEARTBEAT });
-    this.redis.defineCommand('meshDeregister', { numberOfKeys: 3, lua: DEREGISTER });
-    this.redis.defineCommand('meshReap', { numberOfKeys: 3, lua: REAP });
-    this.redis.defineCommand('meshTrust', { numberOfKeys: 1, lua: ADJUST_TRUST });
+    this.client.defineCommand('meshRegister', { numberOfKeys: 4, lua: REGISTER });
+    this.client.defineCommand('meshHeartbeat', { numberOfKeys: 2, lua: HEARTBEAT });
+    this.client.defineCommand('meshDeregister', { numberOfKeys: 3, lua: DEREGISTER });
+    this.client.defineCommand('meshReap', { numberOfKeys: 3, lua: REAP });
+    this.client.defineCommand('meshTrust', { numberOfKeys: 1, lua: ADJUST_TRUST });
     this.sub.on('message', (_ch: string, msg: string) => this.onEvent(msg));
   }
 
   /** Connects both connections, subscribes, and loads the mesh. */
   async start(): Promise<void> {
-    await Promise.all([this.redis.connect(), this.sub.connect()]);
+    await Promise.all([this.client.connect(), this.sub.connect()]);
     await this.sub.subscribe(this.k.events);
     await this.resync();
   }
 
   private cmd(): Redis & Record<string, (...a: unknown[]) => Promise<unknown>> {
-    return this.redis as Redis & Record<string, (...a: unknown[]) => Promise<unknown>>;
+    return this.client as Redis & Record<string, (...a: unknown[]) => Promise<unknown>>;
   }
 
   async register(node: MeshNode): Promise<void> {
@@ -128,7 +128,7 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
     const now = this.now();
     await this.cmd().meshRegister!(this.k.nodes, this.k.alive, this.k.load, this.k.trust, node.id, JSON.stringify(rest), now, load, trust, this.k.events);
     // Our own view of ourselves is immediate (the event arrives too, harmlessly).
-    const t = Number(await this.redis.hget(this.k.trust, node.id));
+    const t = Number(await this.client.hget(this.k.trust, node.id));
     this.upsert({ ...node, trust: Number.isFinite(t) ? t : trust, lastSeen: now });
   }
 
@@ -144,7 +144,7 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
 
   /** Many heartbeats in one round trip (the internal HTTP endpoint and bench/mesh use it). */
   async heartbeatMany(beats: { id: string; load: number }[]): Promise<boolean[]> {
-    const pipe = this.redis.pipeline() as unknown as { meshHeartbeat(...a: unknown[]): void; exec(): Promise<[Error | null, unknown][] | null> };
+    const pipe = this.client.pipeline() as unknown as { meshHeartbeat(...a: unknown[]): void; exec(): Promise<[Error | null, unknown][] | null> };
     const now = this.now();
     for (const b of beats) pipe.meshHeartbeat(this.k.alive, this.k.load, b.id, now, b.load);
     const res = (await pipe.exec()) ?? [];
@@ -164,7 +164,7 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
     if (links.length === 0) return;
     const fields: string[] = [];
     for (const l of links) fields.push(linkKey(l.from, l.to), JSON.stringify(l));
-    await this.redis.pipeline().hset(this.k.links, ...fields).publish(this.k.events, JSON.stringify({ t: 'links', links })).exec();
+    await this.client.pipeline().hset(this.k.links, ...fields).publish(this.k.events, JSON.stringify({ t: 'links', links })).exec();
   }
 
   async adjustTrust(id: string, delta: number): Promise<number | undefined> {
@@ -186,7 +186,7 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
 
   /** Reloads everything from Redis (at start, after an outage, and periodically for loads). */
   async resync(): Promise<void> {
-    const [nodes, alive, load, trust, links] = (await this.redis
+    const [nodes, alive, load, trust, links] = (await this.client
       .pipeline()
       .hgetall(this.k.nodes)
       .zrange(this.k.alive, 0, -1, 'WITHSCORES')
@@ -222,11 +222,29 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
     this.version++;
   }
 
+  /** Loads, trust and last-seen of known nodes (heartbeats are not broadcast; this catches up). */
+  async refresh(): Promise<void> {
+    const [load, trust, alive] = (await this.client.pipeline().hgetall(this.k.load).hgetall(this.k.trust).zrange(this.k.alive, 0, -1, 'WITHSCORES').exec())!.map(
+      ([err, v]) => {
+        if (err) throw err;
+        return v;
+      },
+    ) as [Record<string, string>, Record<string, string>, string[]];
+    for (let i = 0; i < alive.length; i += 2) {
+      const n = this.nodes.get(alive[i]!);
+      if (!n) continue;
+      n.lastSeen = Number(alive[i + 1]);
+      if (load[n.id] !== undefined) n.load = Number(load[n.id]);
+      if (trust[n.id] !== undefined) n.trust = Number(trust[n.id]);
+    }
+    this.version++;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.removeAllListeners();
     this.sub.disconnect();
-    this.redis.disconnect();
+    this.client.disconnect();
   }
 
   private onEvent(msg: string): void {
@@ -261,10 +279,10 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
   private async fetchNode(id: string): Promise<void> {
     try {
       const [json, load, trust, seen] = await Promise.all([
-        this.redis.hget(this.k.nodes, id),
-        this.redis.hget(this.k.load, id),
-        this.redis.hget(this.k.trust, id),
-        this.redis.zscore(this.k.alive, id),
+        this.client.hget(this.k.nodes, id),
+        this.client.hget(this.k.load, id),
+        this.client.hget(this.k.trust, id),
+        this.client.zscore(this.k.alive, id),
       ]);
       if (!json || seen === null) return;
       this.upsert({ ...(JSON.parse(json) as StaticNode), load: Number(load ?? 0), trust: Number(trust ?? 0), lastSeen: Number(seen) });

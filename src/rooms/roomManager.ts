@@ -22,6 +22,8 @@ export interface RoomManagerOptions {
   resumeWindowMs: number;
   replayCapacity: number;
   pingIntervalMs: number;
+  /** A relay node hosts no rooms. */
+  relayOnly?: boolean;
 }
 
 /** A join refused before the participant exists; the signal layer maps it to HTTP/close. */
@@ -90,6 +92,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
 
   /** Checks done at upgrade time so a refused join is an HTTP error, not a dead socket. */
   preflight(grant: JoinGrant, resuming: boolean): void {
+    if (this.opts.relayOnly) throw new JoinError(421, 'RELAY_NODE', 'this is a relay node (TURN and mesh only): join rooms on an edge node');
     if (this.draining) throw new JoinError(503, 'DRAINING', 'server is draining; connect to another node');
     const room = this.rooms.get(grant.room);
     if (!room) {

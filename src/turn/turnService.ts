@@ -14,7 +14,7 @@ import { PeerFilter } from './peerFilter.js';
 export class TurnService {
   readonly credentials: TurnCredentials;
   readonly embedded: EmbeddedTurn | undefined;
-  private readonly urls: string[];
+  readonly urls: string[];
 
   constructor(
     private readonly cfg: Config['turn'],

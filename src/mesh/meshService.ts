@@ -1,0 +1,217 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Logger } from '../obs/logger.js';
+import { MemoryRegistry } from './memoryRegistry.js';
+import { learnedKeys, RoutePlanner, TIERS, type RouteCandidate, type RoutePlan, type RoutePolicy, type RouteQuery } from './planner.js';
+import { Prober } from './prober.js';
+import { QualityPredictor } from './quality.js';
+import { RedisRegistry } from './redisRegistry.js';
+import { RouteCache } from './routeCache.js';
+import { ABUSE_REPORT_DELTA, INITIAL_TRUST, MIN_ROUTABLE_TRUST, trustDeltaFromFeedback } from './trust.js';
+import { type Link, type MeshNode, type NodeRegistry, type NodeRole } from './types.js';
+
+export interface MeshOptions {
+  nodeId: string;
+  role: NodeRole;
+  region: string;
+  version: string;
+  capacity: number;
+  publicUrl: string;
+  turnUrls: string[];
+  heartbeatMs: number;
+  probeIntervalMs: number;
+  probeFanout: number;
+  policy: RoutePolicy;
+  routeCacheTtlMs: number;
+  routeCacheMax: number;
+  redisUrl: string;
+  redisPrefix: string;
+}
+
+export interface RouteFeedback {
+  tier: RouteCandidate['tier'];
+  path: string[];
+  metrics: RouteCandidate['metrics'];
+  /** The quality the call actually got (0-100), e.g. from its MOS or the SFU's scores. */
+  observedQuality: number;
+  connected: boolean;
+}
+
+/**
+ * Owns this node's place in the mesh: its registration and heartbeat, the reaper that expires
+ * silent nodes, the prober, the route planner with its learned predictor, and the route cache
+ * (invalidated whenever a node leaves, a link degrades or a node's trust drops out of use).
+ */
+export class MeshService {
+  readonly registry: NodeRegistry;
+  readonly planner: RoutePlanner;
+  readonly cache: RouteCache;
+  readonly predictor = new QualityPredictor();
+  private readonly prober: Prober;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private beating = false;
+  private ticks = 0;
+  private readonly m: { errors: Counter<'op'>; queries: Counter<'cache'>; latency: Histogram<'cache'>; nodes: Gauge };
+
+  constructor(
+    private readonly opts: MeshOptions,
+    private readonly currentLoad: () => number,
+    metrics: Registry,
+    private readonly log: Logger,
+  ) {
+    const ttl = opts.heartbeatMs * 3;
+    const registry = (this.registry = opts.redisUrl ? new RedisRegistry(opts.redisUrl, opts.redisPrefix, ttl, log) : new MemoryRegistry(ttl));
+    this.planner = new RoutePlanner(() => this.registry.snapshot(), this.predictor, opts.policy);
+    this.cache = new RouteCache(
+      opts.routeCacheTtlMs,
+      opts.routeCacheMax,
+      this.registry instanceof RedisRegistry ? { client: this.registry.client, prefix: opts.redisPrefix } : undefined,
+    );
+    this.prober = new Prober(opts.nodeId, this.registry, { intervalMs: opts.probeIntervalMs, fanout: opts.probeFanout, timeoutMs: 1000 }, log);
+    this.registry.on('nodeOffline', (id) => {
+      this.log.info({ meshNode: id }, 'mesh node offline');
+      void this.cache.invalidateNode(id);
+    });
+    this.registry.on('nodeOnline', (n) => this.log.info({ meshNode: n.id, role: n.role, region: n.region }, 'mesh node online'));
+    this.registry.on('linkDegraded', (l) => {
+      void this.cache.invalidateNode(l.from);
+      void this.cache.invalidateNode(l.to);
+    });
+    this.registry.on('trustChanged', (id, trust) => {
+      if (trust < MIN_ROUTABLE_TRUST) void this.cache.invalidateNode(id);
+    });
+    this.registry.on('reconnected', () => void this.registerSelf());
+    this.m = {
+      errors: new Counter({ name: 'auralink_mesh_registry_errors_total', help: 'Mesh registry operations that failed (Redis away)', labelNames: ['op'], registers: [metrics] }),
+      queries: new Counter({ name: 'auralink_mesh_route_queries_total', help: 'Route queries by cache outcome', labelNames: ['cache'], registers: [metrics] }),
+      latency: new Histogram({
+        name: 'auralink_mesh_route_query_seconds',
+        help: 'Route query time',
+        labelNames: ['cache'],
+        buckets: [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.02, 0.1],
+        registers: [metrics],
+      }),
+      nodes: new Gauge({
+        name: 'auralink_mesh_nodes',
+        help: 'Mesh nodes known to this node (itself included)',
+        registers: [metrics],
+        collect() {
+          this.set(registry.snapshot().nodes.size);
+        },
+      }),
+    };
+  }
+
+  /** Where peers reach this node (known once it listens). */
+  setPublicUrl(url: string): void {
+    this.opts.publicUrl = url;
+  }
+
+  get heartbeatMs(): number {
+    return this.opts.heartbeatMs;
+  }
+
+  self(): MeshNode {
+    const o = this.opts;
+    return {
+      id: o.nodeId,
+      role: o.role,
+      region: o.region,
+      addresses: { http: o.publicUrl, ...(o.turnUrls.length ? { turn: o.turnUrls } : {}) },
+      capacity: o.capacity,
+      load: this.currentLoad(),
+      trust: INITIAL_TRUST,
+      version: o.version,
+      registeredAt: Date.now(),
+      lastSeen: Date.now(),
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.registry instanceof RedisRegistry) {
+      try {
+        await this.registry.start();
+      } catch (err) {
+        // Keep serving; ioredis keeps retrying and 'reconnected' registers us.
+        this.m.errors.inc({ op: 'start' });
+        this.log.warn({ err: (err as Error).message }, 'mesh registry: Redis unavailable at start; retrying in the background');
+      }
+    }
+    await this.registerSelf();
+    this.heartbeatTimer = setInterval(() => void this.tick(), this.opts.heartbeatMs);
+    this.heartbeatTimer.unref();
+    if (this.opts.probeIntervalMs > 0) this.prober.start();
+  }
+
+  private async registerSelf(): Promise<void> {
+    try {
+      await this.registry.register(this.self());
+    } catch (err) {
+      this.m.errors.inc({ op: 'register' });
+      this.log.debug({ err: (err as Error).message }, 'mesh register failed');
+    }
+  }
+
+  /** Heartbeat (re-registering if we were expired) and expire silent nodes. */
+  private async tick(): Promise<void> {
+    if (this.beating) return;
+    this.beating = true;
+    try {
+      if (!(await this.registry.heartbeat(this.opts.nodeId, this.currentLoad()))) await this.registerSelf();
+      await this.registry.reap();
+      // Every 5th beat: catch up on others' loads and trust (heartbeats are not broadcast).
+      if (++this.ticks % 5 === 0 && this.registry instanceof RedisRegistry) await this.registry.refresh();
+    } catch (err) {
+      this.m.errors.inc({ op: 'heartbeat' });
+      this.log.debug({ err: (err as Error).message }, 'mesh heartbeat failed');
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  /** Ordered candidates for a call; cached (LRU, then Redis) by what decides the plan. */
+  async query(q: RouteQuery): Promise<RoutePlan & { cached: boolean }> {
+    const start = performance.now();
+    const key = this.planner.keyFor(q);
+    const hit = await this.cache.get(key);
+    if (hit) {
+      this.observe('hit', start);
+      return { ...hit, cached: true };
+    }
+    const plan = this.planner.plan(q, key);
+    await this.cache.set(plan);
+    this.observe('miss', start);
+    return { ...plan, cached: false };
+  }
+
+  private observe(cache: 'hit' | 'miss', start: number): void {
+    this.m.queries.inc({ cache });
+    this.m.latency.observe({ cache }, (performance.now() - start) / 1000);
+  }
+
+  /** What a call got: trains the predictor and moves the trust of the nodes it used. */
+  async feedback(f: RouteFeedback): Promise<void> {
+    this.predictor.learn(f.metrics, TIERS.indexOf(f.tier), learnedKeys(f.path), f.connected ? f.observedQuality : 0);
+    const delta = trustDeltaFromFeedback(f.observedQuality, f.connected);
+    if (delta !== 0) for (const id of new Set(f.path)) await this.registry.adjustTrust(id, delta).catch(() => this.m.errors.inc({ op: 'trust' }));
+  }
+
+  async reportAbuse(nodeId: string): Promise<number | undefined> {
+    return this.registry.adjustTrust(nodeId, ABUSE_REPORT_DELTA);
+  }
+
+  async reportLinks(links: Link[]): Promise<void> {
+    await this.registry.reportLinks(links);
+  }
+
+  async probeNow(): Promise<Link[]> {
+    return this.prober.round();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.heartbeatTimer);
+    this.prober.stop();
+    await this.registry.deregister(this.opts.nodeId).catch(() => undefined);
+    await this.registry.close();
+    this.cache.clear();
+  }
+}
