@@ -20,6 +20,7 @@ import { SfuService } from './sfu/sfuService.js';
 import { TurnService } from './turn/turnService.js';
 import { MeshService } from './mesh/meshService.js';
 import { registerMeshApi } from './api/mesh.js';
+import { CallRouter } from './mesh/callRouter.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { notifyWebhooks } from './webhooks/notifier.js';
 import { WorkerPool } from './sfu/workerPool.js';
@@ -50,6 +51,7 @@ export class AuraServer {
   readonly sfu: SfuService | undefined;
   readonly turn: TurnService;
   readonly mesh: MeshService;
+  readonly calls: CallRouter;
   private listenSocket: uWS.us_listen_socket | null = null;
   private db: Database | undefined;
   private writes: WriteBehind | undefined;
@@ -190,6 +192,12 @@ export class AuraServer {
       },
       this.metrics,
     );
+    this.calls = new CallRouter(
+      this.manager,
+      this.mesh,
+      { nodeId: config.node_id, region: mc.region, p2pTimeoutMs: mc.p2p_timeout_ms, turnAvailable: this.turn.enabled },
+      this.log,
+    );
     registerMeshApi(this.app, this.mesh, this.verifier, config.node_id);
     registerTwirp(this.app, 'livekit.RoomService', new RoomServiceApi(this.manager, this.sfu).methods(), {
       verifier: this.verifier,
@@ -232,6 +240,13 @@ export class AuraServer {
     await migrate(this.db, this.log);
     this.writes = new WriteBehind(this.db, { maxBuffered: c.database.write_queue_max }, this.metrics.registry, this.log);
     recordCalls(this.manager, this.sfu, this.writes, c.node_id);
+    const writes = this.writes;
+    this.calls.on('outcome', (o) =>
+      writes.enqueue(
+        `INSERT INTO route_performance (call_id, route_type, path, predicted_quality, actual_quality, latency_ms, packet_loss_percent, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [o.callId, o.tier, JSON.stringify(o.path), o.predictedQuality, o.connected ? o.observedQuality : 0, o.latencyMs, o.lossPct, new Date()],
+      ),
+    );
     if (this.sfu) {
       this.sampler = new QualitySampler(this.sfu, this.writes, c.database.quality_sample_s, this.log);
       this.sampler.start();

@@ -35,7 +35,7 @@ function remoteStats(page: Page): Promise<TrackStat[]> {
     for (const r of room.remote.values()) {
       let framesDecoded = 0;
       let packetsReceived = 0;
-      (await r.consumer.getStats()).forEach((s: { type: string; framesDecoded?: number; packetsReceived?: number }) => {
+      (await r.getStats()).forEach((s: { type: string; framesDecoded?: number; packetsReceived?: number }) => {
         if (s.type !== 'inbound-rtp') return;
         framesDecoded += s.framesDecoded ?? 0;
         packetsReceived += s.packetsReceived ?? 0;

@@ -1,7 +1,8 @@
 import { Device } from 'mediasoup-client';
 import type { types as ms } from 'mediasoup-client';
-import type { ParticipantInfo, ProducerInfo, TransportInfo } from '../signal/messages.js';
+import type { ParticipantInfo, ProducerInfo, RouteDecision, TransportInfo } from '../signal/messages.js';
 import { Emitter } from './emitter.js';
+import { P2PCall } from './p2pCall.js';
 import { SignalClient, type SignalClientOptions } from './signalClient.js';
 
 export type TrackSource = 'camera' | 'microphone' | 'screen_share' | 'screen_share_audio';
@@ -13,8 +14,15 @@ export interface RemoteTrack {
   kind: 'audio' | 'video';
   source: string;
   track: MediaStreamTrack;
-  consumer: ms.Consumer;
+  /** How it reaches us: an SFU consumer, or a direct (P2P / TURN-relayed) peer connection. */
+  route: MediaRoute;
+  consumer?: ms.Consumer;
+  receiver?: RTCRtpReceiver;
+  /** The receiving side's RTCStatsReport for this track. */
+  getStats(): Promise<RTCStatsReport>;
 }
+
+export type MediaRoute = 'sfu' | 'p2p' | 'turn';
 
 export interface RoomEvents extends Record<string, unknown[]> {
   participantJoined: [ParticipantInfo];
@@ -26,12 +34,21 @@ export interface RoomEvents extends Record<string, unknown[]> {
   reconnected: [];
   /** Media was rebuilt after the server lost it (worker restart) or a full rejoin. */
   mediaRestored: [];
+  /** Media moved to another route (P2P connected, fell back to TURN or the SFU). */
+  routeChanged: [MediaRoute];
   disconnected: [{ code: number; reason: string }];
 }
 
 export interface RoomOptions extends SignalClientOptions {
   /** 'relay' sends all media through the TURN servers the server hands out. */
   iceTransportPolicy?: RTCIceTransportPolicy;
+  /**
+   * Accept direct routes: in a two-party room the server may tell both sides to connect
+   * peer to peer (then via TURN, then the SFU if that fails); the SDK switches by itself.
+   */
+  p2p?: boolean;
+  /** Fault injection for tests: drop the peer's non-relay candidates, so direct ICE fails. */
+  p2pBlockDirect?: boolean;
 }
 
 // Camera simulcast: three layers, so the SFU can pick one per subscriber.
@@ -58,6 +75,9 @@ export class Room extends Emitter<RoomEvents> {
   private readonly consuming = new Set<string>();
   /** Sid of the participant speaking most (from the SFU's active speaker detection). */
   activeSpeakerSid: string | null = null;
+  /** Where our media goes now. */
+  route: MediaRoute = 'sfu';
+  private p2pCall: P2PCall | null = null;
 
   private constructor(
     readonly signal: SignalClient,
@@ -68,6 +88,7 @@ export class Room extends Emitter<RoomEvents> {
 
   static async connect(url: string, token: string, opts: RoomOptions = {}): Promise<Room> {
     const signal = await SignalClient.connect(url, token, opts);
+    // (opts.p2p is passed on: the server sends route decisions only to clients that say p2p=1.)
     const room = new Room(signal, opts);
     // Events that came with the join (before anyone could listen) are already in its state.
     signal.on('activeSpeaker', ({ participantSid }) => (room.activeSpeakerSid ??= participantSid));
@@ -76,6 +97,7 @@ export class Room extends Emitter<RoomEvents> {
     await room.device.load({ routerRtpCapabilities: JSON.parse(caps) as ms.RtpCapabilities });
     room.wire();
     await room.subscribeAll();
+    if (signal.route) void room.onRoute(signal.route);
     return room;
   }
 
@@ -94,13 +116,14 @@ export class Room extends Emitter<RoomEvents> {
     s.on('producerAdded', (p) => void this.subscribe(p));
     s.on('producerRemoved', ({ producerId }) => this.dropRemote(producerId));
     s.on('consumerClosed', ({ consumerId }) => {
-      for (const r of this.remote.values()) if (r.consumer.id === consumerId) this.dropRemote(r.producerId);
+      for (const r of this.remote.values()) if (r.consumer?.id === consumerId) this.dropRemote(r.producerId);
     });
     s.on('activeSpeaker', ({ participantSid }) => {
       this.activeSpeakerSid = participantSid;
       this.emit('activeSpeaker', { participantSid });
     });
     s.on('mediaReset', () => void this.rebuildMedia());
+    s.on('route', (d) => void this.onRoute(d));
     // Muted by an admin: stop sending too (the server already paused the producer).
     s.on('trackMuted', ({ producerId, muted }) => {
       for (const e of this.local.values()) {
@@ -221,7 +244,9 @@ export class Room extends Emitter<RoomEvents> {
         kind: info.kind as 'audio' | 'video',
         source: info.source,
         track: consumer.track,
+        route: 'sfu',
         consumer,
+        getStats: () => consumer.getStats(),
       };
       this.remote.set(p.producerId, remote);
       // Created paused on the server: resume only now that the track is wired up.
@@ -238,7 +263,7 @@ export class Room extends Emitter<RoomEvents> {
     const r = this.remote.get(producerId);
     if (!r) return;
     this.remote.delete(producerId);
-    r.consumer.close();
+    r.consumer?.close();
     this.emit('trackUnsubscribed', r);
   }
 
@@ -247,7 +272,8 @@ export class Room extends Emitter<RoomEvents> {
     await this.unpublish(source, this.local.get(source)?.track !== track);
     const entry = { track, producer: null as ms.Producer | null };
     this.local.set(source, entry);
-    entry.producer = await this.produce(track, source);
+    if (this.p2pCall) this.p2pCall.setTrack(source, track);
+    else entry.producer = await this.produce(track, source);
   }
 
   private async produce(track: MediaStreamTrack, source: TrackSource): Promise<ms.Producer> {
@@ -268,6 +294,8 @@ export class Room extends Emitter<RoomEvents> {
     const e = this.local.get(source);
     if (!e) return;
     this.local.delete(source);
+    this.p2pCall?.setTrack(source, null);
+    if (!e.producer && stopTrack) e.track.stop();
     if (e.producer && !e.producer.closed) {
       const id = e.producer.id;
       e.producer.close();
@@ -278,7 +306,9 @@ export class Room extends Emitter<RoomEvents> {
 
   /** Mute: the producer is paused on both sides (subscribers see consumerPaused). */
   async setMuted(source: TrackSource, muted: boolean): Promise<void> {
-    const p = this.local.get(source)?.producer;
+    const e = this.local.get(source);
+    if (e && this.p2pCall) e.track.enabled = !muted; // direct: nothing on the server to pause
+    const p = e?.producer;
     if (!p) return;
     if (muted) {
       p.pause();
@@ -313,9 +343,7 @@ export class Room extends Emitter<RoomEvents> {
   /** Server-side media is gone: new transports, local tracks republished, room resubscribed. */
   private async rebuildMedia(): Promise<void> {
     this.closeMedia();
-    for (const [source, e] of this.local) {
-      if (e.track.readyState === 'live') e.producer = await this.produce(e.track, source).catch(() => null);
-    }
+    if (!this.p2pCall) await this.republish();
     await this.subscribeAll();
     this.emit('mediaRestored');
   }
@@ -329,7 +357,117 @@ export class Room extends Emitter<RoomEvents> {
     return this.sendTransport && !this.sendTransport.closed ? this.sendTransport.getStats() : null;
   }
 
+  private async republish(): Promise<void> {
+    for (const [source, e] of this.local) {
+      if (!e.producer && e.track.readyState === 'live') e.producer = await this.produce(e.track, source).catch(() => null);
+    }
+  }
+
+  // ---------- routes (P2P tier) ----------
+
+  private async onRoute(d: RouteDecision): Promise<void> {
+    if (d.tier === 'p2p' && d.peerIdentity) return this.enterP2P(d);
+    if (this.p2pCall?.decision.callId === d.callId || d.tier === 'sfu') await this.toSfu();
+  }
+
+  private async enterP2P(d: RouteDecision): Promise<void> {
+    this.leaveP2P();
+    // Our SFU producers are not needed while media goes direct: free them (tracks stay).
+    for (const e of this.local.values()) {
+      const p = e.producer;
+      e.producer = null;
+      if (p && !p.closed) {
+        p.close();
+        void this.signal.request({ closeProducer: { producerId: p.id } }).catch(() => undefined);
+      }
+    }
+    const iceServers = (this.signal.join.iceServers ?? []) as RTCIceServer[];
+    const call = new P2PCall(this.signal, d, iceServers, () => [...this.local].map(([s, e]) => [s, e.track] as [string, MediaStreamTrack]), this.opts.p2pBlockDirect);
+    this.p2pCall = call;
+    call.on('track', ({ track, receiver, source }) => {
+      const peer = this.signal.participants.get(d.peerIdentity!);
+      const r: RemoteTrack = {
+        producerId: `p2p:${track.id}`,
+        participantSid: peer?.sid ?? '',
+        participantIdentity: d.peerIdentity!,
+        kind: track.kind as 'audio' | 'video',
+        source,
+        track,
+        route: call.tier ?? 'p2p',
+        receiver,
+        getStats: () => receiver.getStats(),
+      };
+      this.remote.set(r.producerId, r);
+      track.addEventListener('ended', () => this.dropRemote(r.producerId));
+      this.emit('trackSubscribed', r);
+    });
+    call.on('connected', (tier) => {
+      if (this.p2pCall !== call) return;
+      for (const r of this.remote.values()) if (r.receiver) r.route = tier;
+      this.setRoute(tier);
+      void this.reportRoute(d.callId, tier, true);
+    });
+    call.on('attemptFailed', (tier) => {
+      this.dropP2PTracks();
+      void this.reportRoute(d.callId, tier, false);
+    });
+    call.on('failed', () => {
+      if (this.p2pCall !== call) return;
+      void this.toSfu().then(() => this.reportRoute(d.callId, 'sfu', true));
+    });
+    call.start();
+  }
+
+  private leaveP2P(): void {
+    this.p2pCall?.close();
+    this.p2pCall = null;
+    this.dropP2PTracks();
+  }
+
+  private dropP2PTracks(): void {
+    for (const r of [...this.remote.values()]) if (r.receiver) this.dropRemote(r.producerId);
+  }
+
+  private async toSfu(): Promise<void> {
+    const wasDirect = this.p2pCall !== null;
+    this.leaveP2P();
+    await this.republish();
+    await this.subscribeAll();
+    if (wasDirect || this.route !== 'sfu') this.setRoute('sfu');
+  }
+
+  private setRoute(route: MediaRoute): void {
+    if (this.route === route) return;
+    this.route = route;
+    this.emit('routeChanged', route);
+  }
+
+  private async reportRoute(callId: string, tier: MediaRoute, connected: boolean): Promise<void> {
+    const st = connected && tier !== 'sfu' ? await this.p2pCall?.stats().catch(() => null) : null;
+    await this.signal
+      .request({
+        routeReport: {
+          callId,
+          tier,
+          connected,
+          ...(st?.rttMs !== undefined ? { rttMs: st.rttMs } : {}),
+          ...(st?.candidateType ? { candidateType: st.candidateType } : {}),
+        },
+      })
+      .catch(() => undefined);
+  }
+
+  /**
+   * The direct call's path: 'relay' when either end of the selected ICE pair is a TURN
+   * candidate, else the local candidate type ('host', 'srflx', 'prflx'); undefined off P2P.
+   */
+  async p2pConnectionType(): Promise<string | undefined> {
+    const st = await this.p2pCall?.stats();
+    return st ? (st.relayed ? 'relay' : st.candidateType || undefined) : undefined;
+  }
+
   async leave(): Promise<void> {
+    this.leaveP2P();
     for (const e of this.local.values()) e.track.stop();
     this.local.clear();
     this.closeMedia();

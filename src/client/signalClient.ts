@@ -35,6 +35,8 @@ export interface SignalClientOptions {
   /** Send Ping at the interval the server asks for (default true). */
   autoPing?: boolean;
   requestTimeoutMs?: number;
+  /** Tell the server this client can take direct (P2P) routes (the Room SDK handles them). */
+  p2p?: boolean;
 }
 
 /** A request the server refused, with its typed code and the field it named. */
@@ -74,6 +76,7 @@ export interface SignalClientEvents extends Record<string, unknown[]> {
   audioLevels: [NonNullable<ServerMessage['audioLevels']>];
   mediaReset: [NonNullable<ServerMessage['mediaReset']>];
   trackMuted: [NonNullable<ServerMessage['trackMuted']>];
+  route: [NonNullable<ServerMessage['route']>];
 }
 
 const SFU_EVENTS = [
@@ -91,6 +94,10 @@ const TERMINAL_CLOSE = new Set([1000, 1008, 1009, 4001, 4002, 4003, 4004, 4006, 
  */
 export class SignalClient extends Emitter<SignalClientEvents> {
   join!: JoinResponse;
+  /** The last relay signals received (newest last, at most 256). */
+  readonly recentRelays: RelaySignal[] = [];
+  /** The last route decision the server sent (P2P-capable clients only). */
+  route: NonNullable<ServerMessage['route']> | undefined;
   readonly participants = new Map<string, ParticipantInfo>(); // by identity, excluding self
   /** Producers in the room you may consume (kept from producerAdded/Removed), by producer id. */
   readonly producers = new Map<string, NonNullable<ServerMessage['producerAdded']>>();
@@ -131,6 +138,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     const u = new URL(this.url);
     if (u.pathname === '' || u.pathname === '/') u.pathname = '/rtc';
     u.searchParams.set('access_token', this.token);
+    if (this.opts.p2p) u.searchParams.set('p2p', '1');
     if (resume) {
       u.searchParams.set('resume', resume.token);
       u.searchParams.set('last_seq', String(resume.lastSeq));
@@ -227,7 +235,17 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       return this.emit('roomUpdated', msg.roomUpdated);
     }
     if (msg.data) return this.emit('data', msg.data);
-    if (msg.relay) return this.emit('relay', msg.relay);
+    if (msg.relay) {
+      // Kept briefly: a peer's offer can arrive before the app (or the Room SDK, still loading
+      // its media device) listens for it.
+      this.recentRelays.push(msg.relay);
+      if (this.recentRelays.length > 256) this.recentRelays.shift();
+      return this.emit('relay', msg.relay);
+    }
+    if (msg.route) {
+      this.route = msg.route;
+      return this.emit('route', msg.route);
+    }
     if (msg.disconnect) {
       this.closedByUs = !msg.disconnect.reconnect;
       return this.emit('disconnect', {

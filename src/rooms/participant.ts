@@ -36,6 +36,8 @@ export class Participant {
   conn: Connection | null;
   /** Last RTT the client reported in a Ping, ms. */
   rttMs = 0;
+  /** The client can take direct (P2P) routes: it connected with p2p=1. */
+  p2p = false;
   resumeTimer: NodeJS.Timeout | undefined;
 
   constructor(

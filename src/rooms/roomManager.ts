@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { JoinGrant } from '../auth/token.js';
 import { SignalError } from '../signal/errors.js';
-import type { DisconnectReason, IceServer, ParticipantInfo, Response, ServerMessage } from '../signal/messages.js';
+import type { DisconnectReason, IceServer, ParticipantInfo, Response, RouteReport, ServerMessage } from '../signal/messages.js';
 import { PROTOCOL_VERSION } from '../signal/messages.js';
 import type { ValidRequest } from '../signal/schema.js';
 import type { RoomStore } from '../store/types.js';
@@ -45,6 +45,7 @@ export interface RoomManagerEvents {
   participantJoined: [Room, Participant];
   participantLeft: [Room, Participant, DisconnectReason];
   resumed: [Room, Participant, 'ok' | 'gap' | 'unknown'];
+  routeReport: [Room, Participant, RouteReport];
 }
 
 const utf8Len = (s: string): number => Buffer.byteLength(s, 'utf8');
@@ -108,7 +109,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
   }
 
   /** Joins (or resumes) and sends the JoinResponse; throws JoinError when refused. */
-  join(grant: JoinGrant, conn: Connection, resume?: ResumeRequest): { room: Room; participant: Participant } {
+  join(grant: JoinGrant, conn: Connection, resume?: ResumeRequest, caps: { p2p?: boolean } = {}): { room: Room; participant: Participant } {
     this.preflight(grant, !!resume);
     let room = this.rooms.get(grant.room);
     if (room && resume) {
@@ -144,6 +145,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
       newSecret(),
       conn,
     );
+    if (caps.p2p) p.p2p = true;
     room.clearEmptyTimer();
     // Announce before subscribing the newcomer, so it does not receive its own join.
     if (!p.hidden) this.fanout.publish(room, room.record({ participantJoined: p.info() }));
@@ -298,6 +300,10 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
         return { ok: {} };
       case 'relay':
         this.relay(room, p, req.body);
+        return { ok: {} };
+      case 'routeReport':
+        // The mesh's call router owns routes (mesh/callRouter.ts).
+        this.emit('routeReport', room, p, req.body);
         return { ok: {} };
       case 'leave':
         // The Response is sent by the caller before the connection closes.

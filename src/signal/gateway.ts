@@ -37,6 +37,7 @@ interface Session {
   encoding: Encoding;
   ip: string;
   resume: ResumeRequest | undefined;
+  p2p: boolean;
   bucket: TokenBucket;
   violations: number;
   conn?: WsConnection;
@@ -252,6 +253,7 @@ export class SignalGateway implements Fanout {
       encoding: negotiated.encoding,
       ip,
       resume: resumeToken ? { token: resumeToken, lastSeq } : undefined,
+      p2p: query.get('p2p') === '1',
       bucket: new TokenBucket(this.opts.rate.messagesPerS, this.opts.rate.burst),
       violations: 0,
     };
@@ -265,7 +267,7 @@ export class SignalGateway implements Fanout {
     this.sessions.add(s);
     this.metrics.connections.inc({ encoding: s.encoding });
     try {
-      const { room, participant } = this.manager.join(s.grant!, conn, s.resume);
+      const { room, participant } = this.manager.join(s.grant!, conn, s.resume, { p2p: s.p2p });
       s.room = room;
       s.participant = participant;
       s.grant = null;

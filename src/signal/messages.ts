@@ -180,6 +180,27 @@ export interface ServerMessage {
   audioLevels?: { levels: { participantSid: string; producerId: string; volume: number }[] };
   mediaReset?: { reason: string };
   trackMuted?: { producerId: string; muted: boolean };
+  route?: RouteDecision;
+}
+
+export interface RouteDecision {
+  callId: string;
+  tier: 'p2p' | 'sfu';
+  peerIdentity?: string;
+  polite?: boolean;
+  timeoutMs?: number;
+  fallbacks?: ('turn' | 'sfu')[];
+  predictedQuality?: number;
+}
+
+export interface RouteReport {
+  callId: string;
+  tier: 'p2p' | 'turn' | 'sfu';
+  connected: boolean;
+  rttMs?: number;
+  lossPct?: number;
+  quality?: number;
+  candidateType?: string;
 }
 
 export const SERVER_BODY_KINDS = [
@@ -204,6 +225,7 @@ export const SERVER_BODY_KINDS = [
   'audioLevels',
   'mediaReset',
   'trackMuted',
+  'route',
 ] as const;
 export type ServerBodyKind = (typeof SERVER_BODY_KINDS)[number];
 
@@ -238,6 +260,7 @@ export interface RequestMessage {
   getStats?: { id: string };
   produceData?: { transportId: string; sctpStreamParameters: string; label?: string; protocol?: string };
   consumeData?: { dataProducerId: string; transportId: string };
+  routeReport?: RouteReport;
 }
 
 export const PROTOCOL_VERSION = 1;

@@ -102,6 +102,15 @@ export const requestBodies = {
   getStats: z.strictObject({ id: mediaId }),
   produceData: z.strictObject({ transportId: mediaId, sctpStreamParameters: json, label: z.string().max(256).optional(), protocol: z.string().max(256).optional() }),
   consumeData: z.strictObject({ dataProducerId: mediaId, transportId: mediaId }),
+  routeReport: z.strictObject({
+    callId: z.string().min(1).max(128),
+    tier: z.enum(['p2p', 'turn', 'sfu']),
+    connected: z.boolean(),
+    rttMs: z.number().nonnegative().max(60_000).optional(),
+    lossPct: z.number().min(0).max(100).optional(),
+    quality: z.number().min(0).max(100).optional(),
+    candidateType: z.enum(['host', 'srflx', 'prflx', 'relay', '']).optional(),
+  }),
 } as const;
 
 /** Request kinds served by the SFU (asynchronous: they talk to mediasoup workers). */

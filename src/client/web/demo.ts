@@ -58,8 +58,19 @@ $('join').addEventListener('submit', (ev) => {
       const url = location.origin.replace(/^http/, 'ws');
       // ?relay=1: all media through the server's TURN relay (what a client behind a strict
       // firewall gets); used by the TURN end-to-end test.
-      const relay = new URLSearchParams(location.search).get('relay') === '1';
-      room = await Room.connect(url, await tokenFor(roomName, name), relay ? { iceTransportPolicy: 'relay' } : {});
+      // ?p2p=1: accept direct routes for two-party calls; ?blockdirect=1 (tests) makes direct
+      // ICE fail so the TURN and SFU fallbacks are exercised.
+      const q = new URLSearchParams(location.search);
+      room = await Room.connect(url, await tokenFor(roomName, name), {
+        ...(q.get('relay') === '1' ? { iceTransportPolicy: 'relay' as const } : {}),
+        ...(q.get('p2p') === '1' ? { p2p: true } : {}),
+        ...(q.get('blockdirect') === '1' ? { p2pBlockDirect: true } : {}),
+      });
+      document.body.dataset.route = room.route;
+      room.on('routeChanged', (r) => {
+        document.body.dataset.route = r;
+        status(`media route: ${r}`);
+      });
       (window as unknown as { auralinkRoom: Room }).auralinkRoom = room;
       room.on('trackSubscribed', (r) => attach(remoteKey(r), `${r.participantIdentity}${r.source.startsWith('screen') ? ' (screen)' : ''}`, r.track, false));
       room.on('trackUnsubscribed', (r) => {

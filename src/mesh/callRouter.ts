@@ -1,0 +1,163 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../obs/logger.js';
+import type { Participant } from '../rooms/participant.js';
+import type { Room } from '../rooms/room.js';
+import type { RoomManager } from '../rooms/roomManager.js';
+import type { RouteDecision, RouteReport } from '../signal/messages.js';
+import { newId } from '../util/ids.js';
+import type { MeshService } from './meshService.js';
+import type { Endpoint, RouteCandidate, RoutePlan } from './planner.js';
+import { staticQuality } from './quality.js';
+
+interface Call {
+  id: string;
+  a: Participant;
+  b: Participant;
+  plan: RoutePlan;
+  fallbacks: ('turn' | 'sfu')[];
+  reported: Set<string>; // identities that reported
+}
+
+export interface RouteOutcome {
+  callId: string;
+  room: string;
+  identity: string;
+  tier: RouteReport['tier'];
+  connected: boolean;
+  predictedQuality: number;
+  observedQuality: number;
+  latencyMs: number;
+  lossPct: number;
+  path: string[];
+}
+
+export interface CallRouterEvents {
+  decided: [Room, RouteDecision];
+  outcome: [RouteOutcome];
+}
+
+/**
+ * Decides each room's route from the mesh plan: a room of exactly two P2P-capable
+ * participants under a P2P-first plan becomes a direct call (both told whom to connect to,
+ * who offers, how long to try, and the fallbacks: TURN relay, then the SFU); anything else
+ * uses the SFU, and a direct call that gains a third participant is switched back to it.
+ * Clients' reports of what they got train the predictor and move relay trust.
+ */
+export class CallRouter extends EventEmitter<CallRouterEvents> {
+  private readonly calls = new Map<string, Call>(); // by room name
+  private readonly ended = new Map<string, Call>(); // recent, for late reports; by call id
+  private readonly chains = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly manager: RoomManager,
+    private readonly mesh: MeshService,
+    private readonly opts: { nodeId: string; region: string; p2pTimeoutMs: number; turnAvailable: boolean },
+    private readonly log: Logger,
+  ) {
+    super();
+    manager.on('participantJoined', (room) => this.schedule(room));
+    manager.on('participantLeft', (room) => this.schedule(room));
+    manager.on('roomFinished', (room) => this.end(room.name));
+    manager.on('routeReport', (room, p, r) => this.report(room, p, r));
+  }
+
+  /** The live direct call of a room, if any. */
+  callOf(room: string): { id: string; identities: [string, string] } | undefined {
+    const c = this.calls.get(room);
+    return c && { id: c.id, identities: [c.a.identity, c.b.identity] };
+  }
+
+  /** Evaluations of one room run one at a time, in event order. */
+  private schedule(room: Room): void {
+    const prev = this.chains.get(room.name) ?? Promise.resolve();
+    const next = prev
+      .then(() => this.evaluate(room))
+      .catch((err: unknown) => this.log.warn({ err, room: room.name }, 'route decision failed'))
+      .finally(() => {
+        if (this.chains.get(room.name) === next) this.chains.delete(room.name);
+      });
+    this.chains.set(room.name, next);
+  }
+
+  private async evaluate(room: Room): Promise<void> {
+    const visible = [...room.participants.values()].filter((p) => !p.hidden);
+    const current = this.calls.get(room.name);
+    if (visible.length === 2 && visible.every((p) => p.p2p)) {
+      const [a, b] = visible as [Participant, Participant];
+      if (current && new Set([current.a, current.b]).has(a) && new Set([current.a, current.b]).has(b)) return;
+      const plan = await this.mesh.query({ from: endpoint(a, this.opts.nodeId, this.opts.region), to: endpoint(b, this.opts.nodeId, this.opts.region), participants: 2, edgeId: this.opts.nodeId });
+      // The room may have changed while the plan was computed.
+      if (room.participants.get(a.identity) !== a || room.participants.get(b.identity) !== b || room.visibleCount() !== 2) return;
+      if (plan.candidates[0]?.tier !== 'p2p') return this.toSfu(room, current);
+      const fallbacks: ('turn' | 'sfu')[] = [];
+      for (const c of plan.candidates.slice(1)) {
+        if (c.tier === 'turn' && this.opts.turnAvailable && !fallbacks.includes('turn')) fallbacks.push('turn');
+      }
+      fallbacks.push('sfu');
+      const call: Call = { id: newId('CA_'), a, b, plan, fallbacks, reported: new Set() };
+      this.calls.set(room.name, call);
+      const base = { callId: call.id, tier: 'p2p' as const, timeoutMs: this.opts.p2pTimeoutMs, fallbacks, predictedQuality: plan.candidates[0].predictedQuality };
+      // The participant with the smaller sid offers (impolite); the other answers.
+      const aFirst = a.sid < b.sid;
+      this.manager.sendTo(room, { route: { ...base, peerIdentity: b.identity, polite: !aFirst } }, [a]);
+      this.manager.sendTo(room, { route: { ...base, peerIdentity: a.identity, polite: aFirst } }, [b]);
+      this.log.info({ room: room.name, call: call.id, a: a.identity, b: b.identity, fallbacks }, 'direct call');
+      this.emit('decided', room, { ...base, peerIdentity: '' });
+      return;
+    }
+    this.toSfu(room, current);
+  }
+
+  private toSfu(room: Room, current: Call | undefined): void {
+    if (!current) return;
+    this.end(room.name);
+    const still = [current.a, current.b].filter((p) => room.participants.get(p.identity) === p);
+    const decision: RouteDecision = { callId: current.id, tier: 'sfu' };
+    this.manager.sendTo(room, { route: decision }, still);
+    this.log.info({ room: room.name, call: current.id }, 'direct call ended: SFU');
+    this.emit('decided', room, decision);
+  }
+
+  private end(roomName: string): void {
+    const c = this.calls.get(roomName);
+    if (!c) return;
+    this.calls.delete(roomName);
+    this.ended.set(c.id, c);
+    if (this.ended.size > 1000) this.ended.delete(this.ended.keys().next().value!);
+  }
+
+  private report(room: Room, p: Participant, r: RouteReport): void {
+    const live = this.calls.get(room.name);
+    const call = live?.id === r.callId ? live : this.ended.get(r.callId);
+    if (!call || (call.a !== p && call.b !== p)) return; // not a call of this participant: ignored
+    if (call.reported.has(`${p.identity}:${r.tier}`)) return; // one report per tier per side
+    call.reported.add(`${p.identity}:${r.tier}`);
+    const candidate: RouteCandidate | undefined = call.plan.candidates.find((c) => c.tier === r.tier);
+    // TURN here is this node's TURN server; the SFU is this node.
+    const path = r.tier === 'p2p' ? [] : [this.opts.nodeId];
+    const latencyMs = r.rttMs !== undefined ? r.rttMs / 2 : (candidate?.metrics.latencyMs ?? 0);
+    const lossPct = r.lossPct ?? 0;
+    const measured = { latencyMs, lossPct, jitterMs: 0, hops: path.length, maxLoad: candidate?.metrics.maxLoad ?? 0 };
+    const observedQuality = r.connected ? (r.quality || staticQuality(measured)) : 0;
+    void this.mesh
+      .feedback({ tier: r.tier, path, metrics: candidate?.metrics ?? measured, observedQuality, connected: r.connected })
+      .catch((err: unknown) => this.log.debug({ err }, 'route feedback failed'));
+    this.emit('outcome', {
+      callId: call.id,
+      room: room.name,
+      identity: p.identity,
+      tier: r.tier,
+      connected: r.connected,
+      predictedQuality: candidate?.predictedQuality ?? 0,
+      observedQuality,
+      latencyMs,
+      lossPct,
+      path,
+    });
+  }
+}
+
+/** A participant as the planner sees it: near this edge (it reached us), at its measured RTT. */
+function endpoint(p: Participant, nodeId: string, region: string): Endpoint {
+  return { identity: p.identity, region, ...(p.rttMs > 0 ? { rtts: { [nodeId]: p.rttMs } } : {}) };
+}
