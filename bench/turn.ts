@@ -7,9 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { cpuSeconds, sleep, startAura } from './common.js';
 
-const CLIENTS = Number(process.env.CLIENTS ?? 20);
-const MESSAGES = Number(process.env.MESSAGES ?? 1000);
-const INTERVAL_MS = Number(process.env.INTERVAL_MS ?? 5);
+const CLIENTS = Number(process.env.CLIENTS ?? 40);
+const MESSAGES = Number(process.env.MESSAGES ?? 2000);
+const INTERVAL_MS = Number(process.env.INTERVAL_MS ?? 1);
 const SIZE = Number(process.env.SIZE ?? 160);
 const SECRET = 'bench-turn-secret';
 
