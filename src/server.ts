@@ -192,6 +192,10 @@ export class AuraServer {
       },
       this.metrics,
     );
+    this.manager.probeTargets = () => this.mesh.probeTargets();
+    this.manager.on('linkReport', (_room, p, rtts) => {
+      this.mesh.reportClientRtts(p.identity, rtts).catch((err: unknown) => this.log.debug({ err }, 'client link report not stored'));
+    });
     this.calls = new CallRouter(
       this.manager,
       this.mesh,
@@ -241,6 +245,18 @@ export class AuraServer {
     this.writes = new WriteBehind(this.db, { maxBuffered: c.database.write_queue_max }, this.metrics.registry, this.log);
     recordCalls(this.manager, this.sfu, this.writes, c.node_id);
     const writes = this.writes;
+    // Mesh nodes as this node saw them come and go (each node writes what it sees: upserts).
+    const reg = this.mesh.registry;
+    reg.on('nodeOnline', (n) =>
+      writes.enqueue(
+        `INSERT INTO mesh_nodes (id, role, region, addresses, capacity, trust_score, version, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+         ON CONFLICT (id) DO UPDATE SET role = EXCLUDED.role, region = EXCLUDED.region, addresses = EXCLUDED.addresses, capacity = EXCLUDED.capacity,
+           trust_score = EXCLUDED.trust_score, version = EXCLUDED.version, last_seen = EXCLUDED.last_seen`,
+        [n.id, n.role, n.region, JSON.stringify(n.addresses), n.capacity, n.trust, n.version, new Date()],
+      ),
+    );
+    reg.on('nodeOffline', (id) => writes.enqueue(`UPDATE mesh_nodes SET last_seen = $2 WHERE id = $1`, [id, new Date()]));
+    reg.on('trustChanged', (id, trust) => writes.enqueue(`UPDATE mesh_nodes SET trust_score = $2 WHERE id = $1`, [id, trust]));
     this.calls.on('outcome', (o) =>
       writes.enqueue(
         `INSERT INTO route_performance (call_id, route_type, path, predicted_quality, actual_quality, latency_ms, packet_loss_percent, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,

@@ -1,22 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { joinDemo, launch } from './chromium.js';
 import { eventually, sleep, startServer, type TestServer } from './helpers.js';
 
-// End to end in a real browser: headless Chromium (Debian's, installed by scripts/setup.sh)
-// with fake camera and microphone opens the demo page twice in one room.
-
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--use-fake-ui-for-media-stream',
-  '--use-fake-device-for-media-stream',
-  '--disable-background-networking',
-  // The SFU listens on 127.0.0.1 in tests: let WebRTC use loopback.
-  '--allow-loopback-in-peer-connection',
-  // getDisplayMedia without a picker.
-  '--auto-select-desktop-capture-source=Entire screen',
-];
+// End to end in a real browser: two demo pages in one room (see chromium.ts).
 
 interface TrackStat {
   identity: string;
@@ -56,16 +44,8 @@ describe('real browser end to end', () => {
 
   before(async () => {
     t = await startServer({ development: true });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-    for (const name of ['alice', 'bob']) {
-      const page = await (await browser.newContext()).newPage();
-      await page.goto(`${t.http}/`);
-      await page.fill('#room', 'e2e');
-      await page.fill('#name', name);
-      await page.click('#joinBtn');
-      await page.waitForSelector('body[data-joined=true]', { timeout: 20_000 });
-      pages[name] = page;
-    }
+    browser = await launch();
+    Object.assign(pages, await joinDemo(browser, t, 'e2e', ['alice', 'bob']));
   });
 
   after(async () => {
@@ -180,16 +160,9 @@ describe('real browser through the embedded TURN relay', () => {
   before(async () => {
     // The SFU is on loopback here, which the TURN peer filter denies by default: allow it.
     t = await startServer({ development: true, turn: { host: '127.0.0.1', allowed_peer_cidrs: ['127.0.0.0/8'] } });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-    for (const name of ['carol', 'dave']) {
-      const page = await (await browser.newContext()).newPage();
-      await page.goto(`${t.http}/?relay=1`); // iceTransportPolicy 'relay': TURN or nothing
-      await page.fill('#room', 'turn-e2e');
-      await page.fill('#name', name);
-      await page.click('#joinBtn');
-      await page.waitForSelector('body[data-joined=true]', { timeout: 20_000 });
-      pages[name] = page;
-    }
+    browser = await launch();
+    // relay=1: iceTransportPolicy 'relay', TURN or nothing.
+    Object.assign(pages, await joinDemo(browser, t, 'turn-e2e', ['carol', 'dave'], 'relay=1'));
   });
 
   after(async () => {

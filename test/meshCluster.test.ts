@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
+import pgPkg from 'pg';
 import pino from 'pino';
 import { createToken } from '../src/auth/token.js';
 import { RedisRegistry } from '../src/mesh/redisRegistry.js';
@@ -13,6 +14,7 @@ import { eventually, KEY, SECRET, sleep, startServer, upgradeStatus, type TestSe
 // key prefix, so runs never see each other's nodes.
 
 const REDIS = 'redis://127.0.0.1:6379';
+const pgClient = pgPkg.Client;
 const quiet = pino({ level: 'silent' });
 const prefix = (): string => `test:${randomBytes(4).toString('hex')}:`;
 const meshToken = createToken(KEY, SECRET, { identity: 'test-tool', video: {}, mesh: true });
@@ -86,6 +88,7 @@ describe('Redis node registry', () => {
 
 describe('edge and relay nodes over Redis', () => {
   const p = prefix();
+  const pg = `postgres://postgres@127.0.0.1:5432/test`;
   let edge: TestServer;
   let relay: TestServer;
   const mesh = (hb = 200) => ({ redis: { url: REDIS }, mesh: { redis_prefix: p, heartbeat_ms: hb, probe_interval_ms: 200 } });
@@ -99,13 +102,17 @@ describe('edge and relay nodes over Redis', () => {
   };
 
   before(async () => {
-    edge = await startServer({ node_id: 'edge-a', sfu: { enabled: false }, ...mesh() });
+    edge = await startServer({ node_id: 'edge-a', sfu: { enabled: false }, ...mesh(), database: { url: pg } });
     relay = await startServer({ node_id: 'relay-a', sfu: { enabled: false }, ...mesh(), mesh: { ...mesh().mesh, role: 'relay' } });
   });
   after(async () => {
     await edge?.close();
     await relay?.close().catch(() => undefined);
     await cleanup(p);
+    const db = new pgClient({ connectionString: pg });
+    await db.connect();
+    await db.query(`DELETE FROM mesh_nodes WHERE id IN ('edge-a', 'relay-a', 'ext-1')`);
+    await db.end();
   });
 
   test('both nodes register, see each other, and probe their links', async () => {
@@ -122,6 +129,22 @@ describe('edge and relay nodes over Redis', () => {
     const l = JSON.parse((await redis.hget(`${p}links`, 'edge-a>relay-a'))!);
     redis.disconnect();
     assert.ok(l.latencyMs > 0 && l.latencyMs < 50 && l.lossPct === 0, JSON.stringify(l));
+  });
+
+  test('clients get nearby nodes to measure at join; their RTTs are kept in Redis with ages', async () => {
+    const c = await edge.client('alice', 'rtt-room');
+    const targets = (c.join.probeTargets ?? []).map((t) => t.nodeId).sort();
+    assert.deepEqual(targets, ['edge-a', 'relay-a']);
+    const measured = await c.measureMesh(2);
+    assert.equal(measured.length, 2);
+    for (const m of measured) assert.ok(m.rttMs > 0 && m.rttMs < 500 && m.lossPct === 0, JSON.stringify(m));
+    const redis = new Redis(REDIS);
+    await eventually(async () => (await redis.hlen(`${p}clink:alice`)) === 2, 2000, 'client links stored');
+    const l = JSON.parse((await redis.hget(`${p}clink:alice`, 'relay-a'))!);
+    assert.ok(l.latencyMs > 0 && Math.abs(Date.now() - l.updatedAt) < 5000);
+    assert.ok((await redis.pttl(`${p}clink:alice`)) > 0, 'client links expire');
+    redis.disconnect();
+    c.close();
   });
 
   test('a relay node hosts no rooms: joins get 421 RELAY_NODE', async () => {
@@ -179,6 +202,17 @@ describe('edge and relay nodes over Redis', () => {
     const plan = (await api(edge, '/internal/mesh/route/query', q)).body;
     assert.equal(plan.cached, false, 'the cached plan through relay-a was invalidated');
     assert.ok(!plan.candidates.some((c: { path: string[] }) => c.path.includes('relay-a')));
+    // The edge recorded the relay's life in PostgreSQL (mesh_nodes).
+    const db = new pgClient({ connectionString: pg });
+    await db.connect();
+    try {
+      await eventually(async () => {
+        const r = await db.query(`SELECT role, first_seen, last_seen FROM mesh_nodes WHERE id = 'relay-a'`);
+        return r.rows.length === 1 && r.rows[0].role === 'relay' && r.rows[0].last_seen > r.rows[0].first_seen;
+      }, 5000, 'relay-a in mesh_nodes with its last_seen');
+    } finally {
+      await db.end();
+    }
   });
 });
 

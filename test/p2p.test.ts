@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { joinDemo, launch } from './chromium.js';
 import { eventually, sleep, startServer, type TestServer } from './helpers.js';
 
 // The P2P tier end to end in real browsers: two demo pages that accept direct routes (?p2p=1).
@@ -8,14 +9,6 @@ import { eventually, sleep, startServer, type TestServer } from './helpers.js';
 // TURN relay, then to the SFU, with no user action. ?blockdirect=1 is the SDK's fault
 // injection: it drops the peer's non-relay ICE candidates, as a NAT no direct path crosses.
 
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--use-fake-ui-for-media-stream',
-  '--use-fake-device-for-media-stream',
-  '--disable-background-networking',
-  '--allow-loopback-in-peer-connection',
-];
 
 type Win = { auralinkRoom: import('../src/client/room.js').Room };
 
@@ -59,20 +52,6 @@ async function flowing(page: Page, other: string, route: string, timeoutMs = 30_
   assert.ok(pick(b, 'audio')!.packets > pick(a, 'audio')!.packets, `audio from ${other} keeps arriving over ${route}`);
 }
 
-async function openPages(t: TestServer, room: string, query: string): Promise<{ browser: Browser; pages: Record<string, Page> }> {
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-  const pages: Record<string, Page> = {};
-  for (const name of ['ann', 'ben']) {
-    const page = await (await browser.newContext()).newPage();
-    await page.goto(`${t.http}/?${query}`);
-    await page.fill('#room', room);
-    await page.fill('#name', name);
-    await page.click('#joinBtn');
-    await page.waitForSelector('body[data-joined=true]', { timeout: 20_000 });
-    pages[name] = page;
-  }
-  return { browser, pages };
-}
 
 /** Waits for the page's media route; the error says where it is instead. */
 async function onRoute(page: Page, route: string, timeoutMs = 30_000): Promise<void> {
@@ -93,7 +72,8 @@ describe('P2P tier: a two-party call goes direct', () => {
   let pages: Record<string, Page>;
   before(async () => {
     t = await startServer({ development: true });
-    ({ browser, pages } = await openPages(t, 'p2p-direct', 'p2p=1'));
+    browser = await launch();
+    pages = await joinDemo(browser, t, 'p2p-direct', ['ann', 'ben'], 'p2p=1');
   });
   after(async () => {
     await browser?.close();
@@ -131,7 +111,8 @@ describe('P2P tier: direct ICE blocked, the call falls back to the TURN relay', 
       mesh: { p2p_timeout_ms: 4000 },
       turn: { host: '127.0.0.1', allowed_peer_cidrs: ['127.0.0.0/8'] },
     });
-    ({ browser, pages } = await openPages(t, 'p2p-turn', 'p2p=1&blockdirect=1'));
+    browser = await launch();
+    pages = await joinDemo(browser, t, 'p2p-turn', ['ann', 'ben'], 'p2p=1&blockdirect=1');
   });
   after(async () => {
     await browser?.close();
@@ -155,7 +136,8 @@ describe('P2P tier: no direct path and no TURN, the call falls back to the SFU',
   let pages: Record<string, Page>;
   before(async () => {
     t = await startServer({ development: true, mesh: { p2p_timeout_ms: 2000 }, turn: { mode: 'off' } });
-    ({ browser, pages } = await openPages(t, 'p2p-sfu', 'p2p=1&blockdirect=1'));
+    browser = await launch();
+    pages = await joinDemo(browser, t, 'p2p-sfu', ['ann', 'ben'], 'p2p=1&blockdirect=1');
   });
   after(async () => {
     await browser?.close();

@@ -71,7 +71,13 @@ const schemas = {
  * (`auralink token create --mesh`). GET /internal/mesh/probe is open: it is what peers time.
  */
 export function registerMeshApi(app: uWS.TemplatedApp, mesh: MeshService, verifier: TokenVerifier, nodeId: string): void {
-  app.get('/internal/mesh/probe', (res) => send(res, { status: 200, body: { node: nodeId } }));
+  // Browsers measure it too (from another node's page): allow any origin, it says nothing.
+  const probeBody = JSON.stringify({ node: nodeId });
+  app.get('/internal/mesh/probe', (res) => {
+    res.cork(() => {
+      res.writeHeader('content-type', 'application/json').writeHeader('access-control-allow-origin', '*').writeHeader('cache-control', 'no-store').end(probeBody);
+    });
+  });
 
   route(app, 'post', '/internal/mesh/register_node', 0, schemas.register, async (b) => {
     await mesh.registry.register({ ...b, trust: INITIAL_TRUST, registeredAt: Date.now(), lastSeen: Date.now() });

@@ -98,6 +98,8 @@ export class Room extends Emitter<RoomEvents> {
     room.wire();
     await room.subscribeAll();
     if (signal.route) void room.onRoute(signal.route);
+    // RTT to nearby mesh nodes, for the server's route planner (in the background).
+    void signal.measureMesh().catch(() => undefined);
     return room;
   }
 

@@ -331,6 +331,32 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     return this.rtt;
   }
 
+  /**
+   * Measures RTT to the mesh nodes the server named at join (`samples` HTTP probes each, the
+   * lowest kept; failures count as loss) and reports them: the route planner uses them.
+   */
+  async measureMesh(samples = 3, timeoutMs = 2000): Promise<{ nodeId: string; rttMs: number; lossPct: number }[]> {
+    const out: { nodeId: string; rttMs: number; lossPct: number }[] = [];
+    for (const t of this.join.probeTargets ?? []) {
+      let best = Infinity;
+      let lost = 0;
+      for (let i = 0; i < samples; i++) {
+        const t0 = performance.now();
+        try {
+          const res = await fetch(t.url, { cache: 'no-store', signal: AbortSignal.timeout(timeoutMs) });
+          await res.arrayBuffer();
+          if (!res.ok) throw new Error(String(res.status));
+          best = Math.min(best, performance.now() - t0);
+        } catch {
+          lost++;
+        }
+      }
+      if (Number.isFinite(best)) out.push({ nodeId: t.nodeId, rttMs: Math.round(best * 100) / 100, lossPct: Math.round((lost / samples) * 100) });
+    }
+    if (out.length > 0) await this.request({ linkReport: { rtts: out } });
+    return out;
+  }
+
   async sendData(payload: Uint8Array, o: { topic?: string; destinationIdentities?: string[] } = {}): Promise<void> {
     await this.request({ sendData: { payload, ...o } });
   }

@@ -159,5 +159,8 @@ export class CallRouter extends EventEmitter<CallRouterEvents> {
 
 /** A participant as the planner sees it: near this edge (it reached us), at its measured RTT. */
 function endpoint(p: Participant, nodeId: string, region: string): Endpoint {
-  return { identity: p.identity, region, ...(p.rttMs > 0 ? { rtts: { [nodeId]: p.rttMs } } : {}) };
+  const rtts: Record<string, number> = {};
+  if (p.rttMs > 0) rtts[nodeId] = p.rttMs;
+  if (p.nodeRtts) for (const [id, rtt] of p.nodeRtts) rtts[id] = rtt;
+  return { identity: p.identity, region, ...(Object.keys(rtts).length ? { rtts } : {}) };
 }

@@ -195,6 +195,32 @@ export class MeshService {
     if (delta !== 0) for (const id of new Set(f.path)) await this.registry.adjustTrust(id, delta).catch(() => this.m.errors.inc({ op: 'trust' }));
   }
 
+  /** Up to `max` nodes of this node's region (itself first) for clients to measure RTT to. */
+  probeTargets(max = 5): { nodeId: string; url: string }[] {
+    const out: { nodeId: string; url: string }[] = [];
+    if (this.opts.publicUrl) out.push({ nodeId: this.opts.nodeId, url: `${this.opts.publicUrl}/internal/mesh/probe` });
+    for (const n of this.registry.snapshot().nodes.values()) {
+      if (out.length >= max) break;
+      if (n.id === this.opts.nodeId || n.region !== this.opts.region || !n.addresses.http || n.trust < MIN_ROUTABLE_TRUST) continue;
+      out.push({ nodeId: n.id, url: `${n.addresses.http}/internal/mesh/probe` });
+    }
+    return out;
+  }
+
+  /**
+   * A client's measured RTTs to nodes, kept with their age for the route planner: in Redis
+   * (hash `clink:<identity>`, expiring after 10 minutes) or in memory.
+   */
+  async reportClientRtts(identity: string, rtts: { nodeId: string; rttMs: number; lossPct?: number }[]): Promise<void> {
+    const now = Date.now();
+    const fields: string[] = [];
+    for (const r of rtts) fields.push(r.nodeId, JSON.stringify({ latencyMs: r.rttMs / 2, lossPct: r.lossPct ?? 0, updatedAt: now }));
+    if (this.registry instanceof RedisRegistry) {
+      const key = `${this.opts.redisPrefix}clink:${identity}`;
+      await this.registry.client.pipeline().hset(key, ...fields).pexpire(key, 600_000).exec();
+    }
+  }
+
   async reportAbuse(nodeId: string): Promise<number | undefined> {
     return this.registry.adjustTrust(nodeId, ABUSE_REPORT_DELTA);
   }

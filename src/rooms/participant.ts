@@ -38,6 +38,13 @@ export class Participant {
   rttMs = 0;
   /** The client can take direct (P2P) routes: it connected with p2p=1. */
   p2p = false;
+  /** RTT (ms) the client measured to mesh nodes, by node id (absent until it reports). */
+  nodeRtts: Map<string, number> | undefined;
+
+  setNodeRtt(nodeId: string, rttMs: number): void {
+    (this.nodeRtts ??= new Map()).set(nodeId, rttMs);
+    if (this.nodeRtts.size > 32) this.nodeRtts.delete(this.nodeRtts.keys().next().value!);
+  }
   resumeTimer: NodeJS.Timeout | undefined;
 
   constructor(

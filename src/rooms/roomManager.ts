@@ -46,6 +46,7 @@ export interface RoomManagerEvents {
   participantLeft: [Room, Participant, DisconnectReason];
   resumed: [Room, Participant, 'ok' | 'gap' | 'unknown'];
   routeReport: [Room, Participant, RouteReport];
+  linkReport: [Room, Participant, { nodeId: string; rttMs: number; lossPct?: number }[]];
 }
 
 const utf8Len = (s: string): number => Buffer.byteLength(s, 'utf8');
@@ -62,6 +63,8 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
   routerRtpCapabilities = '';
   /** STUN/TURN servers with fresh credentials for one identity (set at start when TURN is on). */
   iceServers: (identity: string) => IceServer[] = () => [];
+  /** Mesh nodes clients should measure RTT to (set at start by the mesh). */
+  probeTargets: () => { nodeId: string; url: string }[] = () => [];
   private draining = false;
   private readonly pruneTimer: NodeJS.Timeout;
 
@@ -186,6 +189,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
         pingIntervalMs: this.opts.pingIntervalMs,
         ...(this.routerRtpCapabilities ? { routerRtpCapabilities: this.routerRtpCapabilities } : {}),
         iceServers: this.iceServers(p.identity),
+        probeTargets: this.probeTargets(),
       },
     };
   }
@@ -300,6 +304,10 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
         return { ok: {} };
       case 'relay':
         this.relay(room, p, req.body);
+        return { ok: {} };
+      case 'linkReport':
+        for (const r of req.body.rtts) p.setNodeRtt(r.nodeId, r.rttMs);
+        this.emit('linkReport', room, p, req.body.rtts);
         return { ok: {} };
       case 'routeReport':
         // The mesh's call router owns routes (mesh/callRouter.ts).

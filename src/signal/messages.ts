@@ -148,6 +148,7 @@ export interface JoinResponse {
   pingIntervalMs: number;
   routerRtpCapabilities?: string;
   iceServers?: IceServer[];
+  probeTargets?: { nodeId: string; url: string }[];
 }
 
 export interface IceServer {
@@ -261,6 +262,7 @@ export interface RequestMessage {
   produceData?: { transportId: string; sctpStreamParameters: string; label?: string; protocol?: string };
   consumeData?: { dataProducerId: string; transportId: string };
   routeReport?: RouteReport;
+  linkReport?: { rtts: { nodeId: string; rttMs: number; lossPct?: number }[] };
 }
 
 export const PROTOCOL_VERSION = 1;

@@ -102,6 +102,18 @@ export const requestBodies = {
   getStats: z.strictObject({ id: mediaId }),
   produceData: z.strictObject({ transportId: mediaId, sctpStreamParameters: json, label: z.string().max(256).optional(), protocol: z.string().max(256).optional() }),
   consumeData: z.strictObject({ dataProducerId: mediaId, transportId: mediaId }),
+  linkReport: z.strictObject({
+    rtts: z
+      .array(
+        z.strictObject({
+          nodeId: z.string().min(1).max(128),
+          rttMs: z.number().nonnegative().max(60_000),
+          lossPct: z.number().min(0).max(100).optional(),
+        }),
+      )
+      .min(1)
+      .max(32),
+  }),
   routeReport: z.strictObject({
     callId: z.string().min(1).max(128),
     tier: z.enum(['p2p', 'turn', 'sfu']),

@@ -1,0 +1,34 @@
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { TestServer } from './helpers.js';
+
+// Real-browser tests: Debian's Chromium (installed by scripts/setup.sh) with fake camera and
+// microphone, driving the demo page the server serves.
+
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--use-fake-ui-for-media-stream',
+  '--use-fake-device-for-media-stream',
+  '--disable-background-networking',
+  // The SFU listens on 127.0.0.1 in tests: let WebRTC use loopback.
+  '--allow-loopback-in-peer-connection',
+  // getDisplayMedia without a picker.
+  '--auto-select-desktop-capture-source=Entire screen',
+];
+
+export const launch = (): Promise<Browser> => chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+
+/** One page per name (each its own browser context) joined to `room` through the demo page at `/?query`. */
+export async function joinDemo(browser: Browser, t: TestServer, room: string, names: readonly string[], query = ''): Promise<Record<string, Page>> {
+  const pages: Record<string, Page> = {};
+  for (const name of names) {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${t.http}/${query ? `?${query}` : ''}`);
+    await page.fill('#room', room);
+    await page.fill('#name', name);
+    await page.click('#joinBtn');
+    await page.waitForSelector('body[data-joined=true]', { timeout: 20_000 });
+    pages[name] = page;
+  }
+  return pages;
+}
