@@ -10,8 +10,9 @@ RUN bash scripts/setup.sh \
  && npm prune --omit=dev \
  && rm -rf /opt/auralink-cache/meson /root/.npm
 
-# Signalling + HTTP API. (SFU RTC and TURN ports arrive with those features.)
-EXPOSE 7880/tcp
+# Signalling + HTTP API; SFU WebRtcServer (one UDP+TCP port per worker from sfu.webrtc_port);
+# embedded TURN (turn.port) and its relay range (turn.relay_min_port..relay_max_port).
+EXPOSE 7880/tcp 44400-44415/udp 44400-44415/tcp 3478/udp 49160-49400/udp
 USER node
 # SIGTERM drains (config drain.timeout_s); give the orchestrator's grace period more than that.
 STOPSIGNAL SIGTERM

@@ -32,7 +32,7 @@ export interface RouteOutcome {
 }
 
 export interface CallRouterEvents {
-  decided: [Room, RouteDecision];
+  /** A client's report of what its call got (persisted as route_performance). */
   outcome: [RouteOutcome];
 }
 
@@ -102,7 +102,6 @@ export class CallRouter extends EventEmitter<CallRouterEvents> {
       this.manager.sendTo(room, { route: { ...base, peerIdentity: b.identity, polite: !aFirst } }, [a]);
       this.manager.sendTo(room, { route: { ...base, peerIdentity: a.identity, polite: aFirst } }, [b]);
       this.log.info({ room: room.name, call: call.id, a: a.identity, b: b.identity, fallbacks }, 'direct call');
-      this.emit('decided', room, { ...base, peerIdentity: '' });
       return;
     }
     this.toSfu(room, current);
@@ -115,7 +114,6 @@ export class CallRouter extends EventEmitter<CallRouterEvents> {
     const decision: RouteDecision = { callId: current.id, tier: 'sfu' };
     this.manager.sendTo(room, { route: decision }, still);
     this.log.info({ room: room.name, call: current.id }, 'direct call ended: SFU');
-    this.emit('decided', room, decision);
   }
 
   private end(roomName: string): void {

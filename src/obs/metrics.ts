@@ -57,7 +57,7 @@ export class Metrics {
   readonly joinSeconds = new Histogram({
     name: 'auralink_signal_join_seconds',
     help: 'Server time from WebSocket upgrade request to join response sent',
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1],
     registers: [this.registry],
   });
   readonly clientRtt = new Histogram({
