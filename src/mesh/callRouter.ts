@@ -69,6 +69,8 @@ export class CallRouter extends EventEmitter<CallRouterEvents> {
 
   /** Evaluations of one room run one at a time, in event order. */
   private schedule(room: Room): void {
+    // The common case costs nothing: no direct call in the room and not exactly two visible.
+    if (!this.calls.has(room.name) && !this.chains.has(room.name) && firstVisible(room, 3).length !== 2) return;
     const prev = this.chains.get(room.name) ?? Promise.resolve();
     const next = prev
       .then(() => this.evaluate(room))
@@ -80,14 +82,14 @@ export class CallRouter extends EventEmitter<CallRouterEvents> {
   }
 
   private async evaluate(room: Room): Promise<void> {
-    const visible = [...room.participants.values()].filter((p) => !p.hidden);
+    const visible = firstVisible(room, 3);
     const current = this.calls.get(room.name);
     if (visible.length === 2 && visible.every((p) => p.p2p)) {
       const [a, b] = visible as [Participant, Participant];
       if (current && new Set([current.a, current.b]).has(a) && new Set([current.a, current.b]).has(b)) return;
       const plan = await this.mesh.query({ from: endpoint(a, this.opts.nodeId, this.opts.region), to: endpoint(b, this.opts.nodeId, this.opts.region), participants: 2, edgeId: this.opts.nodeId });
       // The room may have changed while the plan was computed.
-      if (room.participants.get(a.identity) !== a || room.participants.get(b.identity) !== b || room.visibleCount() !== 2) return;
+      if (room.participants.get(a.identity) !== a || room.participants.get(b.identity) !== b || firstVisible(room, 3).length !== 2) return;
       if (plan.candidates[0]?.tier !== 'p2p') return this.toSfu(room, current);
       const fallbacks: ('turn' | 'sfu')[] = [];
       for (const c of plan.candidates.slice(1)) {
@@ -153,6 +155,17 @@ export class CallRouter extends EventEmitter<CallRouterEvents> {
       path,
     });
   }
+}
+
+/** Up to `max` non-hidden participants (stops there: rooms can be large). */
+function firstVisible(room: Room, max: number): Participant[] {
+  const out: Participant[] = [];
+  for (const p of room.participants.values()) {
+    if (p.hidden) continue;
+    out.push(p);
+    if (out.length >= max) break;
+  }
+  return out;
 }
 
 /** A participant as the planner sees it: near this edge (it reached us), at its measured RTT. */
