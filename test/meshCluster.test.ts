@@ -55,6 +55,10 @@ describe('Redis node registry', () => {
     b.on('nodeOffline', (id) => offlineB.push(id));
     await a.register(node('x'));
     await a.register(node('y'));
+    await a.reportLinks([
+      { from: 'x', to: 'y', latencyMs: 5, lossPct: 0, jitterMs: 0, bandwidthKbps: 0, updatedAt: Date.now(), source: 'probe' },
+      { from: 'y', to: 'x', latencyMs: 5, lossPct: 0, jitterMs: 0, bandwidthKbps: 0, updatedAt: Date.now(), source: 'probe' },
+    ]);
     await eventually(() => online.includes('x') && online.includes('y'), 2000, 'b sees x and y');
     const t0 = Date.now();
     // y keeps beating, x goes silent; both registries reap every 200 ms (only one wins each removal).
@@ -67,6 +71,10 @@ describe('Redis node registry', () => {
     assert.deepEqual(offlineB, ['x']);
     assert.deepEqual([...b.snapshot().nodes.keys()].sort(), ['y']);
     assert.equal(await a.heartbeat('x', 0), false, 'the expired node is told to register again');
+    const redis = new Redis(REDIS);
+    assert.equal(await redis.hlen(`${p}links`), 0, "x's links were removed from Redis with it");
+    assert.equal(await redis.exists(`${p}linkidx:x`), 0);
+    redis.disconnect();
   });
 
   test('trust survives re-registration (a node cannot reset its own trust)', async () => {

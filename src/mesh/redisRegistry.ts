@@ -21,14 +21,23 @@ const DEREGISTER = `
 local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
+local idx = ARGV[3] .. ARGV[1]
+local fields = redis.call('SMEMBERS', idx)
+if #fields > 0 then redis.call('HDEL', KEYS[4], unpack(fields)) end
+redis.call('DEL', idx)
 if removed == 1 then redis.call('PUBLISH', ARGV[2], cjson.encode({t='offline', id=ARGV[1]})) end
 return removed`;
+// KEYS[4] = links hash; ARGV[3] = prefix of the per-node link index sets (linkidx:<id>).
 const REAP = `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1000)
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
   redis.call('HDEL', KEYS[3], id)
+  local idx = ARGV[3] .. id
+  local fields = redis.call('SMEMBERS', idx)
+  if #fields > 0 then redis.call('HDEL', KEYS[4], unpack(fields)) end
+  redis.call('DEL', idx)
   redis.call('PUBLISH', ARGV[2], cjson.encode({t='offline', id=id}))
 end
 return ids`;
@@ -50,7 +59,8 @@ type Event =
 
 /**
  * Cluster-wide registry in Redis. Nodes: hash `nodes` (static JSON), zset `alive` (last
- * heartbeat, ms), hashes `load` and `trust`; links: hash `links` (`from>to` -> JSON). A node is
+ * heartbeat, ms), hashes `load` and `trust`; links: hash `links` (`from>to` -> JSON), indexed
+ * per node in sets `linkidx:<id>` so an expiring node takes its links with it. A node is
  * expired by whoever runs reap() first after `now - ttl` passes its score (atomic: published
  * once). Trust outlives registration, so re-registering cannot reset it.
  * Every node mirrors the mesh in memory from the `events` channel (plus a periodic resync for
@@ -62,7 +72,7 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
   readonly kind = 'redis';
   readonly client: Redis;
   private readonly sub: Redis;
-  private readonly k: { nodes: string; alive: string; load: string; trust: string; links: string; events: string };
+  private readonly k: { nodes: string; alive: string; load: string; trust: string; links: string; linkIdx: string; events: string };
   private readonly nodes = new Map<string, MeshNode>();
   private readonly links = new Map<string, Link>();
   private version = 0;
@@ -78,7 +88,7 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
   ) {
     super();
     const p = prefix;
-    this.k = { nodes: `${p}nodes`, alive: `${p}alive`, load: `${p}load`, trust: `${p}trust`, links: `${p}links`, events: `${p}events` };
+    this.k = { nodes: `${p}nodes`, alive: `${p}alive`, load: `${p}load`, trust: `${p}trust`, links: `${p}links`, linkIdx: `${p}linkidx:`, events: `${p}events` };
     const opts = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
@@ -106,8 +116,8 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
     });
     this.client.defineCommand('meshRegister', { numberOfKeys: 4, lua: REGISTER });
     this.client.defineCommand('meshHeartbeat', { numberOfKeys: 2, lua: HEARTBEAT });
-    this.client.defineCommand('meshDeregister', { numberOfKeys: 3, lua: DEREGISTER });
-    this.client.defineCommand('meshReap', { numberOfKeys: 3, lua: REAP });
+    this.client.defineCommand('meshDeregister', { numberOfKeys: 4, lua: DEREGISTER });
+    this.client.defineCommand('meshReap', { numberOfKeys: 4, lua: REAP });
     this.client.defineCommand('meshTrust', { numberOfKeys: 1, lua: ADJUST_TRUST });
     this.sub.on('message', (_ch: string, msg: string) => this.onEvent(msg));
   }
@@ -152,7 +162,7 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
   }
 
   async deregister(id: string): Promise<void> {
-    await this.cmd().meshDeregister!(this.k.alive, this.k.nodes, this.k.load, id, this.k.events);
+    await this.cmd().meshDeregister!(this.k.alive, this.k.nodes, this.k.load, this.k.links, id, this.k.events, this.k.linkIdx);
     if (this.drop(id)) this.emit('nodeOffline', id);
   }
 
@@ -163,8 +173,14 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
   async reportLinks(links: Link[]): Promise<void> {
     if (links.length === 0) return;
     const fields: string[] = [];
-    for (const l of links) fields.push(linkKey(l.from, l.to), JSON.stringify(l));
-    await this.client.pipeline().hset(this.k.links, ...fields).publish(this.k.events, JSON.stringify({ t: 'links', links })).exec();
+    const pipe = this.client.pipeline();
+    for (const l of links) {
+      const k = linkKey(l.from, l.to);
+      fields.push(k, JSON.stringify(l));
+      // Indexed under both ends, so a node's links go when it does.
+      pipe.sadd(this.k.linkIdx + l.from, k).sadd(this.k.linkIdx + l.to, k);
+    }
+    await pipe.hset(this.k.links, ...fields).publish(this.k.events, JSON.stringify({ t: 'links', links })).exec();
   }
 
   async adjustTrust(id: string, delta: number): Promise<number | undefined> {
@@ -175,7 +191,7 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
   }
 
   async reap(): Promise<string[]> {
-    const ids = (await this.cmd().meshReap!(this.k.alive, this.k.nodes, this.k.load, this.now() - this.ttlMs, this.k.events)) as string[];
+    const ids = (await this.cmd().meshReap!(this.k.alive, this.k.nodes, this.k.load, this.k.links, this.now() - this.ttlMs, this.k.events, this.k.linkIdx)) as string[];
     for (const id of ids) if (this.drop(id)) this.emit('nodeOffline', id);
     return ids;
   }
