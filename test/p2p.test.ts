@@ -15,6 +15,7 @@ type Win = { auralinkRoom: import('../src/client/room.js').Room };
 interface Remote {
   identity: string;
   kind: string;
+  source: string;
   route: string;
   frames: number;
   packets: number;
@@ -32,7 +33,7 @@ function remotes(page: Page): Promise<Remote[]> {
         frames += s.framesDecoded ?? 0;
         packets += s.packetsReceived ?? 0;
       });
-      out.push({ identity: r.participantIdentity, kind: r.kind, route: r.route, frames, packets });
+      out.push({ identity: r.participantIdentity, kind: r.kind, source: r.source, route: r.route, frames, packets });
     }
     return out;
   });
@@ -90,13 +91,24 @@ describe('P2P tier: a two-party call goes direct', () => {
     assert.ok(t.logs.some((l) => l.includes('"direct call"')));
   });
 
+  test("a screen share added mid-call reaches the peer directly, labelled as a screen share", async () => {
+    await pages.ann!.click('#screen');
+    await eventually(async () => {
+      const rs = await remotes(pages.ben!);
+      return rs.some((r) => r.identity === 'ann' && r.source === 'screen_share' && r.route === 'p2p' && r.frames > 0);
+    }, 20_000, "ben decoding ann's screen over the direct call");
+    const cams = (await remotes(pages.ben!)).filter((r) => r.identity === 'ann' && r.kind === 'video');
+    assert.deepEqual(cams.map((r) => r.source).sort(), ['camera', 'screen_share']);
+    assert.equal(await t.metric('auralink_sfu_objects', { type: 'producer' }), 0, 'still nothing on the SFU');
+  });
+
   test('a third participant moves the call to the SFU, and media keeps flowing there', async () => {
     const carol = await t.client('carol', 'p2p-direct');
     for (const [me, other] of [['ann', 'ben'], ['ben', 'ann']] as const) {
       await onRoute(pages[me]!, 'sfu');
       await flowing(pages[me]!, other, 'sfu');
     }
-    assert.equal(await t.metric('auralink_sfu_objects', { type: 'producer' }), 4, 'camera and microphone of both pages');
+    assert.equal(await t.metric('auralink_sfu_objects', { type: 'producer' }), 5, "camera and microphone of both pages, and ann's screen");
     carol.close();
   });
 });

@@ -14,8 +14,6 @@ export interface P2PCallEvents extends Record<string, unknown[]> {
   failed: [];
 }
 
-const TRACKS_TOPIC = '_auralink.p2p.tracks';
-
 /**
  * One direct call with one peer, as the server's RouteDecision describes it: attempt 0 is
  * ICE over every candidate (direct first; ICE itself falls back to the TURN servers'
@@ -45,15 +43,6 @@ export class P2PCall extends Emitter<P2PCallEvents> {
   private readonly onRelay = (s: RelaySignal): void => {
     this.queue = this.queue.then(() => this.handle(s));
   };
-  private readonly onData = (d: { participantIdentity?: string; topic?: string; payload: Uint8Array }): void => {
-    if (d.topic !== TRACKS_TOPIC || d.participantIdentity !== this.decision.peerIdentity) return;
-    try {
-      const map = JSON.parse(new TextDecoder().decode(d.payload)) as Record<string, string>;
-      for (const [streamId, source] of Object.entries(map)) this.remoteSources.set(streamId, source);
-    } catch {
-      /* not ours */
-    }
-  };
 
   constructor(
     private readonly signal: SignalClient,
@@ -68,7 +57,6 @@ export class P2PCall extends Emitter<P2PCallEvents> {
     this.tiers = ['p2p', ...(fallbacks.includes('turn') && iceServers.length > 0 ? (['turn'] as const) : [])];
     this.early = signal.recentRelays.filter((s) => s.callId?.startsWith(`${decision.callId}/`));
     signal.on('relay', this.onRelay);
-    signal.on('data', this.onData);
   }
 
   get tier(): P2PTier | undefined {
@@ -121,7 +109,6 @@ export class P2PCall extends Emitter<P2PCallEvents> {
     this.closed = true;
     clearTimeout(this.timer);
     this.signal.off('relay', this.onRelay);
-    this.signal.off('data', this.onData);
     this.pc?.close();
     this.pc = null;
   }
@@ -243,18 +230,26 @@ export class P2PCall extends Emitter<P2PCallEvents> {
 
   /**
    * Sends our current local description under its real type (with concurrent negotiation a
-   * description started as an offer can end up an answer), preceded by which stream carries
-   * which source. Both go out on the signalling socket in this order, and arrive in it.
+   * description started as an offer can end up an answer), with which stream carries which
+   * source.
    */
   private sendDescription(pc: RTCPeerConnection): void {
     const d = pc.localDescription;
     if (!d || pc !== this.pc) return;
     const map: Record<string, string> = {};
     for (const [source, stream] of this.streams) map[stream.id] = source;
-    void this.signal
-      .sendData(new TextEncoder().encode(JSON.stringify(map)), { topic: TRACKS_TOPIC, destinationIdentities: [this.decision.peerIdentity!] })
-      .catch(() => undefined);
-    this.send(d.type === 'offer' ? 'OFFER' : 'ANSWER', { sdp: d.sdp });
+    this.send(d.type === 'offer' ? 'OFFER' : 'ANSWER', { sdp: d.sdp, streams: JSON.stringify(map) });
+  }
+
+  private learnStreams(json: string | undefined): void {
+    if (!json) return;
+    try {
+      for (const [id, source] of Object.entries(JSON.parse(json) as Record<string, unknown>)) {
+        if (typeof source === 'string') this.remoteSources.set(id, source);
+      }
+    } catch {
+      /* optional hint */
+    }
   }
 
   /** blockDirect: candidates also travel inside descriptions (renegotiations): drop those too. */
@@ -276,6 +271,7 @@ export class P2PCall extends Emitter<P2PCallEvents> {
     }
     const pc = this.pc;
     if (!pc) return;
+    this.learnStreams(s.streams);
     try {
       switch (s.kind) {
         case 'OFFER': {

@@ -66,6 +66,8 @@ export interface RelaySignal {
   sdp?: string;
   candidate?: IceCandidate;
   callId?: string;
+  /** OFFER/ANSWER: JSON {streamId: source} of the sender's streams. */
+  streams?: string;
 }
 
 export interface DataPacket {

@@ -58,6 +58,7 @@ export const requestBodies = {
       sdp: z.string().max(65536).optional(),
       candidate: iceCandidate.optional(),
       callId: z.string().max(128).optional(),
+      streams: z.string().max(4096).optional(),
     })
     .refine((r) => (r.kind === 'OFFER' || r.kind === 'ANSWER' ? !!r.sdp : true), {
       message: 'OFFER and ANSWER need sdp',
