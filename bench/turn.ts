@@ -57,21 +57,21 @@ const peer = (port: number): void => {
 console.log(`bench/turn: ${CLIENTS} clients x ${MESSAGES} messages of ${SIZE} B every ${INTERVAL_MS} ms, echoed by a UDP peer`);
 const aura = await startAura({
   sfu: { enabled: false },
-  turn: { secret: SECRET, host: '127.0.0.1', port: 38478, relay_min_port: 38500, relay_max_port: 38900, allowed_peer_cidrs: ['127.0.0.0/8'], max_allocations_per_user: 1000 },
+  turn: { secret: SECRET, host: '127.0.0.1', port: 28478, relay_min_port: 28500, relay_max_port: 28900, allowed_peer_cidrs: ['127.0.0.0/8'], max_allocations_per_user: 1000 },
 });
 const coturn = spawn('turnserver', [
-  '-n', '--no-tls', '--no-dtls', '--no-cli', '-L', '127.0.0.1', '-E', '127.0.0.1', '-p', '39478', '--min-port', '39500', '--max-port', '39900',
+  '-n', '--no-tls', '--no-dtls', '--no-cli', '-L', '127.0.0.1', '-E', '127.0.0.1', '-p', '29478', '--min-port', '29500', '--max-port', '29900',
   '--use-auth-secret', '--static-auth-secret', SECRET, '--realm', 'auralink', '--allow-loopback-peers', '--no-stdout-log', '--log-file', '/dev/null',
 ], { stdio: 'ignore' });
-peer(38100);
-peer(39100);
+peer(28100);
+peer(29100);
 await sleep(1500);
 try {
   const results: Record<string, Result> = {};
   // Alternate to spread any machine noise over both.
   for (const round of [1, 2]) {
-    results[`aura${round}`] = await load(38478, 38100, aura.proc.pid!);
-    results[`coturn${round}`] = await load(39478, 39100, coturn.pid!);
+    results[`aura${round}`] = await load(28478, 28100, aura.proc.pid!);
+    results[`coturn${round}`] = await load(29478, 29100, coturn.pid!);
   }
   const avg = (k: string): Result => {
     const a = results[`${k}1`]!;

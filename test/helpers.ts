@@ -49,7 +49,8 @@ const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
  */
 export async function startServer(overrides: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<TestServer> {
   // Each test server gets its own media ports (WebRtcServer ports are fixed per worker).
-  const base = 20000 + Math.floor(Math.random() * 400) * 40;
+  // Below the kernel's ephemeral range (32768+), where outgoing connections take ports.
+  const base = 20000 + Math.floor(Math.random() * 300) * 40;
   const dir = mkdtempSync(join(tmpdir(), 'auralink-test-'));
   const cfg = merge(
     {

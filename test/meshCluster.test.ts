@@ -270,4 +270,31 @@ describe('Redis outage (the real redis-server stopped and started)', () => {
     await eventually(async () => (await again.zscore(`${p}alive`, 'edge-outage')) !== null && (await again.hexists(`${p}nodes`, 'edge-outage')) === 1, 10_000, 're-registered');
     again.disconnect();
   });
+
+  test('a node started while Redis is down serves, then registers and hears events once Redis is up', async () => {
+    execFileSync('redis-cli', ['-p', '6379', 'shutdown', 'nosave']);
+    await eventually(async () => !(await redisUp()), 3000, 'redis down');
+    const late = await startServer({ node_id: 'edge-late', sfu: { enabled: false }, redis: { url: REDIS }, mesh: { redis_prefix: p, heartbeat_ms: 200, probe_interval_ms: 0 } });
+    try {
+      const c = await late.client('early-bird', 'room-late');
+      assert.equal(c.join.room.name, 'room-late');
+      c.close();
+      execFileSync('redis-server', REDIS_START);
+      await eventually(redisUp, 5000, 'redis up');
+      const r = new Redis(REDIS);
+      await eventually(async () => (await r.zscore(`${p}alive`, 'edge-late')) !== null, 10_000, 'edge-late registered');
+      r.disconnect();
+      // Its event subscription works: a node registered elsewhere shows up in its mesh.
+      const other = new RedisRegistry(REDIS, p, 600, quiet);
+      await other.start();
+      await other.register(node('someone-else'));
+      await eventually(async () => {
+        const { body } = await (await fetch(`${late.http}/internal/mesh/nodes`, { headers: { authorization: `Bearer ${meshToken}` } })).json().then((b) => ({ body: b as { nodes: MeshNode[] } }));
+        return body.nodes.some((n) => n.id === 'someone-else');
+      }, 5000, 'edge-late heard the online event');
+      await other.close();
+    } finally {
+      await late.close();
+    }
+  });
 });

@@ -122,11 +122,21 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
     this.sub.on('message', (_ch: string, msg: string) => this.onEvent(msg));
   }
 
-  /** Connects both connections, subscribes, and loads the mesh. */
+  /**
+   * Connects, subscribes and loads the mesh. When Redis is away it throws, but keeps trying in
+   * the background: the subscription is queued on its connection, and the first 'ready'
+   * resyncs and emits 'reconnected' (the owner registers then).
+   */
   async start(): Promise<void> {
-    await Promise.all([this.client.connect(), this.sub.connect()]);
-    await this.sub.subscribe(this.k.events);
-    await this.resync();
+    this.sub.connect().catch(() => undefined);
+    this.sub.subscribe(this.k.events).catch((err: Error) => this.log.warn({ err: err.message }, 'mesh events subscription failed'));
+    try {
+      await this.client.connect();
+      await this.resync();
+    } catch (err) {
+      this.wasDown = true;
+      throw err;
+    }
   }
 
   private cmd(): Redis & Record<string, (...a: unknown[]) => Promise<unknown>> {
