@@ -1,13 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { degraded, linkKey, type Link, type MeshNode, type MeshSnapshot, type NodeRegistry, type RegistryEvents } from './types.js';
-import { clampTrust, trustLevel } from './trust.js';
+import { clampTrust } from './trust.js';
+import type { Link, MeshNode, MeshSnapshot, NodeRegistry, RegistryEvents } from './types.js';
+import { MeshView } from './view.js';
 
 /** Single-node registry: the same contract as the Redis one, in this process. */
 export class MemoryRegistry extends EventEmitter<RegistryEvents> implements NodeRegistry {
   readonly kind = 'memory';
-  private readonly nodes = new Map<string, MeshNode>();
-  private readonly links = new Map<string, Link>();
-  private version = 0;
+  private readonly view = new MeshView(this);
 
   constructor(
     private readonly ttlMs: number,
@@ -17,71 +16,55 @@ export class MemoryRegistry extends EventEmitter<RegistryEvents> implements Node
   }
 
   async register(node: MeshNode): Promise<void> {
-    const fresh = !this.nodes.has(node.id);
-    this.nodes.set(node.id, { ...node, lastSeen: this.now() });
-    this.version++;
-    if (fresh) this.emit('nodeOnline', this.nodes.get(node.id)!);
+    this.view.upsert({ ...node, lastSeen: this.now() });
   }
 
   async heartbeat(id: string, load: number): Promise<boolean> {
-    const n = this.nodes.get(id);
-    if (!n) return false;
-    n.lastSeen = this.now();
-    n.load = load;
+    if (!this.view.nodes.has(id)) return false;
+    this.view.touch(id, load, this.now());
     return true;
   }
 
   async deregister(id: string): Promise<void> {
-    if (this.remove(id)) this.emit('nodeOffline', id);
+    this.view.drop(id);
   }
 
   async get(id: string): Promise<MeshNode | undefined> {
-    return this.nodes.get(id);
+    return this.view.nodes.get(id);
   }
 
   async reportLinks(links: Link[]): Promise<void> {
-    for (const l of links) {
-      const k = linkKey(l.from, l.to);
-      const before = this.links.get(k);
-      this.links.set(k, l);
-      if (degraded(before, l)) this.emit('linkDegraded', l);
-    }
-    this.version++;
+    this.view.applyLinks(links);
+  }
+
+  async reportClientRtts(): Promise<void> {
+    // One node: the participant keeps its own RTTs (Participant.nodeRtts); nobody to share with.
   }
 
   async adjustTrust(id: string, delta: number): Promise<number | undefined> {
-    const n = this.nodes.get(id);
+    const n = this.view.nodes.get(id);
     if (!n) return undefined;
-    const before = n.trust;
-    n.trust = clampTrust(n.trust + delta);
-    this.version++;
-    if (trustLevel(before) !== trustLevel(n.trust)) this.emit('trustChanged', id, n.trust);
+    this.view.setTrust(id, clampTrust(n.trust + delta));
     return n.trust;
   }
 
   async reap(): Promise<string[]> {
     const deadline = this.now() - this.ttlMs;
     const gone: string[] = [];
-    for (const [id, n] of this.nodes) if (n.lastSeen < deadline) gone.push(id);
-    for (const id of gone) {
-      this.remove(id);
-      this.emit('nodeOffline', id);
-    }
+    for (const [id, n] of this.view.nodes) if (n.lastSeen < deadline) gone.push(id);
+    for (const id of gone) this.view.drop(id);
     return gone;
   }
 
+  async refresh(): Promise<void> {
+    // Nothing to catch up on: this is the only copy.
+  }
+
   snapshot(): MeshSnapshot {
-    return { nodes: this.nodes, links: this.links, version: this.version };
+    return this.view.snapshot();
   }
 
   async close(): Promise<void> {
     this.removeAllListeners();
-  }
-
-  private remove(id: string): boolean {
-    if (!this.nodes.delete(id)) return false;
-    for (const [k, l] of this.links) if (l.from === id || l.to === id) this.links.delete(k);
-    this.version++;
-    return true;
   }
 }

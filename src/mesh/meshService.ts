@@ -159,7 +159,7 @@ export class MeshService {
       if (!(await this.registry.heartbeat(this.opts.nodeId, this.currentLoad()))) await this.registerSelf();
       await this.registry.reap();
       // Every 5th beat: catch up on others' loads and trust (heartbeats are not broadcast).
-      if (++this.ticks % 5 === 0 && this.registry instanceof RedisRegistry) await this.registry.refresh();
+      if (++this.ticks % 5 === 0) await this.registry.refresh();
     } catch (err) {
       this.m.errors.inc({ op: 'heartbeat' });
       this.log.debug({ err: (err as Error).message }, 'mesh heartbeat failed');
@@ -207,18 +207,8 @@ export class MeshService {
     return out;
   }
 
-  /**
-   * A client's measured RTTs to nodes, kept with their age for the route planner: in Redis
-   * (hash `clink:<identity>`, expiring after 10 minutes) or in memory.
-   */
   async reportClientRtts(identity: string, rtts: { nodeId: string; rttMs: number; lossPct?: number }[]): Promise<void> {
-    const now = Date.now();
-    const fields: string[] = [];
-    for (const r of rtts) fields.push(r.nodeId, JSON.stringify({ latencyMs: r.rttMs / 2, lossPct: r.lossPct ?? 0, updatedAt: now }));
-    if (this.registry instanceof RedisRegistry) {
-      const key = `${this.opts.redisPrefix}clink:${identity}`;
-      await this.registry.client.pipeline().hset(key, ...fields).pexpire(key, 600_000).exec();
-    }
+    await this.registry.reportClientRtts(identity, rtts);
   }
 
   async reportAbuse(nodeId: string): Promise<number | undefined> {
@@ -227,10 +217,6 @@ export class MeshService {
 
   async reportLinks(links: Link[]): Promise<void> {
     await this.registry.reportLinks(links);
-  }
-
-  async probeNow(): Promise<Link[]> {
-    return this.prober.round();
   }
 
   async close(): Promise<void> {

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
 import type { Logger } from '../obs/logger.js';
-import { degraded, linkKey, type Link, type MeshNode, type MeshSnapshot, type NodeRegistry, type RegistryEvents } from './types.js';
-import { trustLevel } from './trust.js';
+import { linkKey, type Link, type MeshNode, type MeshSnapshot, type NodeRegistry, type RegistryEvents } from './types.js';
+import { MeshView } from './view.js';
 
 // Each script is one atomic step; all keys of a cluster share one prefix (one hash slot family).
 const REGISTER = `
@@ -72,10 +72,8 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
   readonly kind = 'redis';
   readonly client: Redis;
   private readonly sub: Redis;
-  private readonly k: { nodes: string; alive: string; load: string; trust: string; links: string; linkIdx: string; events: string };
-  private readonly nodes = new Map<string, MeshNode>();
-  private readonly links = new Map<string, Link>();
-  private version = 0;
+  private readonly k: { nodes: string; alive: string; load: string; trust: string; links: string; linkIdx: string; clientLinks: string; events: string };
+  private readonly view = new MeshView(this);
   private wasDown = false;
   private closed = false;
 
@@ -88,7 +86,7 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
   ) {
     super();
     const p = prefix;
-    this.k = { nodes: `${p}nodes`, alive: `${p}alive`, load: `${p}load`, trust: `${p}trust`, links: `${p}links`, linkIdx: `${p}linkidx:`, events: `${p}events` };
+    this.k = { nodes: `${p}nodes`, alive: `${p}alive`, load: `${p}load`, trust: `${p}trust`, links: `${p}links`, linkIdx: `${p}linkidx:`, clientLinks: `${p}clink:`, events: `${p}events` };
     const opts = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
@@ -149,16 +147,13 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
     await this.cmd().meshRegister!(this.k.nodes, this.k.alive, this.k.load, this.k.trust, node.id, JSON.stringify(rest), now, load, trust, this.k.events);
     // Our own view of ourselves is immediate (the event arrives too, harmlessly).
     const t = Number(await this.client.hget(this.k.trust, node.id));
-    this.upsert({ ...node, trust: Number.isFinite(t) ? t : trust, lastSeen: now });
+    this.view.upsert({ ...node, trust: Number.isFinite(t) ? t : trust, lastSeen: now });
   }
 
   async heartbeat(id: string, load: number): Promise<boolean> {
-    const ok = (await this.cmd().meshHeartbeat!(this.k.alive, this.k.load, id, this.now(), load)) === 1;
-    const n = this.nodes.get(id);
-    if (n) {
-      n.load = load;
-      n.lastSeen = this.now();
-    }
+    const now = this.now();
+    const ok = (await this.cmd().meshHeartbeat!(this.k.alive, this.k.load, id, now, load)) === 1;
+    this.view.touch(id, load, now);
     return ok;
   }
 
@@ -173,11 +168,11 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
 
   async deregister(id: string): Promise<void> {
     await this.cmd().meshDeregister!(this.k.alive, this.k.nodes, this.k.load, this.k.links, id, this.k.events, this.k.linkIdx);
-    if (this.drop(id)) this.emit('nodeOffline', id);
+    this.view.drop(id);
   }
 
   async get(id: string): Promise<MeshNode | undefined> {
-    return this.nodes.get(id);
+    return this.view.nodes.get(id);
   }
 
   async reportLinks(links: Link[]): Promise<void> {
@@ -196,18 +191,26 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
   async adjustTrust(id: string, delta: number): Promise<number | undefined> {
     const v = (await this.cmd().meshTrust!(this.k.trust, id, delta, this.k.events)) as string | null;
     if (v === null) return undefined;
-    this.setTrust(id, Number(v));
+    this.view.setTrust(id, Number(v));
     return Number(v);
   }
 
   async reap(): Promise<string[]> {
     const ids = (await this.cmd().meshReap!(this.k.alive, this.k.nodes, this.k.load, this.k.links, this.now() - this.ttlMs, this.k.events, this.k.linkIdx)) as string[];
-    for (const id of ids) if (this.drop(id)) this.emit('nodeOffline', id);
+    for (const id of ids) this.view.drop(id);
     return ids;
   }
 
+  async reportClientRtts(identity: string, rtts: { nodeId: string; rttMs: number; lossPct?: number }[]): Promise<void> {
+    const now = this.now();
+    const fields: string[] = [];
+    for (const r of rtts) fields.push(r.nodeId, JSON.stringify({ latencyMs: r.rttMs / 2, lossPct: r.lossPct ?? 0, updatedAt: now }));
+    const key = `${this.k.clientLinks}${identity}`;
+    await this.client.pipeline().hset(key, ...fields).pexpire(key, 600_000).exec();
+  }
+
   snapshot(): MeshSnapshot {
-    return { nodes: this.nodes, links: this.links, version: this.version };
+    return this.view.snapshot();
   }
 
   /** Reloads everything from Redis (at start, after an outage, and periodically for loads). */
@@ -225,27 +228,17 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
     }) as [Record<string, string>, string[], Record<string, string>, Record<string, string>, Record<string, string>];
     const seen = new Map<string, number>();
     for (let i = 0; i < alive.length; i += 2) seen.set(alive[i]!, Number(alive[i + 1]));
-    const before = new Set(this.nodes.keys());
+    const gone = new Set(this.view.nodes.keys());
     for (const [id, json] of Object.entries(nodes)) {
       const lastSeen = seen.get(id);
       if (lastSeen === undefined) continue;
-      const s = JSON.parse(json) as StaticNode;
-      const node: MeshNode = { ...s, load: Number(load[id] ?? 0), trust: Number(trust[id] ?? 0), lastSeen };
-      const had = this.nodes.has(id);
-      this.nodes.set(id, node);
-      before.delete(id);
-      if (!had) this.emit('nodeOnline', node);
+      this.view.upsert({ ...(JSON.parse(json) as StaticNode), load: Number(load[id] ?? 0), trust: Number(trust[id] ?? 0), lastSeen });
+      gone.delete(id);
     }
-    for (const id of before) {
-      this.drop(id);
-      this.emit('nodeOffline', id);
-    }
-    this.links.clear();
-    for (const [k, json] of Object.entries(links)) {
-      const l = JSON.parse(json) as Link;
-      if (this.nodes.has(l.from) || this.nodes.has(l.to)) this.links.set(k, l);
-    }
-    this.version++;
+    for (const id of gone) this.view.drop(id);
+    this.view.links.clear();
+    const known = (l: Link): boolean => this.view.nodes.has(l.from) || this.view.nodes.has(l.to);
+    this.view.applyLinks(Object.values(links).map((json) => JSON.parse(json) as Link).filter(known));
   }
 
   /** Loads, trust and last-seen of known nodes (heartbeats are not broadcast; this catches up). */
@@ -257,13 +250,12 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
       },
     ) as [Record<string, string>, Record<string, string>, string[]];
     for (let i = 0; i < alive.length; i += 2) {
-      const n = this.nodes.get(alive[i]!);
+      const id = alive[i]!;
+      const n = this.view.nodes.get(id);
       if (!n) continue;
-      n.lastSeen = Number(alive[i + 1]);
-      if (load[n.id] !== undefined) n.load = Number(load[n.id]);
-      if (trust[n.id] !== undefined) n.trust = Number(trust[n.id]);
+      this.view.touch(id, load[id] !== undefined ? Number(load[id]) : n.load, Number(alive[i + 1]));
+      if (trust[id] !== undefined) this.view.setTrust(id, Number(trust[id]));
     }
-    this.version++;
   }
 
   async close(): Promise<void> {
@@ -282,22 +274,16 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
     }
     switch (e.t) {
       case 'online':
-        if (!this.nodes.has(e.id)) void this.fetchNode(e.id);
+        if (!this.view.nodes.has(e.id)) void this.fetchNode(e.id);
         break;
       case 'offline':
-        if (this.drop(e.id)) this.emit('nodeOffline', e.id);
+        this.view.drop(e.id);
         break;
       case 'trust':
-        this.setTrust(e.id, e.trust);
+        this.view.setTrust(e.id, e.trust);
         break;
       case 'links':
-        for (const l of e.links) {
-          const k = linkKey(l.from, l.to);
-          const before = this.links.get(k);
-          this.links.set(k, l);
-          if (degraded(before, l)) this.emit('linkDegraded', l);
-        }
-        this.version++;
+        this.view.applyLinks(e.links);
         break;
     }
   }
@@ -311,32 +297,9 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
         this.client.zscore(this.k.alive, id),
       ]);
       if (!json || seen === null) return;
-      this.upsert({ ...(JSON.parse(json) as StaticNode), load: Number(load ?? 0), trust: Number(trust ?? 0), lastSeen: Number(seen) });
+      this.view.upsert({ ...(JSON.parse(json) as StaticNode), load: Number(load ?? 0), trust: Number(trust ?? 0), lastSeen: Number(seen) });
     } catch (err) {
       this.log.debug({ err: (err as Error).message, id }, 'mesh: could not fetch a new node');
     }
-  }
-
-  private upsert(node: MeshNode): void {
-    const had = this.nodes.has(node.id);
-    this.nodes.set(node.id, node);
-    this.version++;
-    if (!had) this.emit('nodeOnline', node);
-  }
-
-  private setTrust(id: string, trust: number): void {
-    const n = this.nodes.get(id);
-    if (!n) return;
-    const before = n.trust;
-    n.trust = trust;
-    this.version++;
-    if (trustLevel(before) !== trustLevel(trust)) this.emit('trustChanged', id, trust);
-  }
-
-  private drop(id: string): boolean {
-    if (!this.nodes.delete(id)) return false;
-    for (const [k, l] of this.links) if (l.from === id || l.to === id) this.links.delete(k);
-    this.version++;
-    return true;
   }
 }

@@ -58,10 +58,17 @@ export interface NodeRegistry extends EventEmitter<RegistryEvents> {
   deregister(id: string): Promise<void>;
   get(id: string): Promise<MeshNode | undefined>;
   reportLinks(links: Link[]): Promise<void>;
+  /**
+   * A client's measured RTTs to nodes, kept with their age where other nodes can read them
+   * (Redis `clink:<identity>`, 10 minutes); nothing to share on a single node.
+   */
+  reportClientRtts(identity: string, rtts: { nodeId: string; rttMs: number; lossPct?: number }[]): Promise<void>;
   /** Adds `delta` to a node's trust, clamped to 0-100; returns the new value. */
   adjustTrust(id: string, delta: number): Promise<number | undefined>;
   /** Removes nodes silent for longer than the TTL; returns their ids (each published once). */
   reap(): Promise<string[]>;
+  /** Catches the local picture up on what is not broadcast (others' loads and trust). */
+  refresh(): Promise<void>;
   snapshot(): MeshSnapshot;
   close(): Promise<void>;
 }
