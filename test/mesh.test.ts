@@ -245,9 +245,9 @@ describe('route cache', () => {
     });
     const q = { from: { identity: 'a', rtts: { r1: 10 } }, to: { identity: 'b', rtts: { r2: 10 } }, participants: 2, edgeId: 'edge' };
     const get = async (): Promise<boolean> => {
-      const key = planner.keyFor(q);
-      if (await cache.get(key)) return true;
-      await cache.set(planner.plan(q, key));
+      const prepared = planner.prepare(q);
+      if (await cache.get(prepared.key)) return true;
+      await cache.set(planner.plan(q, prepared));
       return false;
     };
     assert.equal(await get(), false);

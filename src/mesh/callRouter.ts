@@ -14,7 +14,6 @@ interface Call {
   a: Participant;
   b: Participant;
   plan: RoutePlan;
-  fallbacks: ('turn' | 'sfu')[];
   reported: Set<string>; // identities that reported
 }
 
@@ -61,12 +60,6 @@ export class CallRouter extends EventEmitter<CallRouterEvents> {
     manager.on('routeReport', (room, p, r) => this.report(room, p, r));
   }
 
-  /** The live direct call of a room, if any. */
-  callOf(room: string): { id: string; identities: [string, string] } | undefined {
-    const c = this.calls.get(room);
-    return c && { id: c.id, identities: [c.a.identity, c.b.identity] };
-  }
-
   /** Evaluations of one room run one at a time, in event order. */
   private schedule(room: Room): void {
     // The common case costs nothing: no direct call in the room and not exactly two visible.
@@ -86,17 +79,14 @@ export class CallRouter extends EventEmitter<CallRouterEvents> {
     const current = this.calls.get(room.name);
     if (visible.length === 2 && visible.every((p) => p.p2p)) {
       const [a, b] = visible as [Participant, Participant];
-      if (current && new Set([current.a, current.b]).has(a) && new Set([current.a, current.b]).has(b)) return;
+      if (current && ((current.a === a && current.b === b) || (current.a === b && current.b === a))) return;
       const plan = await this.mesh.query({ from: endpoint(a, this.opts.nodeId, this.opts.region), to: endpoint(b, this.opts.nodeId, this.opts.region), participants: 2, edgeId: this.opts.nodeId });
       // The room may have changed while the plan was computed.
       if (room.participants.get(a.identity) !== a || room.participants.get(b.identity) !== b || firstVisible(room, 3).length !== 2) return;
       if (plan.candidates[0]?.tier !== 'p2p') return this.toSfu(room, current);
-      const fallbacks: ('turn' | 'sfu')[] = [];
-      for (const c of plan.candidates.slice(1)) {
-        if (c.tier === 'turn' && this.opts.turnAvailable && !fallbacks.includes('turn')) fallbacks.push('turn');
-      }
-      fallbacks.push('sfu');
-      const call: Call = { id: newId('CA_'), a, b, plan, fallbacks, reported: new Set() };
+      // The clients' TURN is this node's (its iceServers), so the fallback exists when it does.
+      const fallbacks: ('turn' | 'sfu')[] = this.opts.turnAvailable ? ['turn', 'sfu'] : ['sfu'];
+      const call: Call = { id: newId('CA_'), a, b, plan, reported: new Set() };
       this.calls.set(room.name, call);
       const base = { callId: call.id, tier: 'p2p' as const, timeoutMs: this.opts.p2pTimeoutMs, fallbacks, predictedQuality: plan.candidates[0].predictedQuality };
       // The participant with the smaller sid offers (impolite); the other answers.
@@ -132,9 +122,10 @@ export class CallRouter extends EventEmitter<CallRouterEvents> {
     if (!call || (call.a !== p && call.b !== p)) return; // not a call of this participant: ignored
     if (call.reported.has(`${p.identity}:${r.tier}`)) return; // one report per tier per side
     call.reported.add(`${p.identity}:${r.tier}`);
-    const candidate: RouteCandidate | undefined = call.plan.candidates.find((c) => c.tier === r.tier);
-    // TURN here is this node's TURN server; the SFU is this node.
+    // TURN here is this node's TURN server; the SFU is this node. The plan's prediction is the
+    // one to learn from only if it was for that same path (its TURN pick may be another relay).
     const path = r.tier === 'p2p' ? [] : [this.opts.nodeId];
+    const candidate: RouteCandidate | undefined = call.plan.candidates.find((c) => c.tier === r.tier && c.path.join() === path.join());
     const latencyMs = r.rttMs !== undefined ? r.rttMs / 2 : (candidate?.metrics.latencyMs ?? 0);
     const lossPct = r.lossPct ?? 0;
     const measured = { latencyMs, lossPct, jitterMs: 0, hops: path.length, maxLoad: candidate?.metrics.maxLoad ?? 0 };

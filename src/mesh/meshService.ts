@@ -171,13 +171,13 @@ export class MeshService {
   /** Ordered candidates for a call; cached (LRU, then Redis) by what decides the plan. */
   async query(q: RouteQuery): Promise<RoutePlan & { cached: boolean }> {
     const start = performance.now();
-    const key = this.planner.keyFor(q);
-    const hit = await this.cache.get(key);
+    const prepared = this.planner.prepare(q);
+    const hit = await this.cache.get(prepared.key);
     if (hit) {
       this.observe('hit', start);
       return { ...hit, cached: true };
     }
-    const plan = this.planner.plan(q, key);
+    const plan = this.planner.plan(q, prepared);
     await this.cache.set(plan);
     this.observe('miss', start);
     return { ...plan, cached: false };

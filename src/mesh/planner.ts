@@ -40,6 +40,13 @@ export interface RouteCandidate {
   staticQuality: number;
 }
 
+type Near = { id: string; rtt: number };
+export interface PreparedQuery {
+  key: string;
+  nearA: Near[];
+  nearB: Near[];
+}
+
 export interface RoutePlan {
   key: string;
   candidates: RouteCandidate[];
@@ -59,23 +66,31 @@ export class RoutePlanner {
     private readonly defaultPolicy: RoutePolicy,
   ) {}
 
-  /** The cache key: queries that would get the same plan share it. */
-  keyFor(q: RouteQuery): string {
+  /**
+   * What a plan starts from: each side's nearest usable nodes, and the cache key (queries with
+   * the same policy, size class, edge, nearest nodes and P2P feasibility share a plan).
+   * MeshService looks the key up and hands the same preparation to plan() on a miss.
+   */
+  prepare(q: RouteQuery): PreparedQuery {
     const snap = this.snapshot();
-    const a = this.nearest(snap, q.from)[0]?.id ?? '-';
-    const b = q.to ? (this.nearest(snap, q.to)[0]?.id ?? '-') : '-';
+    const nearA = this.nearest(snap, q.from);
+    const nearB = q.to ? this.nearest(snap, q.to) : [];
     const p2pOk = q.to ? p2pPossible(q.from, q.to) : false;
-    return `${q.policy ?? this.defaultPolicy}|${Math.min(q.participants, 3)}|${q.edgeId}|${a}|${b}|${p2pOk ? 1 : 0}`;
+    const key = `${q.policy ?? this.defaultPolicy}|${Math.min(q.participants, 3)}|${q.edgeId}|${nearA[0]?.id ?? '-'}|${nearB[0]?.id ?? '-'}|${p2pOk ? 1 : 0}`;
+    return { key, nearA, nearB };
   }
 
-  plan(q: RouteQuery, key = this.keyFor(q)): RoutePlan {
+  keyFor(q: RouteQuery): string {
+    return this.prepare(q).key;
+  }
+
+  plan(q: RouteQuery, prepared: PreparedQuery = this.prepare(q)): RoutePlan {
     const snap = this.snapshot();
     const policy = q.policy ?? this.defaultPolicy;
     const out: RouteCandidate[] = [];
     const twoParty = q.to !== undefined && q.participants <= 2;
     const to = q.to;
-    const nearA = this.nearest(snap, q.from);
-    const nearB = to ? this.nearest(snap, to) : [];
+    const { key, nearA, nearB } = prepared;
 
     if (twoParty && to) {
       // Direct: estimated from the best shared node (a direct path is rarely longer than via it).
@@ -102,8 +117,8 @@ export class RoutePlanner {
         out.push(this.candidate('turn', [bestTurn.node.id], combine([{ latencyMs: bestTurn.lat, lossPct: 0, jitterMs: 0 }], 1, loadOf(bestTurn.node))));
       }
       // Several relays: nearest usable node to each side, cheapest path between them.
-      const ingress = nearA.find((x) => isRelay(snap.nodes.get(x.id)));
-      const egress = nearB.find((x) => isRelay(snap.nodes.get(x.id)));
+      const ingress = nearA.find((x) => routable(snap.nodes.get(x.id)));
+      const egress = nearB.find((x) => routable(snap.nodes.get(x.id)));
       if (ingress && egress && ingress.id !== egress.id) {
         const r = this.relayGraph(snap).shortestPath(ingress.id, egress.id);
         if (r) {
@@ -140,8 +155,8 @@ export class RoutePlanner {
   }
 
   /** Usable nodes by this client's RTT to them (measured, else by region), nearest first, top 8. */
-  private nearest(snap: MeshSnapshot, e: Endpoint): { id: string; rtt: number }[] {
-    const out: { id: string; rtt: number }[] = [];
+  private nearest(snap: MeshSnapshot, e: Endpoint): Near[] {
+    const out: Near[] = [];
     if (e.rtts) {
       for (const [id, rtt] of Object.entries(e.rtts)) {
         const n = snap.nodes.get(id);
@@ -177,7 +192,7 @@ export function learnedKeys(path: readonly string[]): string[] {
 }
 
 const usable = (n: MeshNode): boolean => n.trust >= MIN_ROUTABLE_TRUST && (n.capacity <= 0 || n.load < n.capacity);
-const isRelay = (n: MeshNode | undefined): boolean => !!n && usable(n);
+const routable = (n: MeshNode | undefined): boolean => !!n && usable(n);
 const loadOf = (n: MeshNode): number => (n.capacity > 0 ? n.load / n.capacity : 0);
 const overload = (n: MeshNode): number => Math.max(0, loadOf(n) - 0.7) * 100;
 const defaultRtt = (n: MeshNode, e: Endpoint): number => (e.region && n.region === e.region ? DEFAULT_RTT_SAME_REGION : DEFAULT_RTT_OTHER_REGION);
