@@ -1,5 +1,6 @@
 import type { RelaySignal, RouteDecision } from '../signal/messages.js';
 import { Emitter } from './emitter.js';
+import { selectedPair } from './selectedPair.js';
 import type { SignalClient } from './signalClient.js';
 
 export type P2PTier = 'p2p' | 'turn';
@@ -87,20 +88,13 @@ export class P2PCall extends Emitter<P2PCallEvents> {
   }
 
   /** The selected candidate pair's local type and RTT, for reports and apps. */
-  async stats(): Promise<{ candidateType: string; relayed: boolean; rttMs?: number; report: RTCStatsReport } | null> {
+  async stats(): Promise<{ candidateType: string; relayed: boolean; rttMs?: number } | null> {
     if (!this.pc) return null;
-    const report = await this.pc.getStats();
-    let pair: { localCandidateId?: string; remoteCandidateId?: string; currentRoundTripTime?: number } | undefined;
-    report.forEach((s: { type: string; selectedCandidatePairId?: string }) => {
-      if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId) as typeof pair;
-    });
-    const local = pair?.localCandidateId ? (report.get(pair.localCandidateId) as { candidateType?: string } | undefined) : undefined;
-    const remote = pair?.remoteCandidateId ? (report.get(pair.remoteCandidateId) as { candidateType?: string } | undefined) : undefined;
+    const pair = selectedPair(await this.pc.getStats());
     return {
-      candidateType: local?.candidateType ?? '',
-      relayed: local?.candidateType === 'relay' || remote?.candidateType === 'relay',
-      ...(pair?.currentRoundTripTime !== undefined ? { rttMs: pair.currentRoundTripTime * 1000 } : {}),
-      report,
+      candidateType: pair?.local ?? '',
+      relayed: pair?.local === 'relay' || pair?.remote === 'relay',
+      ...(pair?.rttMs !== undefined ? { rttMs: pair.rttMs } : {}),
     };
   }
 
@@ -113,12 +107,9 @@ export class P2PCall extends Emitter<P2PCallEvents> {
     this.pc = null;
   }
 
-  private tag(attempt = this.attempt): string {
-    return `${this.decision.callId}/${attempt}`;
-  }
-
   private send(kind: RelaySignal['kind'], extra: Partial<RelaySignal> = {}): void {
-    void this.signal.relay({ identity: this.decision.peerIdentity!, kind, callId: this.tag(), ...extra }).catch(() => undefined);
+    const callId = `${this.decision.callId}/${this.attempt}`;
+    void this.signal.relay({ identity: this.decision.peerIdentity!, kind, callId, ...extra }).catch(() => undefined);
   }
 
   private tryAttempt(attempt: number): void {
@@ -200,9 +191,14 @@ export class P2PCall extends Emitter<P2PCallEvents> {
   }
 
   private addTrack(source: string, track: MediaStreamTrack): void {
+    this.senders.set(source, this.pc!.addTrack(track, this.streamFor(source)));
+  }
+
+  /** One stream per source, so the peer can tell camera from screen share by stream id. */
+  private streamFor(source: string): MediaStream {
     let stream = this.streams.get(source);
     if (!stream) this.streams.set(source, (stream = new MediaStream()));
-    this.senders.set(source, this.pc!.addTrack(track, stream));
+    return stream;
   }
 
   /** Polite side, first offer: our tracks ride the offered transceivers of their kind. */
@@ -217,11 +213,9 @@ export class P2PCall extends Emitter<P2PCallEvents> {
         continue;
       }
       free.splice(free.indexOf(t), 1);
-      let stream = this.streams.get(source);
-      if (!stream) this.streams.set(source, (stream = new MediaStream()));
       t.direction = 'sendrecv';
       await t.sender.replaceTrack(track);
-      t.sender.setStreams(stream);
+      t.sender.setStreams(this.streamFor(source));
       this.senders.set(source, t.sender);
     }
     // More tracks than offered transceivers: added now, negotiated by us once stable.

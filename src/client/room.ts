@@ -3,6 +3,7 @@ import type { types as ms } from 'mediasoup-client';
 import type { ParticipantInfo, ProducerInfo, RouteDecision, TransportInfo } from '../signal/messages.js';
 import { Emitter } from './emitter.js';
 import { P2PCall } from './p2pCall.js';
+import { selectedPair } from './selectedPair.js';
 import { SignalClient, type SignalClientOptions } from './signalClient.js';
 
 export type TrackSource = 'camera' | 'microphone' | 'screen_share' | 'screen_share_audio';
@@ -156,14 +157,8 @@ export class Room extends Emitter<RoomEvents> {
     const out: { producing?: string; consuming?: string } = {};
     for (const [dir, t] of [['producing', this.sendTransport], ['consuming', this.recvTransport]] as const) {
       if (!t) continue;
-      const stats = await t.getStats();
-      let pairId: string | undefined;
-      stats.forEach((s: { type: string; selectedCandidatePairId?: string }) => {
-        if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
-      });
-      const pair = pairId ? (stats.get(pairId) as { localCandidateId?: string } | undefined) : undefined;
-      const local = pair?.localCandidateId ? (stats.get(pair.localCandidateId) as { candidateType?: string } | undefined) : undefined;
-      if (local?.candidateType) out[dir] = local.candidateType;
+      const local = selectedPair(await t.getStats())?.local;
+      if (local) out[dir] = local;
     }
     return out;
   }
@@ -431,11 +426,10 @@ export class Room extends Emitter<RoomEvents> {
   }
 
   private async toSfu(): Promise<void> {
-    const wasDirect = this.p2pCall !== null;
     this.leaveP2P();
     await this.republish();
     await this.subscribeAll();
-    if (wasDirect || this.route !== 'sfu') this.setRoute('sfu');
+    this.setRoute('sfu');
   }
 
   private setRoute(route: MediaRoute): void {
