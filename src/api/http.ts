@@ -1,4 +1,7 @@
 import type uWS from 'uWebSockets.js';
+import { readBody } from './body.js';
+
+const EMPTY_BODY = Promise.resolve(Buffer.alloc(0));
 
 export const STATUS_TEXT: Record<number, string> = {
   200: '200 OK',
@@ -13,10 +16,23 @@ export const STATUS_TEXT: Record<number, string> = {
   503: '503 Service Unavailable',
 };
 
-/** Runs an async handler safely: onAborted registered first, the reply corked, errors 500. */
+export interface RouteRequest {
+  url: string;
+  query: string;
+  headers: Record<string, string>;
+  params: string[];
+  /** The request body, when the route reads one (maxBodyBytes); rejects with BodyTooLarge. */
+  body: Promise<Buffer>;
+}
+
+/**
+ * Runs an async handler safely: onAborted registered first, the body (if asked for, up to
+ * `maxBodyBytes`) collected from the start as uWS requires, the reply corked, errors 500.
+ */
 export function asyncRoute(
-  handler: (req: { url: string; query: string; headers: Record<string, string>; params: string[] }) => Promise<Reply>,
+  handler: (req: RouteRequest) => Promise<Reply>,
   paramCount = 0,
+  opts: { maxBodyBytes?: number } = {},
 ): (res: uWS.HttpResponse, req: uWS.HttpRequest) => void {
   return (res, req) => {
     let aborted = false;
@@ -28,7 +44,9 @@ export function asyncRoute(
       headers[k] = v;
     });
     const params = Array.from({ length: paramCount }, (_, i) => req.getParameter(i) ?? '');
-    const info = { url: req.getUrl(), query: req.getQuery() ?? '', headers, params };
+    const body = opts.maxBodyBytes ? readBody(res, opts.maxBodyBytes) : EMPTY_BODY;
+    body.catch(() => undefined); // a handler that never awaits it must not leave a rejection
+    const info = { url: req.getUrl(), query: req.getQuery() ?? '', headers, params, body };
     handler(info)
       .catch((err: unknown): Reply => ({ status: 500, body: { code: 'INTERNAL', message: String(err) } }))
       .then((reply) => {

@@ -4,8 +4,8 @@ import { TokenError, type TokenVerifier } from '../auth/token.js';
 import type { MeshService } from '../mesh/meshService.js';
 import { TIERS } from '../mesh/planner.js';
 import { INITIAL_TRUST, trustLevel } from '../mesh/trust.js';
-import { BodyTooLarge, readBody } from './body.js';
-import { send, type Reply } from './http.js';
+import { BodyTooLarge } from './body.js';
+import { asyncRoute, type Reply } from './http.js';
 
 const MAX_BODY = 256 * 1024;
 const id = z.string().min(1).max(128).regex(/^[\w.:-]+$/, 'letters, digits and . _ : - only');
@@ -119,16 +119,11 @@ export function registerMeshApi(app: uWS.TemplatedApp, mesh: MeshService, verifi
     schema: S,
     handler: (body: S extends z.ZodType ? z.infer<S> : undefined, params: string[]) => Promise<Reply>,
   ): void {
-    app[method](path, (res, req) => {
-      let aborted = false;
-      res.onAborted(() => (aborted = true));
-      const auth = req.getHeader('authorization');
-      const p = Array.from({ length: params }, (_, i) => decodeURIComponent(req.getParameter(i) ?? ''));
-      const body = method === 'post' ? readBody(res, MAX_BODY) : Promise.resolve(Buffer.alloc(0));
-      const reply = (r: Reply): void => {
-        if (!aborted) res.cork(() => send(res, r));
-      };
-      void (async (): Promise<Reply> => {
+    const read = method === 'post' ? { maxBodyBytes: MAX_BODY } : {};
+    app[method](
+      path,
+      asyncRoute(async (req) => {
+        const auth = req.headers.authorization ?? '';
         try {
           const claims = verifier.verify(auth.startsWith('Bearer ') ? auth.slice(7) : undefined);
           if (!claims.mesh) return { status: 403, body: { code: 'PERMISSION_DENIED', message: 'token lacks the mesh grant' } };
@@ -136,26 +131,21 @@ export function registerMeshApi(app: uWS.TemplatedApp, mesh: MeshService, verifi
           if (err instanceof TokenError) return { status: 401, body: { code: err.code, message: err.message } };
           throw err;
         }
+        if (!schema) return handler(undefined as never, req.params);
         let parsed: unknown;
         try {
-          const raw = await body;
-          parsed = schema ? JSON.parse(raw.toString('utf8') || 'null') : undefined;
+          parsed = JSON.parse((await req.body).toString('utf8') || 'null');
         } catch (err) {
           if (err instanceof BodyTooLarge) return { status: 413, body: { code: 'PAYLOAD_TOO_LARGE', message: err.message } };
           return { status: 400, body: { code: 'MALFORMED', message: 'body is not JSON' } };
         }
-        if (schema) {
-          const r = schema.safeParse(parsed);
-          if (!r.success) {
-            const i = r.error.issues[0]!;
-            return { status: 400, body: { code: 'INVALID_FIELD', field: i.path.join('.') || '(root)', message: i.message } };
-          }
-          parsed = r.data;
+        const r = schema.safeParse(parsed);
+        if (!r.success) {
+          const i = r.error.issues[0]!;
+          return { status: 400, body: { code: 'INVALID_FIELD', field: i.path.join('.') || '(root)', message: i.message } };
         }
-        return handler(parsed as never, p);
-      })()
-        .catch((err: unknown): Reply => ({ status: 500, body: { code: 'INTERNAL', message: String(err) } }))
-        .then(reply);
-    });
+        return handler(r.data as never, req.params);
+      }, params, read),
+    );
   }
 }
