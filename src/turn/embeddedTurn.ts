@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { createSocket } from 'node:dgram';
+import { createSocket, type RemoteInfo } from 'node:dgram';
 import { createRequire } from 'node:module';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../obs/logger.js';
@@ -59,7 +59,6 @@ interface RelayAllocation {
 export class EmbeddedTurn {
   private server: NodeTurnServer | undefined;
   private readonly allocationsByUser = new Map<string, number>();
-  private readonly allocationsGauge: Gauge;
   private readonly refused: Counter<'reason'>;
 
   constructor(
@@ -69,7 +68,15 @@ export class EmbeddedTurn {
     registry: Registry,
     private readonly log: Logger,
   ) {
-    this.allocationsGauge = new Gauge({ name: 'auralink_turn_allocations', help: 'Live TURN allocations on the embedded server', registers: [registry] });
+    const self = this;
+    new Gauge({
+      name: 'auralink_turn_allocations',
+      help: 'Live TURN allocations on the embedded server',
+      registers: [registry],
+      collect() {
+        this.set(self.allocationCount);
+      },
+    });
     this.refused = new Counter({
       name: 'auralink_turn_refused_total',
       help: 'TURN requests refused by the embedded server, by reason',
@@ -136,7 +143,6 @@ export class EmbeddedTurn {
       const n = (this.allocationsByUser.get(user) ?? 0) + delta;
       if (n > 0) this.allocationsByUser.set(user, n);
       else this.allocationsByUser.delete(user);
-      this.allocationsGauge.set(Object.keys(server.allocations).length);
     });
 
     const allocate = server.allocate.allocate.bind(server.allocate);
@@ -181,20 +187,27 @@ export class EmbeddedTurn {
 
     server.start();
     // node-turn relays ChannelData only from peer to client; the client-to-peer direction
-    // (what every WebRTC client uses once a channel is bound) was dropped. Handled here.
+    // (what every WebRTC client uses once a channel is bound) was dropped. One dispatcher per
+    // socket: ChannelData is relayed here, everything else goes to node-turn's STUN handler
+    // (which would otherwise build and discard a Message for every media packet).
     const tupleSuffix = `>${o.listenIp}:${o.port}`;
+    const relayChannelData = (buf: Buffer, rinfo: RemoteInfo): void => {
+      const channel = buf.readUInt16BE(0);
+      const len = buf.readUInt16BE(2);
+      if (channel > 0x7ffe || len > buf.length - 4) return;
+      const a = server.allocations[`UDP://${rinfo.address}:${rinfo.port}${tupleSuffix}`] as RelayAllocation | undefined;
+      const peer = a?.channelBindings[channel];
+      if (!a || !peer) return;
+      const perm = a.permissions[peer.address];
+      if (!perm || perm < Date.now()) return;
+      a.sockets[0]!.send(buf.subarray(4, 4 + len), peer.port, peer.address);
+    };
     for (const sock of server.network.sockets) {
-      sock.prependListener('message', (buf: Buffer, rinfo: { address: string; port: number }) => {
-        if (buf.length < 4 || (buf[0]! & 0xc0) !== 0x40) return;
-        const channel = buf.readUInt16BE(0);
-        const len = buf.readUInt16BE(2);
-        if (channel > 0x7ffe || len > buf.length - 4) return;
-        const a = server.allocations[`UDP://${rinfo.address}:${rinfo.port}${tupleSuffix}`] as RelayAllocation | undefined;
-        const peer = a?.channelBindings[channel];
-        if (!a || !peer) return;
-        const perm = a.permissions[peer.address];
-        if (!perm || perm < Date.now()) return;
-        a.sockets[0]!.send(buf.subarray(4, 4 + len), peer.port, peer.address);
+      const stun = sock.listeners('message') as ((buf: Buffer, rinfo: RemoteInfo) => void)[];
+      sock.removeAllListeners('message');
+      sock.on('message', (buf: Buffer, rinfo: RemoteInfo) => {
+        if (buf.length >= 4 && (buf[0]! & 0xc0) === 0x40) relayChannelData(buf, rinfo);
+        else for (const fn of stun) fn(buf, rinfo);
       });
     }
     this.server = server;
