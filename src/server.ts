@@ -26,12 +26,12 @@ import { notifyWebhooks } from './webhooks/notifier.js';
 import { WorkerPool } from './sfu/workerPool.js';
 import { SignalGateway } from './signal/gateway.js';
 import { availableParallelism } from 'node:os';
-import { MemoryRoomStore } from './store/memory.js';
 import type { RoomStore } from './store/types.js';
 import { VERSION } from './version.js';
 
 export interface ServerDeps {
   logger?: Logger;
+  /** A shared room directory to mirror into (multi-node); a single node keeps none. */
   store?: RoomStore;
 }
 
@@ -46,7 +46,7 @@ export class AuraServer {
   readonly verifier: TokenVerifier;
   readonly manager: RoomManager;
   readonly gateway: SignalGateway;
-  readonly store: RoomStore;
+  readonly store: RoomStore | undefined;
   readonly pool: WorkerPool | undefined;
   readonly sfu: SfuService | undefined;
   readonly turn: TurnService;
@@ -62,7 +62,7 @@ export class AuraServer {
 
   constructor(readonly config: Config, deps: ServerDeps = {}) {
     this.log = deps.logger ?? createLogger(config.log_level, config.node_id);
-    this.store = deps.store ?? new MemoryRoomStore();
+    this.store = deps.store;
     this.app = uWS.App();
     this.verifier = new TokenVerifier(config.keys);
     const sig = config.signal;
@@ -180,7 +180,7 @@ export class AuraServer {
           version: VERSION,
           rooms: this.manager.rooms.size,
           participants: this.manager.participantCount(),
-          connections: this.gateway.sessions.size,
+          connections: this.gateway.connectionCount,
           draining: this.manager.isDraining,
           role: config.mesh.role,
           mesh: { registry: this.mesh.registry.kind, nodes: this.mesh.registry.snapshot().nodes.size },
@@ -285,14 +285,14 @@ export class AuraServer {
    */
   drain(timeoutMs = this.config.drain.timeout_s * 1000): Promise<void> {
     this.drainPromise ??= new Promise<void>((resolve) => {
-      this.log.info({ timeoutMs, connections: this.gateway.sessions.size }, 'draining');
+      this.log.info({ timeoutMs, connections: this.gateway.connectionCount }, 'draining');
       this.manager.beginDrain(timeoutMs);
       const deadline = Date.now() + timeoutMs;
       const tick = setInterval(() => {
-        if (this.gateway.sessions.size > 0 && Date.now() < deadline) return;
+        if (this.gateway.connectionCount > 0 && Date.now() < deadline) return;
         clearInterval(tick);
-        if (this.gateway.sessions.size > 0) {
-          this.log.info({ left: this.gateway.sessions.size }, 'drain deadline: closing remaining sessions');
+        if (this.gateway.connectionCount > 0) {
+          this.log.info({ left: this.gateway.connectionCount }, 'drain deadline: closing remaining sessions');
           this.manager.closeAll('SERVER_SHUTDOWN', CloseCode.SERVICE_RESTART);
         }
         resolve();
@@ -316,6 +316,6 @@ export class AuraServer {
     await this.db?.close();
     if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
-    await this.store.close();
+    await this.store?.close();
   }
 }

@@ -66,7 +66,7 @@ describe('RoomManager (no sockets)', () => {
     const { room, participant: alice } = m.join(grant('alice'), a);
     const b = new FakeConn();
     const { participant: bob } = m.join(grant('bob'), b);
-    const token = bob.resumeToken;
+    const token = b.sent[0]!.join!.resumeToken;
     const seqAtDrop = room.seq;
     m.connectionClosed(room, bob, b);
     for (let i = 0; i < 10; i++) m.handle(room, alice, { id: 0, kind: 'sendData', body: { payload: new Uint8Array([i]) } });
@@ -96,7 +96,7 @@ describe('RoomManager (no sockets)', () => {
     m.handle(room, alice, { id: 0, kind: 'sendData', body: { payload: new Uint8Array([2]), destinationIdentities: ['carol'] } });
     m.handle(room, alice, { id: 0, kind: 'sendData', body: { payload: new Uint8Array([3]), destinationIdentities: ['bob'] } });
     const b2 = new FakeConn();
-    m.join(grant('bob'), b2, { token: bob.resumeToken, lastSeq: last });
+    m.join(grant('bob'), b2, { token: b.sent[0]!.join!.resumeToken, lastSeq: last });
     assert.equal(b2.sent[0]!.join!.resumed, true);
     assert.deepEqual(b2.sent.slice(1).map((x) => x.data!.payload[0]), [1, 3]);
     m.closeAll('SERVER_SHUTDOWN', 1012);

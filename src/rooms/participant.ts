@@ -31,8 +31,11 @@ function buildPermission(v: VideoGrant): ParticipantPermission {
 
 export type ParticipantState = 'active' | 'disconnected';
 
+/**
+ * One per participant and alive for the whole session (connections come and go on resume),
+ * so its fields are kept few: at 50k idle participants every word costs 400 KB.
+ */
 export class Participant {
-  state: ParticipantState = 'active';
   conn: Connection | null;
   /** Last RTT the client reported in a Ping, ms. */
   rttMs = 0;
@@ -54,11 +57,15 @@ export class Participant {
     public metadata: string,
     public permission: ParticipantPermission,
     readonly roomAdmin: boolean,
-    readonly resumeToken: string,
     conn: Connection,
     readonly joinedAt = Date.now(),
   ) {
     this.conn = conn;
+  }
+
+  /** Connected, or waiting (within the resume window) for the client to resume. */
+  get state(): ParticipantState {
+    return this.conn ? 'active' : 'disconnected';
   }
 
   get hidden(): boolean {

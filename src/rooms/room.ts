@@ -27,7 +27,7 @@ export class Room {
   /** Stamps a reliable room message with the next seq and keeps it for replay. */
   record(msg: ServerMessage, opts: { except?: string; only?: readonly string[] } = {}): ServerMessage {
     msg.seq = ++this.seq;
-    this.log.append({ seq: msg.seq, msg, ...opts });
+    this.log.append(msg.seq, msg, opts);
     return msg;
   }
 

@@ -6,9 +6,10 @@ import type { DisconnectReason, IceServer, ParticipantInfo, Response, RouteRepor
 import { PROTOCOL_VERSION } from '../signal/messages.js';
 import type { ValidRequest } from '../signal/schema.js';
 import type { RoomStore } from '../store/types.js';
-import { newId, newSecret } from '../util/ids.js';
+import { newId } from '../util/ids.js';
 import { Participant, permissionFromGrant } from './participant.js';
 import { CloseCode, type Connection, type Fanout } from './ports.js';
+import { ResumeTokens } from './resumeTokens.js';
 import { Room } from './room.js';
 
 export interface RoomManagerOptions {
@@ -67,20 +68,23 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
   probeTargets: () => { nodeId: string; url: string }[] = () => [];
   private draining = false;
   private readonly pruneTimer: NodeJS.Timeout;
+  private readonly resumeTokens = new ResumeTokens();
 
   constructor(
     private readonly opts: RoomManagerOptions,
     private readonly fanout: Fanout,
-    private readonly store: RoomStore,
+    /** A shared directory to mirror rooms into (multi-node); none on a single node, where the live maps here are the state. */
+    private readonly store: RoomStore | undefined,
     private readonly log: Logger,
   ) {
     super();
     // Replay entries older than the resume window can never be asked for: drop them, so
     // idle rooms hold no message history.
+    // Pruned every quarter window, so an entry outlives the window by at most a quarter.
     const window = Math.max(opts.resumeWindowMs, 1000);
     this.pruneTimer = setInterval(() => {
-      for (const room of this.rooms.values()) room.log.prune(window);
-    }, window);
+      for (const room of this.rooms.values()) if (room.log.size > 0) room.log.prune(window);
+    }, window / 4);
     this.pruneTimer.unref();
   }
 
@@ -117,7 +121,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     let room = this.rooms.get(grant.room);
     if (room && resume) {
       const p = room.participants.get(grant.identity);
-      if (p && p.resumeToken === resume.token) {
+      if (p && this.resumeTokens.verify(p.sid, resume.token)) {
         const replay = room.log.since(resume.lastSeq, room.seq, p.sid);
         if (replay) {
           this.resumeParticipant(room, p, conn, replay);
@@ -145,7 +149,6 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
       c.metadata ?? '',
       permissionFromGrant(grant.video),
       !!grant.video.roomAdmin,
-      newSecret(),
       conn,
     );
     if (caps.p2p) p.p2p = true;
@@ -156,7 +159,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     room.peakParticipants = Math.max(room.peakParticipants, room.participants.size);
     conn.send(this.joinResponse(room, p, false));
     this.fanout.subscribe(room, p);
-    void this.persist(() => this.store.putParticipant(room.name, p.info()));
+    void this.persist((store) => store.putParticipant(room.name, p.info()));
     this.emit('participantJoined', room, p);
     return { room, participant: p };
   }
@@ -165,7 +168,6 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     p.clearResumeTimer();
     const old = p.conn;
     p.conn = conn;
-    p.state = 'active';
     // A half-open old socket is closed quietly: its close handler sees p.conn !== it.
     old?.close(CloseCode.RESUMED_ELSEWHERE, 'session resumed on another connection');
     conn.send(this.joinResponse(room, p, true));
@@ -181,7 +183,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
         room: room.info(),
         participant: p.info(),
         otherParticipants: others,
-        resumeToken: p.resumeToken,
+        resumeToken: this.resumeTokens.issue(p.sid),
         resumeWindowMs: this.opts.resumeWindowMs,
         roomSeq: room.seq,
         resumed,
@@ -207,7 +209,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     );
     this.rooms.set(name, room);
     this.scheduleEmptyClose(room);
-    void this.persist(() => this.store.putRoom(room.info(), this.opts.nodeId));
+    void this.persist((store) => store.putRoom(room.info(), this.opts.nodeId));
     this.emit('roomStarted', room);
     return room;
   }
@@ -221,7 +223,6 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
       this.removeParticipant(room, p, this.draining ? 'SERVER_SHUTDOWN' : 'CLIENT_INITIATED');
       return;
     }
-    p.state = 'disconnected';
     p.resumeTimer = setTimeout(() => this.removeParticipant(room, p, 'RESUME_EXPIRED'), this.opts.resumeWindowMs);
     p.resumeTimer.unref();
   }
@@ -251,7 +252,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     if (!p.hidden) {
       this.fanout.publish(room, room.record({ participantLeft: { sid: p.sid, identity: p.identity, reason } }));
     }
-    void this.persist(() => this.store.deleteParticipant(room.name, p.identity));
+    void this.persist((store) => store.deleteParticipant(room.name, p.identity));
     this.emit('participantLeft', room, p, reason);
     if (room.participants.size === 0) this.scheduleEmptyClose(room);
     return true;
@@ -279,7 +280,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     room.closed = true;
     room.clearEmptyTimer();
     this.rooms.delete(room.name);
-    void this.persist(() => this.store.deleteRoom(room.name));
+    void this.persist((store) => store.deleteRoom(room.name));
     this.emit('roomFinished', room);
   }
 
@@ -372,7 +373,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
   announceParticipant(room: Room, p: Participant): void {
     if (p.hidden) p.conn?.send(room.record({ participantUpdated: p.info() }, { only: [p.sid] }));
     else this.fanout.publish(room, room.record({ participantUpdated: p.info() }));
-    void this.persist(() => this.store.putParticipant(room.name, p.info()));
+    void this.persist((store) => store.putParticipant(room.name, p.info()));
   }
 
   updateRoomMetadata(room: Room, metadata: string): void {
@@ -381,7 +382,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     }
     room.metadata = metadata;
     this.fanout.publish(room, room.record({ roomUpdated: room.info() }));
-    void this.persist(() => this.store.putRoom(room.info(), this.opts.nodeId));
+    void this.persist((store) => store.putRoom(room.info(), this.opts.nodeId));
   }
 
   private relay(room: Room, p: Participant, body: Extract<ValidRequest, { kind: 'relay' }>['body']): void {
@@ -448,9 +449,10 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     this.removeAllListeners();
   }
 
-  private async persist(op: () => Promise<void>): Promise<void> {
+  private async persist(op: (store: RoomStore) => Promise<void>): Promise<void> {
+    if (!this.store) return;
     try {
-      await op();
+      await op(this.store);
     } catch (err) {
       this.log.warn({ err }, 'room store write failed');
     }

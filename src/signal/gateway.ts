@@ -7,7 +7,7 @@ import type { Participant } from '../rooms/participant.js';
 import { CloseCode, type Connection, type Fanout } from '../rooms/ports.js';
 import type { Room } from '../rooms/room.js';
 import { JoinError, type ResumeRequest, type RoomManager } from '../rooms/roomManager.js';
-import { TokenBucket } from '../util/tokenBucket.js';
+import { RateLimit } from '../util/rateLimit.js';
 import { STATUS_TEXT } from '../api/http.js';
 import { codecs, DecodeError, ENCODINGS, encodingForSubprotocols, type Codec, type Encoding } from './codec.js';
 import { SignalError } from './errors.js';
@@ -28,45 +28,54 @@ export interface SfuHandler {
   handle(room: Room, p: Participant, req: ValidRequest): Promise<Omit<ServerMessage['response'] & object, 'requestId'>>;
 }
 
-/** Per-connection state, created at upgrade (after auth) and owned by the socket. */
-interface Session {
+/** What the upgrade learned and the join needs; let go once joined (the token with it). */
+interface PendingJoin {
   /** performance.now() at the upgrade request, for the join-time histogram. */
   t0: number;
-  /** Only until the join: the participant keeps what it needs, the token is let go. */
-  grant: JoinGrant | null;
-  encoding: Encoding;
-  ip: string;
+  grant: JoinGrant;
   resume: ResumeRequest | undefined;
   p2p: boolean;
-  bucket: TokenBucket;
-  violations: number;
-  conn?: WsConnection;
-  room?: Room;
-  participant?: Participant;
 }
 interface UserData {
-  session: Session;
+  conn: WsConnection;
 }
 type WS = uWS.WebSocket<UserData>;
 
-/** Connection over a uWS socket. Sending after close is a no-op, never a throw. */
+/**
+ * A signalling connection: the one object per socket (created at upgrade, owned by the
+ * socket), so 50k idle participants cost as few objects as possible. Sending after close is
+ * a no-op, never a throw.
+ */
 export class WsConnection implements Connection {
   closed = false;
-  readonly codec: Codec;
+  ws: WS | undefined;
+  room: Room | undefined;
+  participant: Participant | undefined;
+  /** Message rate limit state (RateLimit). */
+  rate = 0;
+  /** Consecutive rate-limit violations. */
+  violations = 0;
 
-  constructor(readonly ws: WS, readonly encoding: Encoding, private readonly gw: SignalGateway) {
-    this.codec = codecs[encoding];
+  constructor(
+    readonly encoding: Encoding,
+    private readonly gw: SignalGateway,
+    public pending: PendingJoin | null,
+  ) {}
+
+  get codec(): Codec {
+    return codecs[this.encoding];
   }
 
   send(msg: ServerMessage): void {
-    if (this.closed) return;
+    if (this.closed || !this.ws) return;
     this.gw.countOut(serverKind(msg), this.encoding);
-    this.ws.send(this.codec.encodeServer(msg), this.codec.binary);
+    const codec = codecs[this.encoding];
+    this.ws.send(codec.encodeServer(msg), codec.binary);
     this.gw.checkConnection(this);
   }
 
   close(code: number, reason: string): void {
-    if (this.closed) return;
+    if (this.closed || !this.ws) return;
     this.closed = true;
     this.ws.end(code, reason);
   }
@@ -80,8 +89,12 @@ const topic = (room: Room, enc: Encoding): string => `${room.sid}/${enc}`;
  * message is encoded at most once per encoding in use).
  */
 export class SignalGateway implements Fanout {
-  readonly sessions = new Set<Session>();
-  private readonly ipBuckets: LRUCache<string, TokenBucket>;
+  /** Open signalling connections. */
+  connectionCount = 0;
+  /** RateLimit state by remote address. */
+  private readonly ipRates: LRUCache<string, number>;
+  private readonly ipLimit: RateLimit;
+  private readonly msgLimit: RateLimit;
   private manager!: RoomManager;
   private sfu: SfuHandler | undefined;
   /** Bytes published to a room since its subscribers' backpressure was last checked. */
@@ -94,7 +107,9 @@ export class SignalGateway implements Fanout {
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {
-    this.ipBuckets = new LRUCache({ max: 50_000 });
+    this.ipRates = new LRUCache({ max: 50_000 });
+    this.ipLimit = new RateLimit(opts.ipConnect.perS, opts.ipConnect.burst);
+    this.msgLimit = new RateLimit(opts.rate.messagesPerS, opts.rate.burst);
   }
 
   /** Registers the WebSocket route; the manager is given here because it needs us as Fanout. */
@@ -139,12 +154,12 @@ export class SignalGateway implements Fanout {
 
   subscribe(room: Room, p: Participant): void {
     const c = p.conn;
-    if (c instanceof WsConnection && !c.closed) c.ws.subscribe(topic(room, c.encoding));
+    if (c instanceof WsConnection && !c.closed) c.ws!.subscribe(topic(room, c.encoding));
   }
 
   unsubscribe(room: Room, p: Participant): void {
     const c = p.conn;
-    if (c instanceof WsConnection && !c.closed) c.ws.unsubscribe(topic(room, c.encoding));
+    if (c instanceof WsConnection && !c.closed) c.ws!.unsubscribe(topic(room, c.encoding));
   }
 
   publish(room: Room, msg: ServerMessage, except?: Participant): void {
@@ -180,7 +195,7 @@ export class SignalGateway implements Fanout {
     const threshold = this.opts.maxBackpressureBytes;
     for (const p of room.participants.values()) {
       const c = p.conn;
-      if (c instanceof WsConnection && !c.closed && c.ws.getBufferedAmount() > threshold) this.dropSlowConsumer(c);
+      if (c instanceof WsConnection && !c.closed && c.ws!.getBufferedAmount() > threshold) this.dropSlowConsumer(c);
     }
   }
 
@@ -192,20 +207,21 @@ export class SignalGateway implements Fanout {
 
   /** After a direct send: the same rule as checkBackpressure, for one connection. */
   checkConnection(c: WsConnection): void {
-    if (!c.closed && c.ws.getBufferedAmount() > this.opts.maxBackpressureBytes) this.dropSlowConsumer(c);
+    if (!c.closed && c.ws!.getBufferedAmount() > this.opts.maxBackpressureBytes) this.dropSlowConsumer(c);
   }
 
   dropSlowConsumer(c: WsConnection): void {
     if (c.closed) return;
     this.metrics.slowConsumers.inc();
-    this.log.info({ buffered: c.ws.getBufferedAmount() }, 'dropping slow consumer');
+    this.log.info({ buffered: c.ws!.getBufferedAmount() }, 'dropping slow consumer');
     c.close(CloseCode.SLOW_CONSUMER, 'slow consumer: send buffer over limit');
   }
 
   private ipAllowed(ip: string): boolean {
-    let b = this.ipBuckets.get(ip);
-    if (!b) this.ipBuckets.set(ip, (b = new TokenBucket(this.opts.ipConnect.perS, this.opts.ipConnect.burst)));
-    return b.take();
+    const next = this.ipLimit.take(this.ipRates.get(ip) ?? 0);
+    if (next < 0) return false;
+    this.ipRates.set(ip, next);
+    return true;
   }
 
   // ---------- uWS handlers ----------
@@ -247,32 +263,27 @@ export class SignalGateway implements Fanout {
       if (err instanceof JoinError) return refuse(err.status, err.code, err.message);
       throw err;
     }
-    const session: Session = {
+    const conn = new WsConnection(negotiated.encoding, this, {
       t0,
       grant,
-      encoding: negotiated.encoding,
-      ip,
       resume: resumeToken ? { token: resumeToken, lastSeq } : undefined,
       p2p: query.get('p2p') === '1',
-      bucket: new TokenBucket(this.opts.rate.messagesPerS, this.opts.rate.burst),
-      violations: 0,
-    };
-    res.upgrade<UserData>({ session }, secKey, negotiated.subprotocol, secExtensions, ctx);
+    });
+    res.upgrade<UserData>({ conn }, secKey, negotiated.subprotocol, secExtensions, ctx);
   }
 
   private open(ws: WS): void {
-    const s = ws.getUserData().session;
-    const conn = new WsConnection(ws, s.encoding, this);
-    s.conn = conn;
-    this.sessions.add(s);
-    this.metrics.connections.inc({ encoding: s.encoding });
+    const conn = ws.getUserData().conn;
+    conn.ws = ws;
+    this.connectionCount++;
+    this.metrics.connections.inc({ encoding: conn.encoding });
+    const pending = conn.pending!;
+    conn.pending = null;
     try {
-      const { room, participant } = this.manager.join(s.grant!, conn, s.resume, { p2p: s.p2p });
-      s.room = room;
-      s.participant = participant;
-      s.grant = null;
-      s.resume = undefined;
-      this.metrics.joinSeconds.observe((performance.now() - s.t0) / 1000);
+      const { room, participant } = this.manager.join(pending.grant, conn, pending.resume, { p2p: pending.p2p });
+      conn.room = room;
+      conn.participant = participant;
+      this.metrics.joinSeconds.observe((performance.now() - pending.t0) / 1000);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (!(err instanceof JoinError)) this.log.error({ err }, 'join failed');
@@ -282,19 +293,19 @@ export class SignalGateway implements Fanout {
   }
 
   private message(ws: WS, data: ArrayBuffer): void {
-    const s = ws.getUserData().session;
-    const conn = s.conn!;
-    const { room, participant } = s;
+    const conn = ws.getUserData().conn;
+    const { room, participant } = conn;
     if (!room || !participant || conn.closed) return;
     if (data.byteLength > this.opts.maxFrameBytes) {
       this.metrics.errors.inc({ code: 'TOO_LARGE' });
       conn.close(CloseCode.TOO_BIG, `frame over ${this.opts.maxFrameBytes} bytes`);
       return;
     }
-    if (!s.bucket.take()) {
-      s.violations++;
+    const rate = this.msgLimit.take(conn.rate);
+    if (rate < 0) {
+      conn.violations++;
       this.metrics.errors.inc({ code: 'RATE_LIMITED' });
-      if (s.violations >= this.opts.rate.violationsBeforeClose) {
+      if (conn.violations >= this.opts.rate.violationsBeforeClose) {
         conn.send({ disconnect: { reason: 'RATE_LIMITED', message: 'message rate limit exceeded', reconnect: false } });
         conn.close(CloseCode.POLICY, 'rate limit exceeded');
       } else {
@@ -302,7 +313,8 @@ export class SignalGateway implements Fanout {
       }
       return;
     }
-    s.violations = 0;
+    conn.rate = rate;
+    conn.violations = 0;
     // uWS neuters `data` when this handler returns; decoded bytes fields may be views into
     // it and can outlive the call (replay log), so decode from a copy.
     const frame = new Uint8Array(data.slice(0));
@@ -348,11 +360,10 @@ export class SignalGateway implements Fanout {
 
   private closed(ws: WS, _code: number): void {
     // uWS forbids touching the socket here (it unsubscribes it from its topics itself).
-    const s = ws.getUserData().session;
-    const conn = s.conn!;
+    const conn = ws.getUserData().conn;
     conn.closed = true;
-    this.sessions.delete(s);
-    this.metrics.connections.dec({ encoding: s.encoding });
-    if (s.room && s.participant) this.manager.connectionClosed(s.room, s.participant, conn);
+    this.connectionCount--;
+    this.metrics.connections.dec({ encoding: conn.encoding });
+    if (conn.room && conn.participant) this.manager.connectionClosed(conn.room, conn.participant, conn);
   }
 }

@@ -10,7 +10,3 @@ export function newId(prefix: string): string {
   // One flat string: += in a loop leaves a tree of cons-strings (~300 B per id) alive.
   return prefix + String.fromCharCode(...codes);
 }
-
-export function newSecret(): string {
-  return randomBytes(24).toString('base64url');
-}
