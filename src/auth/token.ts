@@ -34,6 +34,8 @@ const claimsSchema = z.object({
   exp: z.number().optional(),
   nbf: z.number().optional(),
 });
+// Compiled on the first parse (zod's fast path): at load, not inside the first join.
+claimsSchema.safeParse({});
 export type Claims = z.infer<typeof claimsSchema>;
 
 export type TokenErrorCode =

@@ -133,6 +133,10 @@ export const SFU_KINDS = new Set<string>([
   'restartIce', 'getStats', 'produceData', 'consumeData',
 ]);
 
+// zod compiles an object schema's fast path on its first parse; do it at load, not inside
+// the first request of each kind.
+for (const body of Object.values(requestBodies)) body.safeParse({});
+
 export type RequestKind = keyof typeof requestBodies;
 export const REQUEST_KINDS = Object.keys(requestBodies) as RequestKind[];
 
