@@ -56,7 +56,7 @@ async function joinOne(room: string, i: number): Promise<void> {
     WebSocket: WebSocket as unknown as WebSocketCtor,
     autoPing: false,
   });
-  const caps = client.join.routerRtpCapabilities!;
+  const caps = await client.routerCapabilities();
   const recvSock = createSocket('udp4');
   await new Promise<void>((r) => recvSock.bind(0, '127.0.0.1', () => r()));
   const p: Participant = { client, sendSock: createSocket('udp4'), recvSock, timer: setInterval(() => undefined, 1e9), received: 0, consumers: [] };

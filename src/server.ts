@@ -218,7 +218,6 @@ export class AuraServer {
   async listen(port = this.config.port, host = this.config.bind_address): Promise<number> {
     if (this.pool && this.pool.slots.length === 0) {
       await this.pool.start();
-      this.manager.routerRtpCapabilities = JSON.stringify(this.pool.rtpCapabilities);
     }
     if (!this.db) await this.startPersistence();
     await this.turn.start();

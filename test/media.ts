@@ -33,5 +33,5 @@ export async function publishAudio(c: SignalClient, ssrc = 5555): Promise<string
 /** Consumes a producer on a new receive transport; resolves with the consumer id. */
 export async function subscribe(c: SignalClient, producerId: string): Promise<string> {
   const tr = await transport(c, 'consuming');
-  return (await c.request({ consume: { producerId, transportId: tr.id, rtpCapabilities: c.join.routerRtpCapabilities! } })).consumer!.id;
+  return (await c.request({ consume: { producerId, transportId: tr.id, rtpCapabilities: await c.routerCapabilities() } })).consumer!.id;
 }

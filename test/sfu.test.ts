@@ -21,7 +21,7 @@ const vp8Simulcast = (ssrc: number): string =>
     rtcp: { cname: `v${ssrc}` },
   });
 
-const caps = (c: SignalClient): string => c.join.routerRtpCapabilities!;
+const caps = (c: SignalClient): Promise<string> => c.routerCapabilities();
 
 async function objects(t: TestServer): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
@@ -38,9 +38,10 @@ describe('SFU control plane', () => {
     await t.close();
   });
 
-  test('join carries the router RTP capabilities; transports use the worker WebRtcServer port', async () => {
+  test('getRouterCapabilities answers the router RTP capabilities (the join does not carry them); transports use the worker WebRtcServer port', async () => {
     const a = await t.client('cap-a', 'caps');
-    const rc = JSON.parse(caps(a)) as { codecs: { mimeType: string }[] };
+    assert.ok(!('routerRtpCapabilities' in a.join), 'not in every join: 5 KB each');
+    const rc = JSON.parse(await caps(a)) as { codecs: { mimeType: string }[] };
     const mimes = rc.codecs.map((c) => c.mimeType);
     for (const m of ['audio/opus', 'video/VP8', 'video/VP9', 'video/H264', 'video/rtx']) assert.ok(mimes.includes(m), m);
     const tr = await transport(a, 'producing');
@@ -72,7 +73,7 @@ describe('SFU control plane', () => {
     assert.equal(late.producers.get(videoId)!.source, 'camera');
 
     const recv = await transport(early, 'consuming');
-    const c = (await early.request({ consume: { producerId: videoId, transportId: recv.id, rtpCapabilities: caps(early) } })).consumer!;
+    const c = (await early.request({ consume: { producerId: videoId, transportId: recv.id, rtpCapabilities: await caps(early) } })).consumer!;
     assert.equal(c.producerId, videoId);
     assert.equal(c.participantIdentity, 'pub');
     assert.equal(c.source, 'camera');
@@ -129,11 +130,22 @@ describe('SFU control plane', () => {
     await b.leave();
   });
 
+  test('without the SFU, getRouterCapabilities is a typed error and the session goes on', async () => {
+    const t2 = await startServer({ sfu: { enabled: false } });
+    try {
+      const c = await t2.client('x', 'r');
+      await assert.rejects(c.routerCapabilities(), { code: 'UNKNOWN_MESSAGE' });
+      assert.ok((await c.request({ ping: { timestamp: 1 } })).pong);
+    } finally {
+      await t2.close();
+    }
+  });
+
   test('router codecs come from config', async () => {
     const t2 = await startServer({ sfu: { codecs: ['opus', 'H264'] } });
     try {
       const c = await t2.client('x', 'r');
-      const mimes = (JSON.parse(caps(c)) as { codecs: { mimeType: string }[] }).codecs.map((x) => x.mimeType);
+      const mimes = (JSON.parse(await caps(c)) as { codecs: { mimeType: string }[] }).codecs.map((x) => x.mimeType);
       assert.ok(mimes.includes('video/H264') && mimes.includes('audio/opus'));
       assert.ok(!mimes.includes('video/VP8') && !mimes.includes('video/VP9'));
     } finally {
@@ -153,7 +165,7 @@ describe('SFU control plane', () => {
     const micId = (await micOnly.request({ produce: { transportId: send.id, kind: 'audio', rtpParameters: opus(6000) } })).id!;
     const blind = await t.client('blind', 'perm', { grant: { canSubscribe: false } });
     await assert.rejects(blind.request({ createTransport: { consuming: true } }), { code: 'PERMISSION_DENIED' });
-    await assert.rejects(blind.request({ consume: { producerId: micId, transportId: 'x', rtpCapabilities: caps(blind) } }), { code: 'PERMISSION_DENIED' });
+    await assert.rejects(blind.request({ consume: { producerId: micId, transportId: 'x', rtpCapabilities: await caps(blind) } }), { code: 'PERMISSION_DENIED' });
     await assert.rejects(viewer.request({ produceData: { transportId: send.id, sctpStreamParameters: '{}' } }), { code: 'PERMISSION_DENIED' });
     for (const c of [viewer, micOnly, blind]) await c.leave();
   });
@@ -176,15 +188,15 @@ describe('SFU control plane', () => {
     const id = (await a.request({ produce: { transportId: send.id, kind: 'audio', rtpParameters: opus(7000) } })).id!;
     // Someone else's ids are not yours.
     await assert.rejects(b.request({ closeProducer: { producerId: id } }), { code: 'NOT_FOUND' });
-    await assert.rejects(b.request({ consume: { producerId: id, transportId: send.id, rtpCapabilities: caps(b) } }), { code: 'NOT_FOUND', field: 'consume.transportId' });
+    await assert.rejects(b.request({ consume: { producerId: id, transportId: send.id, rtpCapabilities: await caps(b) } }), { code: 'NOT_FOUND', field: 'consume.transportId' });
     const recv = await transport(b, 'consuming');
     await assert.rejects(b.request({ consume: { producerId: id, transportId: recv.id, rtpCapabilities: '{"codecs":[]}' } }), {
       code: 'INVALID_FIELD',
       field: 'consume.rtpCapabilities',
     });
-    await assert.rejects(a.request({ consume: { producerId: id, transportId: send.id, rtpCapabilities: caps(a) } }), { code: 'INVALID_FIELD' });
+    await assert.rejects(a.request({ consume: { producerId: id, transportId: send.id, rtpCapabilities: await caps(a) } }), { code: 'INVALID_FIELD' });
     // Still working afterwards.
-    const c = (await b.request({ consume: { producerId: id, transportId: recv.id, rtpCapabilities: caps(b) } })).consumer!;
+    const c = (await b.request({ consume: { producerId: id, transportId: recv.id, rtpCapabilities: await caps(b) } })).consumer!;
     assert.equal(c.kind, 'audio');
     await a.leave();
     await b.leave();
@@ -207,7 +219,7 @@ describe('SFU across workers', () => {
     const subs = [await t.client('s1', 'big'), await t.client('s2', 'big'), await t.client('s3', 'big')];
     for (const s of subs) {
       const recv = await transport(s, 'consuming');
-      const c = (await s.request({ consume: { producerId: id, transportId: recv.id, rtpCapabilities: caps(s) } })).consumer!;
+      const c = (await s.request({ consume: { producerId: id, transportId: recv.id, rtpCapabilities: await caps(s) } })).consumer!;
       assert.equal(c.producerId, id);
     }
     const h = await t.health();
@@ -218,7 +230,7 @@ describe('SFU across workers', () => {
     const pub2Send = await transport(subs[0]!, 'producing');
     const id2 = (await subs[0]!.request({ produce: { transportId: pub2Send.id, kind: 'audio', rtpParameters: opus(9000) } })).id!;
     const recv3 = await transport(subs[2]!, 'consuming');
-    const c2 = (await subs[2]!.request({ consume: { producerId: id2, transportId: recv3.id, rtpCapabilities: caps(subs[2]!) } })).consumer!;
+    const c2 = (await subs[2]!.request({ consume: { producerId: id2, transportId: recv3.id, rtpCapabilities: await caps(subs[2]!) } })).consumer!;
     assert.equal(c2.producerId, id2);
     for (const c of [pub, ...subs]) await c.leave();
     await eventually(async () => (await objects(t)).router === 0, 3000, 'all routers closed');
@@ -277,7 +289,7 @@ describe('SFU forwarding RTP (plain transports)', () => {
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
     const recv = (await b.request({ createTransport: { consuming: true, plain: true } })).transport!;
     await b.request({ connectTransport: { transportId: recv.id, plainIp: '127.0.0.1', plainPort: sock.address().port } });
-    const c = (await b.request({ consume: { producerId, transportId: recv.id, rtpCapabilities: caps(b) } })).consumer!;
+    const c = (await b.request({ consume: { producerId, transportId: recv.id, rtpCapabilities: await caps(b) } })).consumer!;
     await b.request({ resumeConsumer: { consumerId: c.id } });
     const consumerSsrc = (JSON.parse(c.rtpParameters) as { encodings: { ssrc: number }[] }).encodings[0]!.ssrc;
     const src = createSocket('udp4');

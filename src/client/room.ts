@@ -93,8 +93,7 @@ export class Room extends Emitter<RoomEvents> {
     const room = new Room(signal, opts);
     // Events that came with the join (before anyone could listen) are already in its state.
     signal.on('activeSpeaker', ({ participantSid }) => (room.activeSpeakerSid ??= participantSid));
-    const caps = signal.join.routerRtpCapabilities;
-    if (!caps) throw new Error('this server has no SFU');
+    const caps = await signal.routerCapabilities();
     await room.device.load({ routerRtpCapabilities: JSON.parse(caps) as ms.RtpCapabilities });
     room.wire();
     await room.subscribeAll();

@@ -106,6 +106,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
   private readonly codec: Codec;
   private readonly WS: WebSocketCtor;
   private nextId = 1;
+  private capsRequest: Promise<string> | undefined;
   private readonly pending = new Map<number, { resolve: (r: Response) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private closedByUs = false;
@@ -322,6 +323,17 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       this.pending.set(id, { resolve, reject, timer });
       ws.send(this.codec.encodeRequest({ id, ...body }));
     });
+  }
+
+  /**
+   * The SFU routers' RTP capabilities (JSON, for mediasoup-client's Device.load), asked once
+   * per client. Rejects with UNKNOWN_MESSAGE when the server has no SFU.
+   */
+  routerCapabilities(): Promise<string> {
+    this.capsRequest ??= this.request({ getRouterCapabilities: {} }).then((r) => r.json!);
+    // A failed ask (e.g. not connected yet) may be retried.
+    this.capsRequest.catch(() => (this.capsRequest = undefined));
+    return this.capsRequest;
   }
 
   async ping(): Promise<number> {

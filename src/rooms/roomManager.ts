@@ -60,8 +60,6 @@ const utf8Len = (s: string): number => Buffer.byteLength(s, 'utf8');
  */
 export class RoomManager extends EventEmitter<RoomManagerEvents> {
   readonly rooms = new Map<string, Room>();
-  /** JSON of the SFU routers' RTP capabilities, sent in every join response (set at start). */
-  routerRtpCapabilities = '';
   /** STUN/TURN servers with fresh credentials for one identity (set at start when TURN is on). */
   iceServers: (identity: string) => IceServer[] = () => [];
   /** Mesh nodes clients should measure RTT to (set at start by the mesh). */
@@ -189,7 +187,6 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
         resumed,
         server: { version: this.opts.version, nodeId: this.opts.nodeId, protocol: PROTOCOL_VERSION },
         pingIntervalMs: this.opts.pingIntervalMs,
-        ...(this.routerRtpCapabilities ? { routerRtpCapabilities: this.routerRtpCapabilities } : {}),
         iceServers: this.iceServers(p.identity),
         probeTargets: this.probeTargets(),
       },

@@ -58,6 +58,7 @@ async function media<T>(field: string, op: () => Promise<T>): Promise<T> {
  */
 export class SfuService extends EventEmitter<SfuEvents> {
   readonly rooms = new Map<string, SfuRoom>(); // by room name
+  private capsJson = '';
   private readonly creating = new Map<string, Promise<SfuRoom>>();
 
   constructor(
@@ -190,8 +191,15 @@ export class SfuService extends EventEmitter<SfuEvents> {
 
   // ---------- requests ----------
 
+  /** JSON of the routers' RTP capabilities (the same for every router: one codec list). */
+  private get routerCapabilities(): string {
+    return (this.capsJson ||= JSON.stringify(this.pool.rtpCapabilities));
+  }
+
   async handle(room: Room, p: Participant, req: ValidRequest): Promise<Result> {
     switch (req.kind) {
+      case 'getRouterCapabilities':
+        return { json: this.routerCapabilities };
       case 'createTransport':
         return this.createTransport(room, p, req.body);
       case 'connectTransport': {

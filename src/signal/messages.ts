@@ -148,7 +148,6 @@ export interface JoinResponse {
   resumed: boolean;
   server: { version: string; nodeId: string; protocol: number };
   pingIntervalMs: number;
-  routerRtpCapabilities?: string;
   iceServers?: IceServer[];
   probeTargets?: { nodeId: string; url: string }[];
 }
@@ -247,6 +246,7 @@ export interface RequestMessage {
   relay?: RelaySignal;
   leave?: Record<string, never>;
   listParticipants?: Record<string, never>;
+  getRouterCapabilities?: Record<string, never>;
   createTransport?: { producing?: boolean; consuming?: boolean; sctp?: boolean; plain?: boolean };
   connectTransport?: { transportId: string; dtlsParameters?: string; plainIp?: string; plainPort?: number };
   produce?: { transportId: string; kind: string; rtpParameters: string; source?: string; paused?: boolean };
@@ -267,4 +267,4 @@ export interface RequestMessage {
   linkReport?: { rtts: { nodeId: string; rttMs: number; lossPct?: number }[] };
 }
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;

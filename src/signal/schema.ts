@@ -71,6 +71,7 @@ export const requestBodies = {
   leave: z.strictObject({}),
   listParticipants: z.strictObject({}),
   // SFU
+  getRouterCapabilities: z.strictObject({}),
   createTransport: z.strictObject({
     producing: z.boolean().optional(),
     consuming: z.boolean().optional(),
@@ -128,7 +129,7 @@ export const requestBodies = {
 
 /** Request kinds served by the SFU (asynchronous: they talk to mediasoup workers). */
 export const SFU_KINDS = new Set<string>([
-  'createTransport', 'connectTransport', 'produce', 'closeProducer', 'pauseProducer', 'resumeProducer',
+  'getRouterCapabilities', 'createTransport', 'connectTransport', 'produce', 'closeProducer', 'pauseProducer', 'resumeProducer',
   'consume', 'resumeConsumer', 'pauseConsumer', 'closeConsumer', 'setPreferredLayers', 'setPriority',
   'restartIce', 'getStats', 'produceData', 'consumeData',
 ]);
