@@ -49,12 +49,12 @@ export function startProc(cmd: string[]): Promise<Server> {
 }
 
 /** The AuraLink server (the CLI) with bench keys, its database in a temp dir, and `overrides`. */
-export function startAura(overrides: Record<string, unknown>, nodeFlags: string[] = []): Promise<Server> {
+export function startAura(overrides: Record<string, unknown>): Promise<Server> {
   const dir = mkdtempSync(join(tmpdir(), 'auralink-bench-'));
   const file = join(dir, 'config.yaml');
   const base = { keys: { [KEY]: SECRET }, port: 0, bind_address: '127.0.0.1', log_level: 'info', database: { data_dir: join(dir, 'pglite') } };
   writeFileSync(file, YAML.stringify(merge(base, overrides)));
-  return startProc([...nodeFlags, fileURLToPath(new URL('../src/cli.js', import.meta.url)), 'serve', '--config', file]);
+  return startProc([fileURLToPath(new URL('../src/cli.js', import.meta.url)), 'serve', '--config', file]);
 }
 
 /** CPU seconds (user+sys) of a process, from /proc. */

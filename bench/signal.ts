@@ -27,7 +27,7 @@ const N = Number(args.receivers);
 const M = Number(args.messages);
 const PAYLOAD = Number(args.payload);
 
-const startAuraSignal = (nodeFlags: string[] = []): Promise<Server> =>
+const startAuraSignal = (): Promise<Server> =>
   startAura({
     ...(process.env.BENCH_DATABASE_URL ? { database: { url: process.env.BENCH_DATABASE_URL } } : {}),
     signal: {
@@ -35,8 +35,8 @@ const startAuraSignal = (nodeFlags: string[] = []): Promise<Server> =>
       ip_connect_limit: { per_s: 1e6, burst: 1e6 },
       max_backpressure_bytes: 4 * 1024 * 1024,
     },
-  }, nodeFlags);
-const startRaw = (nodeFlags: string[] = []): Promise<Server> => startProc([...nodeFlags, fileURLToPath(new URL('./rawUws.js', import.meta.url))]);
+  });
+const startRaw = (): Promise<Server> => startProc([fileURLToPath(new URL('./rawUws.js', import.meta.url))]);
 
 let ipCounter = 0;
 /** Spread connections over 127.0.0.1-127.0.0.8 so ephemeral ports never run out. */
@@ -152,55 +152,37 @@ const newSpace = (port: number): Promise<number> => metricValue(port, /auralink_
 
 interface IdleResult {
   n: number;
-  /** (RSS at n - RSS at start) / n: fixed costs (V8's young generation growing) included. */
+  /** (RSS with n connected - RSS at start) / n: the server's fixed growth included. */
   perConn: number;
-  /** (RSS at n - RSS at n/2) / (n/2): what one more participant costs. */
-  marginal: number;
-  heapMarginal: number;
-  newSpaceMb: [number, number];
+  heapPerConn: number;
+  /** V8's young generation at the end, MB: it grows under the join burst and shrinks when idle. */
+  newSpaceMb: number;
 }
 
-/**
- * RSS per idle participant, measured at n/2 and at n connected, each after the resume window
- * has passed (rooms drop their join history then): the slope between the two points is the
- * cost of a participant; the start-to-n figure also carries the server's fixed growth.
- */
-async function idle(kind: 'aura' | 'raw', count: number, nodeFlags: string[] = []): Promise<IdleResult> {
-  const srv = kind === 'aura' ? await startAuraSignal(nodeFlags) : await startRaw(nodeFlags);
+/** RSS per idle participant, n connected, measured after the resume window has passed. */
+async function idle(kind: 'aura' | 'raw', count: number): Promise<IdleResult> {
+  const srv = kind === 'aura' ? await startAuraSignal() : await startRaw();
   const proto = kind === 'aura' ? SUBPROTOCOL.proto : undefined;
   await sleep(2000); // start-up settles (workers, database, JIT) before the baseline
   const rss0 = rssBytes(srv.proc.pid!);
+  const heap0 = kind === 'aura' ? await heapUsed(srv.port) : 0;
   const sockets: WebSocket[] = [];
-  const connectUpTo = async (upTo: number): Promise<void> => {
-    for (let i = sockets.length; i < upTo; i += 500) {
-      const batch: Promise<{ ws: WebSocket; t: number }>[] = [];
-      // Rooms of 10.
-      for (let j = i; j < Math.min(upTo, i + 500); j++) {
-        batch.push(connect(kind === 'aura' ? auraUrl(srv.port, `i${j}`, `room${Math.floor(j / 10)}`) : `ws://127.0.0.1:${srv.port}/rtc`, proto));
-      }
-      for (const r of await Promise.all(batch)) sockets.push(r.ws);
+  for (let i = 0; i < count; i += 500) {
+    const batch: Promise<{ ws: WebSocket; t: number }>[] = [];
+    // Rooms of 10.
+    for (let j = i; j < Math.min(count, i + 500); j++) {
+      batch.push(connect(kind === 'aura' ? auraUrl(srv.port, `i${j}`, `room${Math.floor(j / 10)}`) : `ws://127.0.0.1:${srv.port}/rtc`, proto));
     }
-    // Idle means past the resume window (20 s default; history is pruned every quarter of it).
-    await sleep(kind === 'aura' ? 26_000 : 3000);
-  };
-  const half = Math.floor(count / 2);
-  await connectUpTo(half);
-  const rssHalf = rssBytes(srv.proc.pid!);
-  const heapHalf = kind === 'aura' ? await heapUsed(srv.port) : 0;
-  const newHalf = kind === 'aura' ? await newSpace(srv.port) : 0;
-  await connectUpTo(count);
+    for (const r of await Promise.all(batch)) sockets.push(r.ws);
+  }
+  // Idle means past the resume window (20 s default; history is pruned every quarter of it).
+  await sleep(kind === 'aura' ? 26_000 : 3000);
   const rss1 = rssBytes(srv.proc.pid!);
   const heap1 = kind === 'aura' ? await heapUsed(srv.port) : 0;
-  const new1 = kind === 'aura' ? await newSpace(srv.port) : 0;
+  const newMb = kind === 'aura' ? (await newSpace(srv.port)) / 2 ** 20 : 0;
   for (const ws of sockets) ws.terminate();
   await srv.kill();
-  return {
-    n: count,
-    perConn: (rss1 - rss0) / count,
-    marginal: (rss1 - rssHalf) / (count - half),
-    heapMarginal: (heap1 - heapHalf) / (count - half),
-    newSpaceMb: [newHalf / 2 ** 20, new1 / 2 ** 20],
-  };
+  return { n: count, perConn: (rss1 - rss0) / count, heapPerConn: (heap1 - heap0) / count, newSpaceMb: newMb };
 }
 
 const only = new Set(args.only!.split(','));
@@ -237,16 +219,9 @@ if (only.has('idle')) {
   if (n < Number(args.idle)) line(`  (fd hard limit ${fdLimit}: measuring ${n} idle participants instead of ${args.idle})`);
   const raw = await idle('raw', n);
   const aura = await idle('aura', n);
-  // V8 grows its young generation under the join burst and shrinks it when idle; pinned, its
-  // resizing cannot land between the two points of the marginal measurement.
-  const pin = ['--min-semi-space-size=16', '--max-semi-space-size=16'];
-  const rawPinned = await idle('raw', n, pin);
-  const auraPinned = await idle('aura', n, pin);
-  line(`idle participants (rooms of 10), ${n} connected, RSS per connection:`);
-  line(`  growth from start / n (default V8 flags; fixed growth included, so an upper bound for any larger n):`);
-  line(`    raw uWS ${Math.round(raw.perConn)} B, auralink ${Math.round(aura.perConn)} B (target <= 2048)`);
-  line(`  marginal, n/2 -> n (young generation pinned at 16 MB semi-spaces in both servers):`);
-  line(`    raw uWS ${Math.round(rawPinned.marginal)} B, auralink ${Math.round(auraPinned.marginal)} B; auralink V8 heap in use ${Math.round(auraPinned.heapMarginal)} B`);
-  line(`  (default flags: auralink young generation ${aura.newSpaceMb[0].toFixed(0)} MB at n/2, ${aura.newSpaceMb[1].toFixed(0)} MB at n)`);
+  line(`idle participants (rooms of 10, after the resume window), ${n} connected, RSS growth from start / n:`);
+  line(`  raw uWS : ${Math.round(raw.perConn)} B per connection`);
+  line(`  auralink: ${Math.round(aura.perConn)} B per participant (target <= 2048), of which V8 heap in use ${Math.round(aura.heapPerConn)} B; young generation at the end ${aura.newSpaceMb.toFixed(0)} MB`);
+  line(`  (fixed growth is included, so the figure is an upper bound for any larger n)`);
 }
 process.exit(0);

@@ -76,9 +76,8 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     private readonly log: Logger,
   ) {
     super();
-    // Replay entries older than the resume window can never be asked for: drop them, so
-    // idle rooms hold no message history.
-    // Pruned every quarter window, so an entry outlives the window by at most a quarter.
+    // Replay entries older than the resume window can never be asked for: drop them (every
+    // quarter window, so none outlives it by more than a quarter), so idle rooms hold no history.
     const window = Math.max(opts.resumeWindowMs, 1000);
     this.pruneTimer = setInterval(() => {
       for (const room of this.rooms.values()) if (room.log.size > 0) room.log.prune(window);

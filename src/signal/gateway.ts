@@ -32,23 +32,27 @@ export interface SfuHandler {
 interface PendingJoin {
   /** performance.now() at the upgrade request, for the join-time histogram. */
   t0: number;
+  encoding: Encoding;
   grant: JoinGrant;
   resume: ResumeRequest | undefined;
   p2p: boolean;
 }
+/** uWS.js copies these properties onto its socket object (getUserData() is the socket). */
 interface UserData {
-  conn: WsConnection;
+  /** From the upgrade to the join. */
+  pending: PendingJoin | null;
+  /** From open on. */
+  conn: WsConnection | null;
 }
 type WS = uWS.WebSocket<UserData>;
 
 /**
- * A signalling connection: the one object per socket (created at upgrade, owned by the
- * socket), so 50k idle participants cost as few objects as possible. Sending after close is
- * a no-op, never a throw.
+ * A signalling connection: the one object per socket (created at open, owned by the socket),
+ * so 50k idle participants cost as few objects as possible. Sending after close is a no-op,
+ * never a throw.
  */
 export class WsConnection implements Connection {
   closed = false;
-  ws: WS | undefined;
   room: Room | undefined;
   participant: Participant | undefined;
   /** Message rate limit state (RateLimit). */
@@ -57,9 +61,9 @@ export class WsConnection implements Connection {
   violations = 0;
 
   constructor(
+    readonly ws: WS,
     readonly encoding: Encoding,
     private readonly gw: SignalGateway,
-    public pending: PendingJoin | null,
   ) {}
 
   get codec(): Codec {
@@ -67,15 +71,15 @@ export class WsConnection implements Connection {
   }
 
   send(msg: ServerMessage): void {
-    if (this.closed || !this.ws) return;
+    if (this.closed) return;
     this.gw.countOut(serverKind(msg), this.encoding);
-    const codec = codecs[this.encoding];
+    const codec = this.codec;
     this.ws.send(codec.encodeServer(msg), codec.binary);
     this.gw.checkConnection(this);
   }
 
   close(code: number, reason: string): void {
-    if (this.closed || !this.ws) return;
+    if (this.closed) return;
     this.closed = true;
     this.ws.end(code, reason);
   }
@@ -154,12 +158,12 @@ export class SignalGateway implements Fanout {
 
   subscribe(room: Room, p: Participant): void {
     const c = p.conn;
-    if (c instanceof WsConnection && !c.closed) c.ws!.subscribe(topic(room, c.encoding));
+    if (c instanceof WsConnection && !c.closed) c.ws.subscribe(topic(room, c.encoding));
   }
 
   unsubscribe(room: Room, p: Participant): void {
     const c = p.conn;
-    if (c instanceof WsConnection && !c.closed) c.ws!.unsubscribe(topic(room, c.encoding));
+    if (c instanceof WsConnection && !c.closed) c.ws.unsubscribe(topic(room, c.encoding));
   }
 
   publish(room: Room, msg: ServerMessage, except?: Participant): void {
@@ -195,7 +199,7 @@ export class SignalGateway implements Fanout {
     const threshold = this.opts.maxBackpressureBytes;
     for (const p of room.participants.values()) {
       const c = p.conn;
-      if (c instanceof WsConnection && !c.closed && c.ws!.getBufferedAmount() > threshold) this.dropSlowConsumer(c);
+      if (c instanceof WsConnection && !c.closed && c.ws.getBufferedAmount() > threshold) this.dropSlowConsumer(c);
     }
   }
 
@@ -207,13 +211,13 @@ export class SignalGateway implements Fanout {
 
   /** After a direct send: the same rule as checkBackpressure, for one connection. */
   checkConnection(c: WsConnection): void {
-    if (!c.closed && c.ws!.getBufferedAmount() > this.opts.maxBackpressureBytes) this.dropSlowConsumer(c);
+    if (!c.closed && c.ws.getBufferedAmount() > this.opts.maxBackpressureBytes) this.dropSlowConsumer(c);
   }
 
   dropSlowConsumer(c: WsConnection): void {
     if (c.closed) return;
     this.metrics.slowConsumers.inc();
-    this.log.info({ buffered: c.ws!.getBufferedAmount() }, 'dropping slow consumer');
+    this.log.info({ buffered: c.ws.getBufferedAmount() }, 'dropping slow consumer');
     c.close(CloseCode.SLOW_CONSUMER, 'slow consumer: send buffer over limit');
   }
 
@@ -263,22 +267,23 @@ export class SignalGateway implements Fanout {
       if (err instanceof JoinError) return refuse(err.status, err.code, err.message);
       throw err;
     }
-    const conn = new WsConnection(negotiated.encoding, this, {
+    const pending: PendingJoin = {
       t0,
+      encoding: negotiated.encoding,
       grant,
       resume: resumeToken ? { token: resumeToken, lastSeq } : undefined,
       p2p: query.get('p2p') === '1',
-    });
-    res.upgrade<UserData>({ conn }, secKey, negotiated.subprotocol, secExtensions, ctx);
+    };
+    res.upgrade<UserData>({ pending, conn: null }, secKey, negotiated.subprotocol, secExtensions, ctx);
   }
 
   private open(ws: WS): void {
-    const conn = ws.getUserData().conn;
-    conn.ws = ws;
+    const data = ws.getUserData();
+    const pending = data.pending!;
+    data.pending = null;
+    const conn = (data.conn = new WsConnection(ws, pending.encoding, this));
     this.connectionCount++;
     this.metrics.connections.inc({ encoding: conn.encoding });
-    const pending = conn.pending!;
-    conn.pending = null;
     try {
       const { room, participant } = this.manager.join(pending.grant, conn, pending.resume, { p2p: pending.p2p });
       conn.room = room;
@@ -294,8 +299,9 @@ export class SignalGateway implements Fanout {
 
   private message(ws: WS, data: ArrayBuffer): void {
     const conn = ws.getUserData().conn;
-    const { room, participant } = conn;
-    if (!room || !participant || conn.closed) return;
+    const room = conn?.room;
+    const participant = conn?.participant;
+    if (!conn || !room || !participant || conn.closed) return;
     if (data.byteLength > this.opts.maxFrameBytes) {
       this.metrics.errors.inc({ code: 'TOO_LARGE' });
       conn.close(CloseCode.TOO_BIG, `frame over ${this.opts.maxFrameBytes} bytes`);
@@ -361,6 +367,7 @@ export class SignalGateway implements Fanout {
   private closed(ws: WS, _code: number): void {
     // uWS forbids touching the socket here (it unsubscribes it from its topics itself).
     const conn = ws.getUserData().conn;
+    if (!conn) return; // closed before open
     conn.closed = true;
     this.connectionCount--;
     this.metrics.connections.dec({ encoding: conn.encoding });
