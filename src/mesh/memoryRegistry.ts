@@ -64,6 +64,8 @@ export class MemoryRegistry extends EventEmitter<RegistryEvents> implements Node
     return this.view.snapshot();
   }
 
+  async start(): Promise<void> {}
+
   async close(): Promise<void> {
     this.removeAllListeners();
   }

@@ -59,13 +59,11 @@ export class MeshService {
     private readonly log: Logger,
   ) {
     const ttl = opts.heartbeatMs * 3;
-    const registry = (this.registry = opts.redisUrl ? new RedisRegistry(opts.redisUrl, opts.redisPrefix, ttl, log) : new MemoryRegistry(ttl));
+    // With Redis, the route cache is shared through the registry's connection too.
+    const redis = opts.redisUrl ? new RedisRegistry(opts.redisUrl, opts.redisPrefix, ttl, log) : undefined;
+    const registry = (this.registry = redis ?? new MemoryRegistry(ttl));
     this.planner = new RoutePlanner(() => this.registry.snapshot(), this.predictor, opts.policy);
-    this.cache = new RouteCache(
-      opts.routeCacheTtlMs,
-      opts.routeCacheMax,
-      this.registry instanceof RedisRegistry ? { client: this.registry.client, prefix: opts.redisPrefix } : undefined,
-    );
+    this.cache = new RouteCache(opts.routeCacheTtlMs, opts.routeCacheMax, redis ? { client: redis.client, prefix: opts.redisPrefix } : undefined);
     this.prober = new Prober(opts.nodeId, this.registry, { intervalMs: opts.probeIntervalMs, fanout: opts.probeFanout, timeoutMs: 1000 }, log);
     this.registry.on('nodeOffline', (id) => {
       this.log.info({ meshNode: id }, 'mesh node offline');
@@ -127,14 +125,12 @@ export class MeshService {
   }
 
   async start(): Promise<void> {
-    if (this.registry instanceof RedisRegistry) {
-      try {
-        await this.registry.start();
-      } catch (err) {
-        // Keep serving; ioredis keeps retrying and 'reconnected' registers us.
-        this.m.errors.inc({ op: 'start' });
-        this.log.warn({ err: (err as Error).message }, 'mesh registry: Redis unavailable at start; retrying in the background');
-      }
+    try {
+      await this.registry.start();
+    } catch (err) {
+      // Keep serving; ioredis keeps retrying and 'reconnected' registers us.
+      this.m.errors.inc({ op: 'start' });
+      this.log.warn({ err: (err as Error).message }, 'mesh registry: Redis unavailable at start; retrying in the background');
     }
     await this.registerSelf();
     this.heartbeatTimer = setInterval(() => void this.tick(), this.opts.heartbeatMs);

@@ -52,6 +52,8 @@ export interface RegistryEvents {
  */
 export interface NodeRegistry extends EventEmitter<RegistryEvents> {
   readonly kind: 'memory' | 'redis';
+  /** Connects and subscribes to the other nodes' events (nothing to do in memory). */
+  start(): Promise<void>;
   register(node: MeshNode): Promise<void>;
   /** false when the node is unknown (expired): the caller re-registers. */
   heartbeat(id: string, load: number): Promise<boolean>;
