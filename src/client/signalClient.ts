@@ -193,6 +193,8 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     const seqBefore = this.lastSeq;
     this.join = join;
     if (!join.resumed) {
+      // A fresh join may be on another node, with its own router codecs.
+      this.capsRequest = undefined;
       this.participants.clear();
       this.producers.clear();
       for (const p of join.otherParticipants ?? []) this.participants.set(p.identity, p);
@@ -330,9 +332,14 @@ export class SignalClient extends Emitter<SignalClientEvents> {
    * per client. Rejects with UNKNOWN_MESSAGE when the server has no SFU.
    */
   routerCapabilities(): Promise<string> {
-    this.capsRequest ??= this.request({ getRouterCapabilities: {} }).then((r) => r.json!);
-    // A failed ask (e.g. not connected yet) may be retried.
-    this.capsRequest.catch(() => (this.capsRequest = undefined));
+    if (!this.capsRequest) {
+      const ask = this.request({ getRouterCapabilities: {} }).then((r) => r.json!);
+      // A failed ask (e.g. not connected) may be retried.
+      ask.catch(() => {
+        if (this.capsRequest === ask) this.capsRequest = undefined;
+      });
+      this.capsRequest = ask;
+    }
     return this.capsRequest;
   }
 
