@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
 import YAML from 'yaml';
 import { merge } from '../src/config/load.js';
 
@@ -14,11 +15,34 @@ export interface Server {
   proc: ChildProcess;
   port: number;
   kill(): Promise<void>;
+  /** With `inspect`: runs a full garbage collection in the server (inspector protocol). */
+  fullGc(): Promise<void>;
 }
 
-/** Runs a node script that logs {"msg":"listening","port":N}; resolves once it does. */
-export function startProc(cmd: string[]): Promise<Server> {
-  const proc = spawn(process.execPath, cmd, { stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Runs a node script that logs {"msg":"listening","port":N}; resolves once it does. With
+ * `inspect`, the inspector listens on a loopback port so the bench can ask for a full GC.
+ */
+export function startProc(cmd: string[], opts: { inspect?: boolean } = {}): Promise<Server> {
+  const proc = spawn(process.execPath, opts.inspect ? ['--inspect=127.0.0.1:0', ...cmd] : cmd, {
+    stdio: ['ignore', 'pipe', opts.inspect ? 'pipe' : 'inherit'],
+  });
+  let inspector: string | undefined;
+  proc.stderr?.on('data', (d: Buffer) => {
+    const text = d.toString();
+    inspector ??= /ws:\/\/127\.0\.0\.1:\d+\/[\w-]+/.exec(text)?.[0];
+    if (!/Debugger (listening|attached)|nodejs\.org\/en\/docs\/inspector|Waiting for the debugger/.test(text)) process.stderr.write(d);
+  });
+  const fullGc = async (): Promise<void> => {
+    if (!inspector) throw new Error('server not started with inspect');
+    const ws = new WebSocket(inspector);
+    await new Promise((r, j) => ws.once('open', r).once('error', j));
+    await new Promise<void>((r) => {
+      ws.on('message', (m: Buffer) => (JSON.parse(m.toString()) as { id?: number }).id === 1 && r());
+      ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
+    });
+    ws.close();
+  };
   return new Promise((resolve, reject) => {
     let buf = '';
     proc.stdout!.on('data', (d: Buffer) => {
@@ -37,6 +61,7 @@ export function startProc(cmd: string[]): Promise<Server> {
                   proc.once('exit', () => r());
                   proc.kill('SIGKILL');
                 }),
+              fullGc,
             });
           }
         } catch {
@@ -49,12 +74,12 @@ export function startProc(cmd: string[]): Promise<Server> {
 }
 
 /** The AuraLink server (the CLI) with bench keys, its database in a temp dir, and `overrides`. */
-export function startAura(overrides: Record<string, unknown>): Promise<Server> {
+export function startAura(overrides: Record<string, unknown>, opts: { inspect?: boolean } = {}): Promise<Server> {
   const dir = mkdtempSync(join(tmpdir(), 'auralink-bench-'));
   const file = join(dir, 'config.yaml');
   const base = { keys: { [KEY]: SECRET }, port: 0, bind_address: '127.0.0.1', log_level: 'info', database: { data_dir: join(dir, 'pglite') } };
   writeFileSync(file, YAML.stringify(merge(base, overrides)));
-  return startProc([fileURLToPath(new URL('../src/cli.js', import.meta.url)), 'serve', '--config', file]);
+  return startProc([fileURLToPath(new URL('../src/cli.js', import.meta.url)), 'serve', '--config', file], opts);
 }
 
 /** CPU seconds (user+sys) of a process, from /proc. */

@@ -27,7 +27,7 @@ const N = Number(args.receivers);
 const M = Number(args.messages);
 const PAYLOAD = Number(args.payload);
 
-const startAuraSignal = (): Promise<Server> =>
+const startAuraSignal = (opts: { inspect?: boolean } = {}): Promise<Server> =>
   startAura({
     ...(process.env.BENCH_DATABASE_URL ? { database: { url: process.env.BENCH_DATABASE_URL } } : {}),
     signal: {
@@ -35,8 +35,8 @@ const startAuraSignal = (): Promise<Server> =>
       ip_connect_limit: { per_s: 1e6, burst: 1e6 },
       max_backpressure_bytes: 4 * 1024 * 1024,
     },
-  });
-const startRaw = (): Promise<Server> => startProc([fileURLToPath(new URL('./rawUws.js', import.meta.url))]);
+  }, opts);
+const startRaw = (opts: { inspect?: boolean } = {}): Promise<Server> => startProc([fileURLToPath(new URL('./rawUws.js', import.meta.url))], opts);
 
 let ipCounter = 0;
 /** Spread connections over 127.0.0.1-127.0.0.8 so ephemeral ports never run out. */
@@ -154,6 +154,8 @@ interface IdleResult {
   n: number;
   /** (RSS with n connected - RSS at start) / n: the server's fixed growth included. */
   perConn: number;
+  /** The same with a full GC at both points: what the participants hold, garbage collected. */
+  perConnGc: number;
   heapPerConn: number;
   /** V8's young generation at the end, MB: it grows under the join burst and shrinks when idle. */
   newSpaceMb: number;
@@ -161,10 +163,13 @@ interface IdleResult {
 
 /** RSS per idle participant, n connected, measured after the resume window has passed. */
 async function idle(kind: 'aura' | 'raw', count: number): Promise<IdleResult> {
-  const srv = kind === 'aura' ? await startAuraSignal() : await startRaw();
+  const srv = kind === 'aura' ? await startAuraSignal({ inspect: true }) : await startRaw({ inspect: true });
   const proto = kind === 'aura' ? SUBPROTOCOL.proto : undefined;
   await sleep(2000); // start-up settles (workers, database, JIT) before the baseline
   const rss0 = rssBytes(srv.proc.pid!);
+  await srv.fullGc();
+  await sleep(2000);
+  const rss0Gc = rssBytes(srv.proc.pid!);
   const heap0 = kind === 'aura' ? await heapUsed(srv.port) : 0;
   const sockets: WebSocket[] = [];
   for (let i = 0; i < count; i += 500) {
@@ -180,9 +185,12 @@ async function idle(kind: 'aura' | 'raw', count: number): Promise<IdleResult> {
   const rss1 = rssBytes(srv.proc.pid!);
   const heap1 = kind === 'aura' ? await heapUsed(srv.port) : 0;
   const newMb = kind === 'aura' ? (await newSpace(srv.port)) / 2 ** 20 : 0;
+  await srv.fullGc();
+  await sleep(2000);
+  const rss1Gc = rssBytes(srv.proc.pid!);
   for (const ws of sockets) ws.terminate();
   await srv.kill();
-  return { n: count, perConn: (rss1 - rss0) / count, heapPerConn: (heap1 - heap0) / count, newSpaceMb: newMb };
+  return { n: count, perConn: (rss1 - rss0) / count, perConnGc: (rss1Gc - rss0Gc) / count, heapPerConn: (heap1 - heap0) / count, newSpaceMb: newMb };
 }
 
 const only = new Set(args.only!.split(','));
@@ -220,8 +228,9 @@ if (only.has('idle')) {
   const raw = await idle('raw', n);
   const aura = await idle('aura', n);
   line(`idle participants (rooms of 10, after the resume window), ${n} connected, RSS growth from start / n:`);
-  line(`  raw uWS : ${Math.round(raw.perConn)} B per connection`);
-  line(`  auralink: ${Math.round(aura.perConn)} B per participant (target <= 2048), of which V8 heap in use ${Math.round(aura.heapPerConn)} B; young generation at the end ${aura.newSpaceMb.toFixed(0)} MB`);
-  line(`  (fixed growth is included, so the figure is an upper bound for any larger n)`);
+  line(`  raw uWS : ${Math.round(raw.perConn)} B per connection; ${Math.round(raw.perConnGc)} B with a full GC at start and at n`);
+  line(`  auralink: ${Math.round(aura.perConn)} B per participant (target <= 2048); ${Math.round(aura.perConnGc)} B with a full GC at start and at n`);
+  line(`  auralink V8 heap in use ${Math.round(aura.heapPerConn)} B per participant; young generation at the end ${aura.newSpaceMb.toFixed(0)} MB`);
+  line(`  (without GC: garbage and V8's fixed growth included, an upper bound for larger n; with: what participants hold)`);
 }
 process.exit(0);
