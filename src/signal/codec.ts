@@ -33,7 +33,7 @@ const root = protobuf.Root.fromJSON(descriptor as unknown as protobuf.INamespace
 (function setupAll(ns: protobuf.NamespaceBase): void {
   for (const o of ns.nestedArray) {
     if (o instanceof protobuf.Type) o.setup();
-    if (o instanceof protobuf.Namespace || o instanceof protobuf.Type) setupAll(o);
+    if (o instanceof protobuf.Namespace) setupAll(o); // a Type is a Namespace too (nested types)
   }
 })(root);
 const RequestType = root.lookupType('auralink.v1.Request');
