@@ -27,8 +27,11 @@ describe('TURN REST credentials', () => {
     const other = new TurnCredentials('another-secret', 60, () => now).issue('alice');
     assert.equal(c.verify(other.username, other.credential), false, 'signed with another secret');
     for (const bad of ['alice', ':alice', 'x:alice', '-5:alice', '']) assert.equal(c.passwordFor(bad), undefined, bad);
+    assert.equal(c.msUntilExpiry(username), 60_000);
+    for (const bad of ['alice', 'x:alice', '']) assert.equal(c.msUntilExpiry(bad), 0, bad);
     now += 61_000;
     assert.equal(c.verify(username, credential), false, 'expired');
+    assert.equal(c.msUntilExpiry(username), 0);
   });
 });
 
@@ -100,6 +103,7 @@ describe('embedded TURN server with a real TURN client (coturn turnutils_uclient
   });
 
   test('allocates and relays both ways with credentials from the shared secret', async () => {
+    const refusedBefore = await t.metric('auralink_turn_refused_total', { reason: 'credentials' });
     const { username, credential } = creds.issue('uclient');
     const r = await uclient(t.config.turn.port, peerPort, username, credential);
     const { sent, received } = relayed(r.out);
@@ -109,18 +113,25 @@ describe('embedded TURN server with a real TURN client (coturn turnutils_uclient
     // uclient makes two allocations: one it abandons (it expires later) and the relaying one,
     // which it ends with Refresh lifetime 0: that one is gone at once.
     await eventually(async () => (await t.metric('auralink_turn_allocations')) === 1, 5000, 'the released allocation removed');
+    // Each allocation began with the long-term challenge (401 with a nonce): not a refusal.
+    assert.equal(await t.metric('auralink_turn_refused_total', { reason: 'credentials' }), refusedBefore);
   });
 
   test('forged and expired credentials are refused (401), nothing relayed', async () => {
+    const refusals = (): Promise<number> => t.metric('auralink_turn_refused_total', { reason: 'credentials' });
+    const before = await refusals();
     const { username } = creds.issue('uclient');
     const forged = await uclient(t.config.turn.port, peerPort, username, 'bm90LXRoZS1wYXNzd29yZA==', 3);
     assert.notEqual(forged.code, 0);
     assert.equal(relayed(forged.out).received, 0);
+    // A well-formed, unexpired username with the wrong password is an operator-visible refusal.
+    const afterForged = await refusals();
+    assert.ok(afterForged > before, `forged password counted (${before} -> ${afterForged})`);
     const expiredName = `${Math.floor(Date.now() / 1000) - 10}:uclient`;
     const expired = await uclient(t.config.turn.port, peerPort, expiredName, creds.password(expiredName), 3);
     assert.notEqual(expired.code, 0);
     assert.equal(relayed(expired.out).received, 0);
-    assert.ok((await t.metric('auralink_turn_refused_total', { reason: 'credentials' })) >= 2);
+    assert.ok((await refusals()) > afterForged, 'expired username counted');
   });
 
   test('relaying to a loopback peer is refused by default (403)', async () => {

@@ -40,6 +40,12 @@ export class TurnCredentials {
     return this.password(username);
   }
 
+  /** Milliseconds until `username` expires (0 if malformed or expired). */
+  msUntilExpiry(username: string): number {
+    const expiry = Number(username.slice(0, username.indexOf(':')));
+    return Number.isFinite(expiry) ? Math.max(0, expiry * 1000 - this.now()) : 0;
+  }
+
   /** True when `credential` is the right password for an unexpired `username`. */
   verify(username: string, credential: string): boolean {
     const expected = this.passwordFor(username);

@@ -1,4 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { createRequire } from 'node:module';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -33,7 +34,12 @@ interface TurnReply {
 }
 interface NodeTurnServer {
   allocations: Record<string, unknown>;
-  authentification: { credentials: Record<string, string>; generateNonce(): string; checkNonce(n: unknown): boolean };
+  authentification: {
+    credentials: Record<string, string>;
+    generateNonce(): string;
+    checkNonce(n: unknown): boolean;
+    auth(msg: TurnMsg, cb: (err: Error | null, reply?: TurnReply) => void): void;
+  };
   allocate: { allocate(msg: TurnMsg, reply: TurnReply): void; allocateUdpEven(msg: TurnMsg, rBit: boolean): Promise<unknown[]> };
   createPermission: { createPermission(msg: TurnMsg, reply: TurnReply): void };
   channelBind: { channelBind(msg: TurnMsg, reply: TurnReply): void };
@@ -112,17 +118,33 @@ export class EmbeddedTurn {
     // node-turn reads these two under other names than it sets (Refresh computed NaN).
     server.defaultLifetime = 600;
     server.maxAllocateTimeout = 3600;
-    // Credentials are computed per username (REST form): no table to keep in sync.
+    // Credentials are computed per username (REST form): no table to keep in sync. node-turn
+    // looks a username up twice per request (MESSAGE-INTEGRITY, then auth): one HMAC per request,
+    // remembered until the username expires (at most a minute), bounded.
     const creds = this.creds;
-    const refused = this.refused;
+    const known = new LRUCache<string, string>({ max: 4096 });
     server.authentification.credentials = new Proxy({} as Record<string, string>, {
       get(_t, username) {
         if (typeof username !== 'string') return undefined;
+        const hit = known.get(username);
+        if (hit !== undefined) return hit;
         const pw = creds.passwordFor(username);
-        if (!pw) refused.inc({ reason: 'credentials' });
+        if (pw) known.set(username, pw, { ttl: Math.max(1, Math.min(60_000, creds.msUntilExpiry(username))) });
         return pw;
       },
     });
+    // Refusals are counted where node-turn refuses: a request that carried credentials and got
+    // 401 (unknown or expired username, wrong password) or 441 (another user's allocation). The
+    // first 401 of every allocation (the challenge: no MESSAGE-INTEGRITY yet) is not a refusal.
+    const refused = this.refused;
+    const auth = server.authentification.auth.bind(server.authentification);
+    server.authentification.auth = (msg, cb) =>
+      auth(msg, (err, reply) => {
+        if (err && msg.getAttribute('message-integrity') !== undefined && /^(Unauthorized|Wrong Credentials)$/.test(err.message)) {
+          refused.inc({ reason: 'credentials' });
+        }
+        cb(err, reply);
+      });
     // node-turn keeps every nonce it hands out in a map with a one-hour timer each: a flood of
     // unauthenticated requests grew memory and kept the process alive. Stateless nonces instead:
     // issue time + HMAC, valid for an hour.
