@@ -8,7 +8,7 @@ import { SignalClient, type WebSocketCtor } from '../src/client/signalClient.js'
 import { KEY, SECRET, startServer, upgradeStatus, type TestServer } from './helpers.js';
 
 const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
-function handMade(header: object, payload: object, secret = SECRET): string {
+function handMade(header: object, payload: unknown, secret = SECRET): string {
   const body = `${b64(header)}.${b64(payload)}`;
   return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
 }
@@ -46,6 +46,10 @@ describe('access tokens at upgrade', () => {
   const cases: [string, () => string, string][] = [
     ['missing token', () => '', 'TOKEN_MISSING'],
     ['garbage', () => 'not.a.jwt', 'TOKEN_MALFORMED'],
+    // Found by test/fuzz.test.ts: these ended the upgrade with no answer at all (socket hang up).
+    ['a JWT header over a payload that is not JSON', () => `${b64({ alg: 'HS256', typ: 'JWT' })}.${Buffer.from('{"iss":').toString('base64url')}.sig`, 'TOKEN_MALFORMED'],
+    ['a payload of null', () => handMade({ alg: 'HS256', typ: 'JWT' }, null), 'TOKEN_MALFORMED'],
+    ['a payload that is an array', () => handMade({ alg: 'HS256', typ: 'JWT' }, [KEY]), 'TOKEN_MALFORMED'],
     ['wrong secret', () => createToken(KEY, 'another-secret-that-is-32-characters-long!!', { identity: 'x', video: { roomJoin: true, room: 'r' } }), 'TOKEN_BAD_SIGNATURE'],
     ['unknown API key', () => createToken('nokey', SECRET, { identity: 'x', video: { roomJoin: true, room: 'r' } }), 'TOKEN_UNKNOWN_KEY'],
     ['expired', () => handMade({ alg: 'HS256', typ: 'JWT' }, { iss: KEY, sub: 'x', exp: now() - 3600, video: { roomJoin: true, room: 'r' } }), 'TOKEN_EXPIRED'],

@@ -77,8 +77,15 @@ export class TokenVerifier {
 
   verify(token: string | undefined | null): Claims {
     if (!token) throw new TokenError('TOKEN_MISSING', 'no access token given');
-    const decoded = jwt.decode(token, { complete: true });
-    if (!decoded || typeof decoded.payload === 'string') {
+    let decoded: jwt.Jwt | null;
+    try {
+      // jws.decode JSON-parses a `typ: JWT` token's payload unguarded: garbage there throws.
+      decoded = jwt.decode(token, { complete: true });
+    } catch {
+      decoded = null;
+    }
+    // The payload may also parse to null, a number or an array.
+    if (!decoded || typeof decoded.payload !== 'object' || decoded.payload === null || Array.isArray(decoded.payload)) {
       throw new TokenError('TOKEN_MALFORMED', 'access token is not a JWT');
     }
     if (decoded.header.alg !== 'HS256') {

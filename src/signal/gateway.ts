@@ -134,19 +134,28 @@ export class SignalGateway implements Fanout {
       maxBackpressure: this.opts.maxBackpressureBytes * 4,
       closeOnBackpressureLimit: 1,
       // An exception escaping into uWS ends the process: every handler is guarded.
-      upgrade: (res, req, ctx) => this.guard('upgrade', () => this.upgrade(res, req, ctx)),
+      upgrade: (res, req, ctx) =>
+        this.guard('upgrade', () => this.upgrade(res, req, ctx), () => {
+          // uWS ends the process when an upgrade handler returns without answering: answer.
+          res.writeStatus(STATUS_TEXT[500]!).writeHeader('content-type', 'application/json').end(JSON.stringify({ code: 'INTERNAL', message: 'internal error' }));
+        }),
       open: (ws) => this.guard('open', () => this.open(ws)),
       message: (ws, data) => this.guard('message', () => this.message(ws, data)),
       close: (ws, code) => this.guard('close', () => this.closed(ws, code)),
     });
   }
 
-  private guard(where: string, fn: () => void): void {
+  private guard(where: string, fn: () => void, answer?: () => void): void {
     try {
       fn();
     } catch (err) {
       this.metrics.errors.inc({ code: 'INTERNAL' });
       this.log.error({ err, where }, 'signalling handler failed');
+      try {
+        answer?.();
+      } catch {
+        /* it had answered (upgraded or refused) before it threw */
+      }
     }
   }
 
