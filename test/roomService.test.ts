@@ -56,6 +56,10 @@ describe('RoomService (Twirp) through livekit-server-sdk', () => {
     assert.equal(bob.tracks.length, 1);
     assert.equal(bob.tracks[0]!.sid, producerId);
     assert.equal(bob.tracks[0]!.source, TrackSource.MICROPHONE);
+    // A source name we do not know, even one every object has, is UNKNOWN (it was a 500).
+    await t.client('odd', 'people', { grant: { canPublishSources: ['constructor', 'camera'] } as never });
+    assert.deepEqual((await svc.getParticipant('people', 'odd')).permission?.canPublishSources, [TrackSource.UNKNOWN, TrackSource.CAMERA]);
+    assert.equal((await svc.listParticipants('people')).length, 3);
     await assert.rejects(svc.getParticipant('people', 'nobody'), (e: TwirpError) => e.code === 'not_found' && e.status === 404);
     await assert.rejects(svc.listParticipants('no-such-room'), (e: TwirpError) => e.code === 'not_found');
   });
@@ -195,6 +199,12 @@ describe('RoomService: auth and bad requests (raw HTTP)', () => {
     const route = await call('Teleport', '{}', admin);
     assert.equal(route.status, 404);
     assert.equal(((await route.json()) as { code: string }).code, 'bad_route');
+    // Names every object has (these were 500s: the method table's prototype answered).
+    for (const inherited of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
+      const r = await call(inherited, '{}', admin);
+      assert.equal(r.status, 404, inherited);
+      assert.equal(((await r.json()) as { code: string }).code, 'bad_route');
+    }
     const get = await fetch(`${t.http}/twirp/livekit.RoomService/ListRooms`);
     assert.equal(((await get.json()) as { code: string }).code, 'bad_route');
     const big = await call('CreateRoom', JSON.stringify({ name: 'x', metadata: 'x'.repeat(2 * 1024 * 1024) }), admin);

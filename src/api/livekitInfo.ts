@@ -13,19 +13,20 @@ import type { SfuService, TrackSummary } from '../sfu/sfuService.js';
 
 // Our rooms, participants and producers in LiveKit's messages (server API and webhooks).
 
-export const SOURCE_TO_LK: Record<string, TrackSource> = {
-  camera: TrackSource.CAMERA,
-  microphone: TrackSource.MICROPHONE,
-  screen_share: TrackSource.SCREEN_SHARE,
-  screen_share_audio: TrackSource.SCREEN_SHARE_AUDIO,
-};
-export const LK_TO_SOURCE = new Map<TrackSource, string>(Object.entries(SOURCE_TO_LK).map(([k, v]) => [v, k]));
+// A Map, not an object literal: sources come from tokens, and 'constructor' must not find Object.
+export const SOURCE_TO_LK = new Map<string, TrackSource>([
+  ['camera', TrackSource.CAMERA],
+  ['microphone', TrackSource.MICROPHONE],
+  ['screen_share', TrackSource.SCREEN_SHARE],
+  ['screen_share_audio', TrackSource.SCREEN_SHARE_AUDIO],
+]);
+export const LK_TO_SOURCE = new Map<TrackSource, string>([...SOURCE_TO_LK].map(([k, v]) => [v, k]));
 
 export function lkTrack(t: TrackSummary): TrackInfo {
   return new TrackInfo({
     sid: t.producerId,
     type: t.kind === 'audio' ? TrackType.AUDIO : TrackType.VIDEO,
-    source: SOURCE_TO_LK[t.source] ?? TrackSource.UNKNOWN,
+    source: SOURCE_TO_LK.get(t.source) ?? TrackSource.UNKNOWN,
     muted: t.paused,
     mimeType: t.mimeType,
   });
@@ -64,7 +65,7 @@ export function lkParticipant(room: Room, p: Participant, sfu: SfuService | unde
       canPublishData: perm.canPublishData,
       hidden: perm.hidden,
       canUpdateMetadata: perm.canUpdateMetadata,
-      canPublishSources: perm.canPublishSources.map((s) => SOURCE_TO_LK[s] ?? TrackSource.UNKNOWN),
+      canPublishSources: perm.canPublishSources.map((s) => SOURCE_TO_LK.get(s) ?? TrackSource.UNKNOWN),
     }),
   });
 }

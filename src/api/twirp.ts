@@ -76,7 +76,8 @@ export function registerTwirp(
       deps.metrics.errors.inc({ code: `twirp_${err.code}` });
       reply(HTTP_STATUS[err.code], 'application/json', JSON.stringify({ code: err.code, msg: err.message }));
     };
-    const m = methods[method];
+    // Own properties only: /twirp/.../toString must be a bad route, not Object.prototype's.
+    const m = Object.hasOwn(methods, method) ? methods[method] : undefined;
     if (verb !== 'POST' || !m) {
       fail(new TwirpError('bad_route', `no such method: ${verb} ${service}/${method}`));
       return;
