@@ -246,6 +246,14 @@ describe('call history API and quality sampling', () => {
       assert.equal((await get('/api/v1/calls', null)).status, 401);
       assert.equal((await get('/api/v1/calls', createToken(KEY, SECRET, { identity: 'x', video: { roomJoin: true, room: 'r' } }))).status, 403);
       assert.equal((await get('/api/v1/calls?limit=0')).status, 400);
+      // Bad query values are the caller's 400, never a failed query's 500.
+      for (const bad of ['cursor=abc', 'cursor=99999999999999999999%7Cx', 'from=-271821-04-20T00:00:00Z', 'to=8640000000000000', 'room=%00', `room=${'x'.repeat(300)}`]) {
+        const r = await get(`/api/v1/calls?${bad}`);
+        assert.equal(r.status, 400, bad);
+        assert.equal(r.body.code, 'INVALID_FIELD', bad);
+      }
+      assert.equal((await get('/api/v1/quality/metrics?cursor=99999999999999999999999')).status, 400);
+      assert.equal((await get('/api/v1/quality/metrics?participant=%00')).status, 400);
 
       await eventually(async () => ((await get('/api/v1/calls')).body.calls as unknown[]).length === 2, 5000, 'two calls');
       const page1 = (await get('/api/v1/calls?limit=1')).body;

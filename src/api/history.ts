@@ -29,7 +29,13 @@ class Where {
   }
   /** The standard filters of a list endpoint: exact-match params and a time range. */
   filters(q: URLSearchParams, exact: Record<string, string>, timeColumn: string): this {
-    for (const [param, column] of Object.entries(exact)) if (q.get(param)) this.add(`${column} = ?`, q.get(param));
+    for (const [param, column] of Object.entries(exact)) {
+      const v = q.get(param);
+      if (!v) continue;
+      // PostgreSQL refuses NUL in text: a 400 here, not a failed query.
+      if (v.includes('\u0000') || v.length > 256) throw new HttpError(400, 'INVALID_FIELD', `${param} must be 1..256 characters, no NUL`);
+      this.add(`${column} = ?`, v);
+    }
     const from = timeOf(q, 'from');
     const to = timeOf(q, 'to');
     if (from) this.add(`${timeColumn} >= ?`, from);
@@ -45,9 +51,13 @@ function timeOf(q: URLSearchParams, name: string): Date | null {
   const raw = q.get(name);
   if (raw === null) return null;
   const d = new Date(/^\d+$/.test(raw) ? Number(raw) : raw);
-  if (Number.isNaN(d.getTime())) throw new HttpError(400, 'INVALID_FIELD', `${name} must be an ISO time or epoch ms`);
+  if (!inRange(d)) throw new HttpError(400, 'INVALID_FIELD', `${name} must be an ISO time or epoch ms, years 1970-9999`);
   return d;
 }
+
+// JavaScript dates reach years PostgreSQL's timestamptz cannot hold (the query would fail).
+const MAX_TIME = Date.UTC(10000, 0, 1);
+const inRange = (d: Date): boolean => d.getTime() >= 0 && d.getTime() < MAX_TIME;
 
 /**
  * Call history and quality, read-only: GET /api/v1/calls, /api/v1/calls/{id},
@@ -89,8 +99,11 @@ export function registerHistory(app: uWS.TemplatedApp, getDb: () => Database | u
     const w = new Where().filters(q, { room: 'room_name', status: 'status' }, 'started_at');
     const cursor = q.get('cursor');
     if (cursor) {
-      const [ts, id] = cursor.split('|');
-      w.args.push(new Date(Number(ts)), id);
+      // What next_cursor gave: `<started_at epoch ms>|<call id>`.
+      const m = /^(\d{1,15})\|([^\u0000]{1,256})$/.exec(cursor);
+      const at = new Date(Number(m?.[1]));
+      if (!m || !inRange(at)) throw new HttpError(400, 'INVALID_FIELD', 'bad cursor: pass next_cursor back as it came');
+      w.args.push(at, m[2]);
       w.parts.push(`(started_at, id) < ($${w.args.length - 1}, $${w.args.length})`);
     }
     w.args.push(limit + 1);
@@ -127,7 +140,8 @@ export function registerHistory(app: uWS.TemplatedApp, getDb: () => Database | u
     const w = new Where().filters(q, { call: 'call_id', participant: 'participant_id' }, 'recorded_at');
     const cursor = q.get('cursor');
     if (cursor) {
-      if (!/^\d+$/.test(cursor)) throw new HttpError(400, 'INVALID_FIELD', 'bad cursor');
+      // An id (bigserial): 18 digits stay inside bigint.
+      if (!/^\d{1,18}$/.test(cursor)) throw new HttpError(400, 'INVALID_FIELD', 'bad cursor: pass next_cursor back as it came');
       w.add('id > ?', cursor);
     }
     w.args.push(limit + 1);
