@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createHmac } from 'node:crypto';
+import dgram from 'node:dgram';
 import { pack } from 'msgpackr';
 import { codecs, type Encoding } from '../src/signal/codec.js';
 import type { ServerMessage } from '../src/signal/messages.js';
-import { bytes, ENCODINGS, RawClient, SECRET, startServer, text, type TestServer } from './helpers.js';
+import { createToken } from '../src/auth/token.js';
+import { bytes, ENCODINGS, KEY, RawClient, SECRET, startServer, text, type TestServer } from './helpers.js';
 
 // Seeded, so a failure is reproducible: FUZZ_SEED=<n> npm test.
 const SEED = Number(process.env.FUZZ_SEED ?? 20261122);
@@ -276,5 +278,87 @@ describe('fuzzed frames (seeded mutations of valid requests, every encoding)', (
     assert.ok((statuses.get(200) ?? 0) > 0 && [...statuses.keys()].some((s) => s >= 400), JSON.stringify(Object.fromEntries(statuses)));
     assert.deepEqual(t.logs.filter((l) => /"level":(50|60)/.test(l)), [], 'nothing logged at error level');
     await member.leave().catch(() => undefined); // it may have been removed by a fuzzed call
+  });
+
+  test('mesh API with mutated JSON bodies and node ids: 4xx, never a failure', async () => {
+    const rnd = prng(SEED + 11);
+    const mesh = createToken(KEY, SECRET, { identity: 'fuzz-node', video: {}, mesh: true });
+    const endpoint = { identity: 'a', region: 'eu', rtts: { 'relay-1': 20 }, nat: 'cone' };
+    const posts: [string, Record<string, unknown>][] = [
+      ['/internal/mesh/register_node', { id: 'relay-1', role: 'relay', region: 'eu', addresses: { http: 'http://127.0.0.1:1/', turn: ['turn:127.0.0.1:3478'] }, capacity: 100, load: 0.2, version: '1' }],
+      ['/internal/mesh/nodes/relay-1/heartbeat', { load: 0.5 }],
+      ['/internal/mesh/route/query', { from: endpoint, to: { ...endpoint, identity: 'b' }, participants: 2, policy: 'auto' }],
+      ['/internal/mesh/route/feedback', { tier: 'p2p', path: ['relay-1'], metrics: { latencyMs: 20, lossPct: 1, jitterMs: 2, hops: 1, maxLoad: 0.3 }, observedQuality: 80, connected: true }],
+      ['/internal/mesh/links', { links: [{ from: 'relay-1', to: 'relay-2', latencyMs: 5, lossPct: 0, jitterMs: 1, bandwidthKbps: 1000 }] }],
+      ['/internal/mesh/nodes/relay-1/report', { reason: 'spam' }],
+    ];
+    const statuses = new Map<number, number>();
+    for (let i = 0; i < 400; i++) {
+      const [path, body] = posts[Math.floor(rnd() * posts.length)]!;
+      const r = rnd();
+      const url = r < 0.1 ? path.replace('relay-1', ['__proto__', 'constructor', '%00', 'x'.repeat(300)][Math.floor(rnd() * 4)]!) : path;
+      const text = r < 0.7 ? (JSON.stringify(mutateValue(body, rnd)) ?? 'null') : Buffer.from(mutateBytes(Buffer.from(JSON.stringify(body)), rnd)).toString('latin1');
+      const res = await fetch(`${t.http}${url}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${mesh}` }, body: text });
+      await res.arrayBuffer();
+      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+      assert.ok(res.status < 500, `${url} ${text} got ${res.status}`);
+    }
+    if (process.env.FUZZ_DEBUG) console.error('mesh statuses', Object.fromEntries(statuses));
+    assert.ok((statuses.get(200) ?? 0) > 0 && (statuses.get(400) ?? 0) > 0, JSON.stringify(Object.fromEntries(statuses)));
+    const nodes = (await (await fetch(`${t.http}/internal/mesh/nodes`, { headers: { authorization: `Bearer ${mesh}` } })).json()) as { nodes: unknown[] };
+    assert.ok(Array.isArray(nodes.nodes), 'the registry still lists');
+    assert.deepEqual(t.logs.filter((l) => /"level":(50|60)/.test(l)), [], 'nothing logged at error level');
+  });
+
+  test('embedded TURN: random and mangled STUN datagrams are dropped; binding requests are still answered', async () => {
+    const rnd = prng(SEED + 13);
+    const port = t.config.turn.port as number;
+    const sock = dgram.createSocket('udp4');
+    const send = (b: Uint8Array): Promise<void> => new Promise((r) => sock.send(b, port, '127.0.0.1', () => r()));
+    const stun = (method: number, attrs: Uint8Array): Buffer => {
+      const h = Buffer.alloc(20);
+      h.writeUInt16BE(method, 0);
+      h.writeUInt16BE(attrs.length, 2);
+      h.writeUInt32BE(0x2112a442, 4);
+      for (let i = 8; i < 20; i++) h[i] = Math.floor(rnd() * 256);
+      return Buffer.concat([h, attrs]);
+    };
+    // Attribute types node-turn parses (and some it does not), with lengths that lie.
+    const TYPES = [0x0001, 0x0006, 0x0008, 0x0009, 0x000c, 0x0012, 0x0013, 0x0014, 0x0015, 0x0016, 0x0018, 0x0019, 0x001a, 0x0020, 0x0022, 0x8028, 0x0024, 0x0025, 0x8022, 0xc057];
+    const METHODS = [0x0001, 0x0003, 0x0004, 0x0008, 0x0009, 0x0016, 0x0017, 0x0111];
+    for (let i = 0; i < 3000; i++) {
+      const attrs = Buffer.from(Array.from({ length: Math.floor(rnd() * 48) }, () => Math.floor(rnd() * 256)));
+      if (attrs.length >= 4) {
+        attrs.writeUInt16BE(TYPES[Math.floor(rnd() * TYPES.length)]!, 0);
+        attrs.writeUInt16BE(Math.floor(rnd() * attrs.length), 2);
+      }
+      const r = rnd();
+      await send(r < 0.2 ? attrs : r < 0.9 ? stun(METHODS[Math.floor(rnd() * METHODS.length)]!, attrs) : mutateBytes(stun(0x0001, attrs), rnd));
+    }
+    // The server may still be working through the fuzz (and UDP may drop): ask as a client
+    // would, retransmitting, and match the answer to the transaction.
+    let reply: Buffer | undefined;
+    for (let attempt = 0; attempt < 20 && !reply; attempt++) {
+      const binding = stun(0x0001, new Uint8Array(0));
+      reply = await new Promise<Buffer | undefined>((resolve) => {
+        const onMessage = (m: Buffer): void => {
+          if (m.length < 20 || !m.subarray(8, 20).equals(binding.subarray(8, 20))) return;
+          clearTimeout(timer);
+          sock.off('message', onMessage);
+          resolve(m);
+        };
+        const timer = setTimeout(() => {
+          sock.off('message', onMessage);
+          resolve(undefined);
+        }, 250);
+        sock.on('message', onMessage);
+        void send(binding);
+      });
+    }
+    sock.close();
+    assert.ok(reply, 'a binding request is answered after the fuzz');
+    assert.equal(reply.readUInt16BE(0), 0x0101, 'a Binding success response');
+    assert.equal(t.proc.exitCode, null);
+    assert.deepEqual(t.logs.filter((l) => /"level":(50|60)/.test(l)), [], 'nothing logged at error level');
   });
 });
