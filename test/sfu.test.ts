@@ -186,6 +186,17 @@ describe('SFU control plane', () => {
       field: 'produce.rtpParameters',
     });
     const id = (await a.request({ produce: { transportId: send.id, kind: 'audio', rtpParameters: opus(7000) } })).id!;
+    // Refused by the worker itself (these were INTERNAL): an ssrc already in use, RIDs twice.
+    await assert.rejects(a.request({ produce: { transportId: send.id, kind: 'audio', rtpParameters: opus(7000) } }), {
+      code: 'INVALID_FIELD',
+      field: 'produce.rtpParameters',
+    });
+    const vp8 = (encodings: object[]): string =>
+      JSON.stringify({ codecs: [{ mimeType: 'video/VP8', payloadType: 96, clockRate: 90000, parameters: {}, rtcpFeedback: [] }], encodings });
+    await assert.rejects(a.request({ produce: { transportId: send.id, kind: 'video', rtpParameters: vp8([{ rid: 'r0' }, { rid: 'r0' }]) } }), {
+      code: 'INVALID_FIELD',
+      field: 'produce.rtpParameters',
+    });
     // Someone else's ids are not yours.
     await assert.rejects(b.request({ closeProducer: { producerId: id } }), { code: 'NOT_FOUND' });
     await assert.rejects(b.request({ consume: { producerId: id, transportId: send.id, rtpCapabilities: await caps(b) } }), { code: 'NOT_FOUND', field: 'consume.transportId' });
