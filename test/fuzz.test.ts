@@ -7,6 +7,7 @@ import { codecs, type Encoding } from '../src/signal/codec.js';
 import type { ServerMessage } from '../src/signal/messages.js';
 import { createToken } from '../src/auth/token.js';
 import { bytes, ENCODINGS, KEY, RawClient, SECRET, startServer, text, type TestServer } from './helpers.js';
+import { DTLS, opus, publishAudio } from './media.js';
 
 // Seeded, so a failure is reproducible: FUZZ_SEED=<n> npm test.
 const SEED = Number(process.env.FUZZ_SEED ?? 20261122);
@@ -28,8 +29,16 @@ function prng(seed: number): () => number {
   };
 }
 
-/** Valid requests of most kinds: the seeds that mutations start from. */
-const CORPUS: Record<string, unknown>[] = [
+/** Real ids in the fuzzer's room, so media requests reach mediasoup instead of NOT_FOUND. */
+interface Ids {
+  send: string;
+  recv: string;
+  producer: string;
+  caps: string;
+}
+
+/** Valid requests of every kind but leave: the seeds that mutations start from. */
+const corpus = (ids: Ids): Record<string, unknown>[] => [
   { id: 1, ping: { timestamp: 12345, rtt: 20 } },
   { id: 2, sendData: { payload: bytes('hello'), topic: 'chat', destinationIdentities: ['someone'] } },
   { id: 3, updateParticipant: { name: 'n', metadata: '{"a":1}' } },
@@ -37,18 +46,20 @@ const CORPUS: Record<string, unknown>[] = [
   { id: 5, relay: { identity: 'peer', kind: 'OFFER', sdp: 'v=0', callId: 'c1' } },
   { id: 6, listParticipants: {} },
   { id: 7, getRouterCapabilities: {} },
-  { id: 8, createTransport: { producing: true, consuming: true, sctp: true } },
-  { id: 9, connectTransport: { transportId: 'tr', dtlsParameters: '{"role":"client","fingerprints":[]}' } },
-  { id: 10, produce: { transportId: 'tr', kind: 'audio', rtpParameters: '{"codecs":[],"encodings":[{}]}', source: 'microphone' } },
-  { id: 11, consume: { producerId: 'p', transportId: 'tr', rtpCapabilities: '{"codecs":[]}' } },
+  { id: 8, createTransport: { producing: true, sctp: true } },
+  { id: 9, connectTransport: { transportId: ids.send, dtlsParameters: DTLS } },
+  { id: 10, produce: { transportId: ids.send, kind: 'audio', rtpParameters: opus(4242), source: 'microphone' } },
+  { id: 11, consume: { producerId: ids.producer, transportId: ids.recv, rtpCapabilities: ids.caps } },
   { id: 12, setPreferredLayers: { consumerId: 'c', spatialLayer: 2, temporalLayer: 1 } },
   { id: 13, setPriority: { consumerId: 'c', priority: 3 } },
-  { id: 14, getStats: { id: 'x' } },
-  { id: 15, produceData: { transportId: 'tr', sctpStreamParameters: '{"streamId":1}', label: 'l' } },
+  { id: 14, getStats: { id: ids.send } },
+  { id: 15, produceData: { transportId: ids.send, sctpStreamParameters: '{"streamId":1,"ordered":true}', label: 'l' } },
   { id: 16, routeReport: { callId: 'c1', tier: 'p2p', connected: true, rttMs: 20, lossPct: 1, quality: 4 } },
   { id: 17, linkReport: { rtts: [{ nodeId: 'n1', rttMs: 3 }] } },
-  { id: 18, restartIce: { transportId: 'tr' } },
+  { id: 18, restartIce: { transportId: ids.recv } },
   { id: 19, pauseConsumer: { consumerId: 'c' } },
+  { id: 20, closeProducer: { producerId: ids.producer } },
+  { id: 21, consumeData: { dataProducerId: 'd', transportId: ids.recv } },
 ];
 
 const WEIRD: unknown[] = [null, true, -1, 0, 2 ** 53, -(2 ** 31), 1.5, 1e308, '', 'x'.repeat(3000), '\u0000\ud800', [], [1, 'a'], {}, { id: 1 }, { __proto__: { x: 1 } }, { constructor: 1 }];
@@ -95,8 +106,8 @@ function mutateBytes(b: Uint8Array, rnd: () => number): Uint8Array {
 }
 
 /** One fuzzed frame: a structurally mutated request, or mutated bytes of a valid one. */
-function fuzzFrame(enc: Encoding, rnd: () => number): Uint8Array | string {
-  const seed = CORPUS[Math.floor(rnd() * CORPUS.length)]!;
+function fuzzFrame(enc: Encoding, seeds: Record<string, unknown>[], rnd: () => number): Uint8Array | string {
+  const seed = seeds[Math.floor(rnd() * seeds.length)]!;
   const structural = rnd() < 0.5;
   if (structural && enc !== 'proto') {
     const v = mutateValue(seed, rnd);
@@ -139,6 +150,22 @@ describe('fuzzed frames (seeded mutations of valid requests, every encoding)', (
       const codes = new Map<string, number>();
       let connections = 0;
       let c: RawClient | undefined;
+      let seeds: Record<string, unknown>[] = [];
+      // A publisher in the room, so consume has a producer to ask for.
+      const publisher = await t.client(`publisher-${enc}`, room);
+      const producer = await publishAudio(publisher, 7100 + enc.length);
+      const caps = await publisher.routerCapabilities();
+      let nextId = 800000;
+      const ask = async (x: RawClient, body: Record<string, unknown>): Promise<ServerMessage> => {
+        const id = nextId++;
+        x.request({ id, ...body });
+        return x.response(id);
+      };
+      const mediaIds = async (x: RawClient): Promise<Ids> => {
+        const send = (await ask(x, { createTransport: { producing: true, sctp: true } })).response!.transport!.id;
+        const recv = (await ask(x, { createTransport: { consuming: true, sctp: true } })).response!.transport!.id;
+        return { send, recv, producer, caps };
+      };
       const note = (m: ServerMessage): void => {
         const e = m.response?.error;
         if (e) codes.set(e.code, (codes.get(e.code) ?? 0) + 1);
@@ -153,8 +180,9 @@ describe('fuzzed frames (seeded mutations of valid requests, every encoding)', (
           if (c) await retire(c);
           c = await RawClient.open(t.url, token, enc);
           connections++;
+          seeds = corpus(await mediaIds(c));
         }
-        c.send(fuzzFrame(enc, rnd));
+        c.send(fuzzFrame(enc, seeds, rnd));
         // Now and then, a round trip: the connection is being served, not just buffered.
         if (i % 100 === 99) {
           c.request({ id: 900000 + i, ping: { timestamp: i } });
@@ -187,6 +215,7 @@ describe('fuzzed frames (seeded mutations of valid requests, every encoding)', (
       await peer.leave();
       await bystander.leave();
       await elsewhere.leave();
+      await publisher.leave();
       assert.ok(connections >= 1);
     });
   }

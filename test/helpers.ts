@@ -71,6 +71,13 @@ export async function startServer(overrides: Record<string, unknown> = {}, env: 
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // A test process that dies (an uncaught error in a script) must not leave its server
+  // holding ports that the next run's random blocks may pick.
+  const orphanGuard = (): void => {
+    proc.kill('SIGKILL');
+  };
+  process.once('exit', orphanGuard);
+  proc.once('exit', () => process.off('exit', orphanGuard));
   const logs: string[] = [];
   let exitCode: number | null | undefined;
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve((exitCode = code))));
