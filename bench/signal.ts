@@ -156,42 +156,66 @@ interface IdleResult {
   perConn: number;
   /** The same with a full GC at both points: what the participants hold, garbage collected. */
   perConnGc: number;
+  /**
+   * (RSS at n - RSS at n/2) / (n/2), full GC at both: what one more participant costs, without
+   * the one-off growth of the first joins (JIT, V8's young generation, PGlite's WASM heap warming).
+   */
+  marginalGc: number;
   heapPerConn: number;
   /** V8's young generation at the end, MB: it grows under the join burst and shrinks when idle. */
   newSpaceMb: number;
 }
 
-/** RSS per idle participant, n connected, measured after the resume window has passed. */
+/** RSS per idle participant, measured at n/2 and at n, each after the resume window has passed. */
 async function idle(kind: 'aura' | 'raw', count: number): Promise<IdleResult> {
   const srv = kind === 'aura' ? await startAuraSignal({ inspect: true }) : await startRaw({ inspect: true });
   const proto = kind === 'aura' ? SUBPROTOCOL.proto : undefined;
-  await sleep(2000); // start-up settles (workers, database, JIT) before the baseline
-  const rss0 = rssBytes(srv.proc.pid!);
-  await srv.fullGc();
-  await sleep(2000);
-  const rss0Gc = rssBytes(srv.proc.pid!);
-  const heap0 = kind === 'aura' ? await heapUsed(srv.port) : 0;
+  const pid = srv.proc.pid!;
   const sockets: WebSocket[] = [];
-  for (let i = 0; i < count; i += 500) {
-    const batch: Promise<{ ws: WebSocket; t: number }>[] = [];
-    // Rooms of 10.
-    for (let j = i; j < Math.min(count, i + 500); j++) {
-      batch.push(connect(kind === 'aura' ? auraUrl(srv.port, `i${j}`, `room${Math.floor(j / 10)}`) : `ws://127.0.0.1:${srv.port}/rtc`, proto));
+  const connectUpTo = async (target: number): Promise<void> => {
+    for (let i = sockets.length; i < target; i += 500) {
+      const batch: Promise<{ ws: WebSocket; t: number }>[] = [];
+      // Rooms of 10.
+      for (let j = i; j < Math.min(target, i + 500); j++) {
+        batch.push(connect(kind === 'aura' ? auraUrl(srv.port, `i${j}`, `room${Math.floor(j / 10)}`) : `ws://127.0.0.1:${srv.port}/rtc`, proto));
+      }
+      for (const r of await Promise.all(batch)) sockets.push(r.ws);
     }
-    for (const r of await Promise.all(batch)) sockets.push(r.ws);
-  }
+  };
+  /** RSS as it stands, V8 heap in use, then RSS after a full GC. */
+  const measure = async (): Promise<{ rss: number; heap: number; rssGc: number }> => {
+    const rss = rssBytes(pid);
+    const heap = kind === 'aura' ? await heapUsed(srv.port) : 0;
+    await srv.fullGc();
+    await sleep(2000);
+    return { rss, heap, rssGc: rssBytes(pid) };
+  };
   // Idle means past the resume window (20 s default; history is pruned every quarter of it).
-  await sleep(kind === 'aura' ? 26_000 : 3000);
-  const rss1 = rssBytes(srv.proc.pid!);
-  const heap1 = kind === 'aura' ? await heapUsed(srv.port) : 0;
+  const settle = (): Promise<void> => sleep(kind === 'aura' ? 26_000 : 3000);
+  await sleep(2000); // start-up settles (workers, database, JIT) before the baseline
+  const m0 = await measure();
+  const half = Math.floor(count / 2);
+  await connectUpTo(half);
+  await settle();
+  const mHalf = await measure();
+  await connectUpTo(count);
+  await settle();
   const newMb = kind === 'aura' ? (await newSpace(srv.port)) / 2 ** 20 : 0;
-  await srv.fullGc();
-  await sleep(2000);
-  const rss1Gc = rssBytes(srv.proc.pid!);
+  const m1 = await measure();
   for (const ws of sockets) ws.terminate();
   await srv.kill();
-  return { n: count, perConn: (rss1 - rss0) / count, perConnGc: (rss1Gc - rss0Gc) / count, heapPerConn: (heap1 - heap0) / count, newSpaceMb: newMb };
+  return {
+    n: count,
+    perConn: (m1.rss - m0.rss) / count,
+    perConnGc: (m1.rssGc - m0.rssGc) / count,
+    marginalGc: (m1.rssGc - mHalf.rssGc) / (count - half),
+    heapPerConn: (m1.heap - m0.heap) / count,
+    newSpaceMb: newMb,
+  };
 }
+
+/** RSS growth per participant at `target`, projected from n with the marginal cost: not measured. */
+const projectPerConn = (r: IdleResult, target: number): number => (r.perConnGc * r.n + r.marginalGc * (target - r.n)) / target;
 
 const only = new Set(args.only!.split(','));
 const out: string[] = [];
@@ -231,6 +255,12 @@ if (only.has('idle')) {
   line(`  raw uWS : ${Math.round(raw.perConn)} B per connection; ${Math.round(raw.perConnGc)} B with a full GC at start and at n`);
   line(`  auralink: ${Math.round(aura.perConn)} B per participant (target <= 2048); ${Math.round(aura.perConnGc)} B with a full GC at start and at n`);
   line(`  auralink V8 heap in use ${Math.round(aura.heapPerConn)} B per participant; young generation at the end ${aura.newSpaceMb.toFixed(0)} MB`);
-  line(`  (without GC: garbage and V8's fixed growth included, an upper bound for larger n; with: what participants hold)`);
+  line(`  (without GC: garbage and V8's fixed growth included; with: what participants hold)`);
+  line(`marginal cost, n/2 -> n, full GC at both: raw uWS ${Math.round(raw.marginalGc)} B, auralink ${Math.round(aura.marginalGc)} B per participant`);
+  if (n < Number(args.idle)) {
+    const target = Number(args.idle);
+    line(`  projected to ${target} from these (growth at n plus the marginal cost for the rest; NOT measured):`);
+    line(`  raw uWS ${Math.round(projectPerConn(raw, target))} B, auralink ${Math.round(projectPerConn(aura, target))} B per participant`);
+  }
 }
 process.exit(0);
