@@ -6,7 +6,7 @@ import { pack } from 'msgpackr';
 import { codecs, type Encoding } from '../src/signal/codec.js';
 import type { ServerMessage } from '../src/signal/messages.js';
 import { createToken } from '../src/auth/token.js';
-import { bytes, ENCODINGS, KEY, RawClient, SECRET, startServer, text, type TestServer } from './helpers.js';
+import { bytes, ENCODINGS, KEY, prng, RawClient, SECRET, startServer, text, type TestServer } from './helpers.js';
 import { DTLS, opus, publishAudio } from './media.js';
 
 // Seeded, so a failure is reproducible: FUZZ_SEED=<n> npm test.
@@ -16,18 +16,6 @@ const ERROR_CODES = new Set(['MALFORMED', 'UNKNOWN_MESSAGE', 'INVALID_FIELD', 'T
 // What a fuzzed frame may legitimately end a connection with: it left (a frame became `leave`),
 // an oversized frame (1009), the rate limit (1008).
 const CLOSE_CODES = new Set([1000, 1005, 1008, 1009]);
-
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Real ids in the fuzzer's room, so media requests reach mediasoup instead of NOT_FOUND. */
 interface Ids {

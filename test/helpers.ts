@@ -256,6 +256,18 @@ export function upgradeStatus(url: string, headers: Record<string, string> = {},
   });
 }
 
+/** Deterministic PRNG (mulberry32): seeded tests and fuzzers reproduce exactly. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 export const text = (u8: Uint8Array): string => new TextDecoder().decode(u8);
 export const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);

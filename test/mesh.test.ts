@@ -6,6 +6,7 @@ import { QualityPredictor, staticQuality, type PathMetrics } from '../src/mesh/q
 import { RouteCache } from '../src/mesh/routeCache.js';
 import { trustLevel, TRUST_LEVELS, trustDeltaFromFeedback } from '../src/mesh/trust.js';
 import type { Link, MeshNode } from '../src/mesh/types.js';
+import { prng } from './helpers.js';
 
 // The mesh's domain logic, without sockets: registry semantics, the four tiers, trust,
 // the learned predictor on a seeded network simulator, and cache invalidation.
@@ -131,18 +132,6 @@ describe('route planner: four tiers', () => {
     assert.equal(q(10), 'near', 'but a much nearer relay still wins');
   });
 });
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('quality prediction learns from route feedback (seeded network simulator)', () => {
   test('after feedback its error is clearly lower than the static formula, and route choice improves', async () => {
