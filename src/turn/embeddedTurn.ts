@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { createRequire } from 'node:module';
+import { LRUCache } from 'lru-cache';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../obs/logger.js';
 import type { TurnCredentials } from './credentials.js';
@@ -119,8 +119,8 @@ export class EmbeddedTurn {
     server.defaultLifetime = 600;
     server.maxAllocateTimeout = 3600;
     // Credentials are computed per username (REST form): no table to keep in sync. node-turn
-    // looks a username up twice per request (MESSAGE-INTEGRITY, then auth): one HMAC per request,
-    // remembered until the username expires (at most a minute), bounded.
+    // looks a username up twice per request (MESSAGE-INTEGRITY, then auth): a password is
+    // computed once and remembered for a minute at most, never past the username's expiry.
     const creds = this.creds;
     const known = new LRUCache<string, string>({ max: 4096 });
     server.authentification.credentials = new Proxy({} as Record<string, string>, {
