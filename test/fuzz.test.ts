@@ -50,27 +50,32 @@ const corpus = (ids: Ids): Record<string, unknown>[] => [
   { id: 21, consumeData: { dataProducerId: 'd', transportId: ids.recv } },
 ];
 
+const pick = <T>(xs: readonly T[], rnd: () => number): T => xs[Math.floor(rnd() * xs.length)]!;
+const tally = <K>(m: Map<K, number>, k: K): void => void m.set(k, (m.get(k) ?? 0) + 1);
+const counts = (m: Map<unknown, number>): string => JSON.stringify(Object.fromEntries(m));
+/** What the server logged at error or fatal level: a handler that failed. */
+const failures = (t: TestServer): string[] => t.logs.filter((l) => /"level":(50|60)/.test(l));
+
 const WEIRD: unknown[] = [null, true, -1, 0, 2 ** 53, -(2 ** 31), 1.5, 1e308, '', 'x'.repeat(3000), '\u0000\ud800', [], [1, 'a'], {}, { id: 1 }, { __proto__: { x: 1 } }, { constructor: 1 }];
 
 /** Replaces, drops or adds one field somewhere in a copy of `v`. */
 function mutateValue(v: unknown, rnd: () => number, depth = 0): unknown {
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   if (v === null || typeof v !== 'object' || v instanceof Uint8Array || depth > 4 || rnd() < 0.25) {
-    return pick([...WEIRD, bytes('zz'), Number.NaN]);
+    return pick([...WEIRD, bytes('zz'), Number.NaN], rnd);
   }
   if (Array.isArray(v)) {
     const a = [...v];
     if (a.length > 0 && rnd() < 0.7) a[Math.floor(rnd() * a.length)] = mutateValue(a[0], rnd, depth + 1);
-    else a.push(pick(WEIRD));
+    else a.push(pick(WEIRD, rnd));
     return a;
   }
   const o: Record<string, unknown> = { ...(v as Record<string, unknown>) };
   const keys = Object.keys(o);
   const r = rnd();
-  if (r < 0.15 && keys.length > 0) delete o[pick(keys)];
-  else if (r < 0.3) o[pick(['__proto__', 'constructor', 'leave', 'ping', 'zz', 'id', 'toString'])] = pick(WEIRD);
+  if (r < 0.15 && keys.length > 0) delete o[pick(keys, rnd)];
+  else if (r < 0.3) o[pick(['__proto__', 'constructor', 'leave', 'ping', 'zz', 'id', 'toString'], rnd)] = pick(WEIRD, rnd);
   else if (keys.length > 0) {
-    const k = pick(keys);
+    const k = pick(keys, rnd);
     o[k] = mutateValue(o[k], rnd, depth + 1);
   }
   return o;
@@ -95,7 +100,7 @@ function mutateBytes(b: Uint8Array, rnd: () => number): Uint8Array {
 
 /** One fuzzed frame: a structurally mutated request, or mutated bytes of a valid one. */
 function fuzzFrame(enc: Encoding, seeds: Record<string, unknown>[], rnd: () => number): Uint8Array | string {
-  const seed = seeds[Math.floor(rnd() * seeds.length)]!;
+  const seed = pick(seeds, rnd);
   const structural = rnd() < 0.5;
   if (structural && enc !== 'proto') {
     const v = mutateValue(seed, rnd);
@@ -124,9 +129,9 @@ describe('fuzzed frames (seeded mutations of valid requests, every encoding)', (
     await t.close();
   });
 
-  for (const enc of ENCODINGS) {
+  for (const [index, enc] of ENCODINGS.entries()) {
     test(`${enc}: ${FRAMES_PER_ENCODING} frames: only typed errors, no internal error, others unaffected`, async () => {
-      const rnd = prng(SEED + enc.length);
+      const rnd = prng(SEED + index);
       const room = `fuzz-${enc}`;
       // Someone in another room must hear nothing of it and stay connected.
       const elsewhere = await t.client(`elsewhere-${enc}`, `quiet-${enc}`);
@@ -141,7 +146,7 @@ describe('fuzzed frames (seeded mutations of valid requests, every encoding)', (
       let seeds: Record<string, unknown>[] = [];
       // A publisher in the room, so consume has a producer to ask for.
       const publisher = await t.client(`publisher-${enc}`, room);
-      const producer = await publishAudio(publisher, 7100 + enc.length);
+      const producer = await publishAudio(publisher, 7100 + index);
       const caps = await publisher.routerCapabilities();
       let nextId = 800000;
       const ask = async (x: RawClient, body: Record<string, unknown>): Promise<ServerMessage> => {
@@ -156,7 +161,7 @@ describe('fuzzed frames (seeded mutations of valid requests, every encoding)', (
       };
       const note = (m: ServerMessage): void => {
         const e = m.response?.error;
-        if (e) codes.set(e.code, (codes.get(e.code) ?? 0) + 1);
+        if (e) tally(codes, e.code);
       };
       const retire = async (x: RawClient): Promise<void> => {
         for (const m of x.messages) note(m);
@@ -183,13 +188,12 @@ describe('fuzzed frames (seeded mutations of valid requests, every encoding)', (
         await retire(c);
       }
 
-      if (process.env.FUZZ_DEBUG) console.error(enc, connections, 'connections', Object.fromEntries(codes));
+      if (process.env.FUZZ_DEBUG) console.error(enc, connections, 'connections', counts(codes));
       const unexpected = [...codes.keys()].filter((k) => !ERROR_CODES.has(k));
-      assert.deepEqual(unexpected, [], `error codes: ${JSON.stringify(Object.fromEntries(codes))}`);
-      assert.ok((codes.get('MALFORMED') ?? 0) + (codes.get('INVALID_FIELD') ?? 0) > FRAMES_PER_ENCODING / 10, `mostly refused: ${JSON.stringify(Object.fromEntries(codes))}`);
+      assert.deepEqual(unexpected, [], `error codes: ${counts(codes)}`);
+      assert.ok((codes.get('MALFORMED') ?? 0) + (codes.get('INVALID_FIELD') ?? 0) > FRAMES_PER_ENCODING / 10, `mostly refused: ${counts(codes)}`);
       assert.equal(await t.metric('auralink_signal_errors_total', { code: 'INTERNAL' }), internalBefore, 'no handler failed');
-      const failures = t.logs.filter((l) => /"level":(50|60)/.test(l));
-      assert.deepEqual(failures, [], 'nothing logged at error level');
+      assert.deepEqual(failures(t), [], 'nothing logged at error level');
       assert.equal(t.proc.exitCode, null, 'the server is still running');
 
       // The room still works for a healthy pair, and the quiet room heard nothing.
@@ -204,7 +208,6 @@ describe('fuzzed frames (seeded mutations of valid requests, every encoding)', (
       await bystander.leave();
       await elsewhere.leave();
       await publisher.leave();
-      assert.ok(connections >= 1);
     });
   }
 
@@ -234,7 +237,7 @@ describe('fuzzed frames (seeded mutations of valid requests, every encoding)', (
         failure = (err as Error).message; // "HTTP 401", or "socket hang up" when the server gave no answer
         status = Number(/HTTP (\d+)/.exec(failure)?.[1] ?? 0);
       }
-      statuses.set(status, (statuses.get(status) ?? 0) + 1);
+      tally(statuses, status);
       assert.ok([101, 400, 401, 403, 404].includes(status), `token ${JSON.stringify(token)} got ${status} ${failure}`);
       if (c) {
         // Accepted: it joined (the claims were still valid), or was told why not, typed.
@@ -244,11 +247,11 @@ describe('fuzzed frames (seeded mutations of valid requests, every encoding)', (
         c.ws.close();
       }
     }
-    if (process.env.FUZZ_DEBUG) console.error('upgrade statuses', Object.fromEntries(statuses));
-    assert.ok((statuses.get(401) ?? 0) > 100, `mostly refused: ${JSON.stringify(Object.fromEntries(statuses))}`);
+    if (process.env.FUZZ_DEBUG) console.error('upgrade statuses', counts(statuses));
+    assert.ok((statuses.get(401) ?? 0) > 100, `mostly refused: ${counts(statuses)}`);
     assert.equal(await t.metric('auralink_signal_errors_total', { code: 'INTERNAL' }), internalBefore, 'no handler failed');
-    assert.deepEqual(t.logs.filter((l) => /"level":(50|60)/.test(l)), [], 'nothing logged at error level');
-    assert.equal((await t.health()).rooms >= 0, true);
+    assert.deepEqual(failures(t), [], 'nothing logged at error level');
+    assert.equal(t.proc.exitCode, null, 'the server is still running');
   });
 
   test('RoomService (Twirp) with mutated JSON and protobuf bodies: 4xx Twirp errors, never a failure', async () => {
@@ -270,9 +273,9 @@ describe('fuzzed frames (seeded mutations of valid requests, every encoding)', (
     const methods = Object.keys(bodies);
     const statuses = new Map<number, number>();
     for (let i = 0; i < 600; i++) {
-      const known = methods[Math.floor(rnd() * methods.length)]!;
+      const known = pick(methods, rnd);
       // Now and then a name every JavaScript object has.
-      const method = rnd() < 0.05 ? ['toString', 'constructor', '__proto__', 'valueOf'][Math.floor(rnd() * 4)]! : known;
+      const method = rnd() < 0.05 ? pick(['toString', 'constructor', '__proto__', 'valueOf'], rnd) : known;
       const r = rnd();
       let body: string | Uint8Array;
       let type = 'application/json';
@@ -288,12 +291,12 @@ describe('fuzzed frames (seeded mutations of valid requests, every encoding)', (
         body: body as BodyInit,
       });
       await res.arrayBuffer();
-      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+      tally(statuses, res.status);
       assert.ok(res.status < 500, `${method} ${JSON.stringify(typeof body === 'string' ? body : Buffer.from(body).toString('hex'))} got ${res.status}`);
     }
-    if (process.env.FUZZ_DEBUG) console.error('twirp statuses', Object.fromEntries(statuses));
-    assert.ok((statuses.get(200) ?? 0) > 0 && [...statuses.keys()].some((s) => s >= 400), JSON.stringify(Object.fromEntries(statuses)));
-    assert.deepEqual(t.logs.filter((l) => /"level":(50|60)/.test(l)), [], 'nothing logged at error level');
+    if (process.env.FUZZ_DEBUG) console.error('twirp statuses', counts(statuses));
+    assert.ok((statuses.get(200) ?? 0) > 0 && [...statuses.keys()].some((s) => s >= 400), counts(statuses));
+    assert.deepEqual(failures(t), [], 'nothing logged at error level');
     await member.leave().catch(() => undefined); // it may have been removed by a fuzzed call
   });
 
@@ -311,20 +314,20 @@ describe('fuzzed frames (seeded mutations of valid requests, every encoding)', (
     ];
     const statuses = new Map<number, number>();
     for (let i = 0; i < 400; i++) {
-      const [path, body] = posts[Math.floor(rnd() * posts.length)]!;
+      const [path, body] = pick(posts, rnd);
       const r = rnd();
-      const url = r < 0.1 ? path.replace('relay-1', ['__proto__', 'constructor', '%00', 'x'.repeat(300)][Math.floor(rnd() * 4)]!) : path;
+      const url = r < 0.1 ? path.replace('relay-1', pick(['__proto__', 'constructor', '%00', 'x'.repeat(300)], rnd)) : path;
       const text = r < 0.7 ? (JSON.stringify(mutateValue(body, rnd)) ?? 'null') : Buffer.from(mutateBytes(Buffer.from(JSON.stringify(body)), rnd)).toString('latin1');
       const res = await fetch(`${t.http}${url}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${mesh}` }, body: text });
       await res.arrayBuffer();
-      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+      tally(statuses, res.status);
       assert.ok(res.status < 500, `${url} ${text} got ${res.status}`);
     }
-    if (process.env.FUZZ_DEBUG) console.error('mesh statuses', Object.fromEntries(statuses));
-    assert.ok((statuses.get(200) ?? 0) > 0 && (statuses.get(400) ?? 0) > 0, JSON.stringify(Object.fromEntries(statuses)));
+    if (process.env.FUZZ_DEBUG) console.error('mesh statuses', counts(statuses));
+    assert.ok((statuses.get(200) ?? 0) > 0 && (statuses.get(400) ?? 0) > 0, counts(statuses));
     const nodes = (await (await fetch(`${t.http}/internal/mesh/nodes`, { headers: { authorization: `Bearer ${mesh}` } })).json()) as { nodes: unknown[] };
     assert.ok(Array.isArray(nodes.nodes), 'the registry still lists');
-    assert.deepEqual(t.logs.filter((l) => /"level":(50|60)/.test(l)), [], 'nothing logged at error level');
+    assert.deepEqual(failures(t), [], 'nothing logged at error level');
   });
 
   test('embedded TURN: random and mangled STUN datagrams are dropped; binding requests are still answered', async () => {
@@ -346,11 +349,11 @@ describe('fuzzed frames (seeded mutations of valid requests, every encoding)', (
     for (let i = 0; i < 3000; i++) {
       const attrs = Buffer.from(Array.from({ length: Math.floor(rnd() * 48) }, () => Math.floor(rnd() * 256)));
       if (attrs.length >= 4) {
-        attrs.writeUInt16BE(TYPES[Math.floor(rnd() * TYPES.length)]!, 0);
+        attrs.writeUInt16BE(pick(TYPES, rnd), 0);
         attrs.writeUInt16BE(Math.floor(rnd() * attrs.length), 2);
       }
       const r = rnd();
-      await send(r < 0.2 ? attrs : r < 0.9 ? stun(METHODS[Math.floor(rnd() * METHODS.length)]!, attrs) : mutateBytes(stun(0x0001, attrs), rnd));
+      await send(r < 0.2 ? attrs : r < 0.9 ? stun(pick(METHODS, rnd), attrs) : mutateBytes(stun(0x0001, attrs), rnd));
     }
     // The server may still be working through the fuzz (and UDP may drop): ask as a client
     // would, retransmitting, and match the answer to the transaction.
@@ -376,6 +379,6 @@ describe('fuzzed frames (seeded mutations of valid requests, every encoding)', (
     assert.ok(reply, 'a binding request is answered after the fuzz');
     assert.equal(reply.readUInt16BE(0), 0x0101, 'a Binding success response');
     assert.equal(t.proc.exitCode, null);
-    assert.deepEqual(t.logs.filter((l) => /"level":(50|60)/.test(l)), [], 'nothing logged at error level');
+    assert.deepEqual(failures(t), [], 'nothing logged at error level');
   });
 });

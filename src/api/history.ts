@@ -47,6 +47,10 @@ class Where {
   }
 }
 
+// JavaScript dates reach years PostgreSQL's timestamptz cannot hold (the query would fail).
+const MAX_TIME = Date.UTC(10000, 0, 1);
+const inRange = (d: Date): boolean => d.getTime() >= 0 && d.getTime() < MAX_TIME;
+
 function timeOf(q: URLSearchParams, name: string): Date | null {
   const raw = q.get(name);
   if (raw === null) return null;
@@ -54,10 +58,6 @@ function timeOf(q: URLSearchParams, name: string): Date | null {
   if (!inRange(d)) throw new HttpError(400, 'INVALID_FIELD', `${name} must be an ISO time or epoch ms, years 1970-9999`);
   return d;
 }
-
-// JavaScript dates reach years PostgreSQL's timestamptz cannot hold (the query would fail).
-const MAX_TIME = Date.UTC(10000, 0, 1);
-const inRange = (d: Date): boolean => d.getTime() >= 0 && d.getTime() < MAX_TIME;
 
 /**
  * Call history and quality, read-only: GET /api/v1/calls, /api/v1/calls/{id},
