@@ -70,18 +70,18 @@ async function joinOne(room: string, i: number): Promise<void> {
       ready.push(performance.now() - t0);
     }
   });
-  const recv = (await client.request({ createTransport: { consuming: true, plain: true } })).transport!;
-  await client.request({ connectTransport: { transportId: recv.id, plainIp: '127.0.0.1', plainPort: recvSock.address().port } });
+  const recv = (await client.request('createTransport', { consuming: true, plain: true })).transport!;
+  await client.request('connectTransport', { transportId: recv.id, plainIp: '127.0.0.1', plainPort: recvSock.address().port });
   const consume = async (producerId: string): Promise<void> => {
-    const c = (await client.request({ consume: { producerId, transportId: recv.id, rtpCapabilities: caps } })).consumer!;
+    const c = (await client.request('consume', { producerId, transportId: recv.id, rtpCapabilities: caps })).consumer!;
     p.consumers.push(c.id);
-    await client.request({ resumeConsumer: { consumerId: c.id } });
+    await client.request('resumeConsumer', { consumerId: c.id });
   };
   client.on('producerAdded', (pr) => void consume(pr.producerId).catch(() => undefined));
   await Promise.all([...client.producers.keys()].map(consume));
-  const send = (await client.request({ createTransport: { producing: true, plain: true } })).transport!;
+  const send = (await client.request('createTransport', { producing: true, plain: true })).transport!;
   const ssrc = ssrcSeq++;
-  await client.request({ produce: { transportId: send.id, kind: 'audio', rtpParameters: OPUS(ssrc) } });
+  await client.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: OPUS(ssrc) });
   let seq = 0;
   const pkt = Buffer.alloc(12 + 100, 1);
   pkt[0] = 0x80;
@@ -116,7 +116,7 @@ const expected = ROOMS * PER_ROOM * (PER_ROOM - 1) * 50 * S;
 const scores: number[] = [];
 for (const p of participants) {
   for (const id of p.consumers) {
-    const stats = JSON.parse((await p.client.request({ getStats: { id } })).json!) as { type: string; score?: number }[];
+    const stats = JSON.parse((await p.client.request('getStats', { id })).json!) as { type: string; score?: number }[];
     const out = stats.find((x) => x.type === 'outbound-rtp');
     if (out?.score !== undefined) scores.push(out.score);
   }

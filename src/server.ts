@@ -20,19 +20,28 @@ import { SfuService } from './sfu/sfuService.js';
 import { TurnService } from './turn/turnService.js';
 import { MeshService } from './mesh/meshService.js';
 import { registerMeshApi } from './api/mesh.js';
-import { CallRouter } from './mesh/callRouter.js';
+import { DirectCallPolicy } from './mesh/directCallPolicy.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { notifyWebhooks } from './webhooks/notifier.js';
 import { WorkerPool } from './sfu/workerPool.js';
 import { SignalGateway } from './signal/gateway.js';
 import { availableParallelism } from 'node:os';
-import type { RoomStore } from './store/types.js';
+import { RoomDelivery } from './rooms/delivery.js';
+import type { RoomMirror } from './rooms/mirror.js';
+import { RoomMessaging } from './rooms/messaging.js';
+import { requestHandlers, type MediaRequests } from './node/handlers.js';
+import { UwsFanout } from './signal/uwsFanout.js';
+import { SfuNotifier } from './sfu/sfuNotifier.js';
+import { registerSfuMetrics } from './sfu/sfuMetrics.js';
+import { TransportRequests } from './sfu/transportRequests.js';
+import { PublishRequests } from './sfu/publishRequests.js';
+import { SubscribeRequests } from './sfu/subscribeRequests.js';
 import { VERSION } from './version.js';
 
 export interface ServerDeps {
   logger?: Logger;
-  /** A shared room directory to mirror into (multi-node); a single node keeps none. */
-  store?: RoomStore;
+  /** A copy of the rooms for an outside observer; a node keeps none by default. */
+  mirror?: RoomMirror;
 }
 
 /**
@@ -46,12 +55,13 @@ export class AuraServer {
   readonly verifier: TokenVerifier;
   readonly manager: RoomManager;
   readonly gateway: SignalGateway;
-  readonly store: RoomStore | undefined;
+  readonly messaging: RoomMessaging;
+  readonly mirror: RoomMirror | undefined;
   readonly pool: WorkerPool | undefined;
   readonly sfu: SfuService | undefined;
   readonly turn: TurnService;
   readonly mesh: MeshService;
-  readonly calls: CallRouter;
+  readonly calls: DirectCallPolicy;
   private listenSocket: uWS.us_listen_socket | null = null;
   private db: Database | undefined;
   private writes: WriteBehind | undefined;
@@ -62,78 +72,11 @@ export class AuraServer {
 
   constructor(readonly config: Config, deps: ServerDeps = {}) {
     this.log = deps.logger ?? createLogger(config.log_level, config.node_id);
-    this.store = deps.store;
+    this.mirror = deps.mirror;
     this.app = uWS.App();
     this.verifier = new TokenVerifier(config.keys);
     const sig = config.signal;
-    this.gateway = new SignalGateway(
-      this.app,
-      {
-        path: sig.path,
-        maxFrameBytes: sig.max_frame_bytes,
-        idleTimeoutS: sig.idle_timeout_s,
-        maxBackpressureBytes: sig.max_backpressure_bytes,
-        rate: {
-          messagesPerS: sig.rate_limit.messages_per_s,
-          burst: sig.rate_limit.burst,
-          violationsBeforeClose: sig.rate_limit.violations_before_close,
-        },
-        ipConnect: { perS: sig.ip_connect_limit.per_s, burst: sig.ip_connect_limit.burst },
-      },
-      this.verifier,
-      this.metrics,
-      this.log,
-    );
-    this.manager = new RoomManager(
-      {
-        nodeId: config.node_id,
-        version: VERSION,
-        autoCreate: config.room.auto_create,
-        emptyTimeoutS: config.room.empty_timeout_s,
-        maxParticipants: config.room.max_participants,
-        maxMetadataBytes: config.room.max_metadata_bytes,
-        maxDataBytes: sig.max_data_bytes,
-        resumeWindowMs: sig.resume_window_s * 1000,
-        replayCapacity: sig.replay_buffer,
-        pingIntervalMs: sig.ping_interval_s * 1000,
-        relayOnly: config.mesh.role === 'relay',
-      },
-      this.gateway,
-      this.store,
-      this.log,
-    );
     const relay = config.mesh.role === 'relay';
-    if (config.sfu.enabled && !relay) {
-      const sfu = config.sfu;
-      this.pool = new WorkerPool(
-        {
-          workers: sfu.workers || availableParallelism(),
-          codecs: sfu.codecs,
-          logLevel: sfu.log_level,
-          listenIp: sfu.listen_ip,
-          announcedIp: sfu.announced_ip,
-          webrtcPort: sfu.webrtc_port,
-          rtcMinPort: sfu.rtc_min_port,
-          rtcMaxPort: sfu.rtc_max_port,
-        },
-        this.log,
-      );
-      this.sfu = new SfuService(
-        this.pool,
-        this.manager,
-        {
-          maxConsumersPerRouter: sfu.max_consumers_per_router,
-          activeSpeakerIntervalMs: sfu.active_speaker_interval_ms,
-          audioLevelIntervalMs: sfu.audio_level_interval_ms,
-          initialAvailableOutgoingBitrate: sfu.initial_available_outgoing_bitrate,
-          allowPlainTransports: sfu.allow_plain_transports,
-          listenIp: sfu.listen_ip,
-          announcedIp: sfu.announced_ip,
-        },
-        this.log,
-      );
-      this.sfu.registerMetrics(this.metrics.registry);
-    }
     const wildcard = (ip: string): boolean => ip === '0.0.0.0' || ip === '::';
     this.turn = new TurnService(
       config.turn,
@@ -141,7 +84,6 @@ export class AuraServer {
       this.metrics.registry,
       this.log,
     );
-    this.manager.iceServers = (identity) => this.turn.iceServersFor(identity);
     const mc = config.mesh;
     this.mesh = new MeshService(
       {
@@ -161,11 +103,105 @@ export class AuraServer {
         redisUrl: config.redis.url,
         redisPrefix: mc.redis_prefix,
       },
+      // Load as the mesh sees it: relays carry TURN allocations, edges participants.
       () => (relay ? (this.turn.embedded?.allocationCount ?? 0) : this.manager.participantCount()),
       this.metrics.registry,
       this.log,
     );
-    this.gateway.attach(this.manager, this.sfu);
+    const fanout = new UwsFanout(this.app, sig.max_backpressure_bytes, this.metrics, this.log);
+    const delivery = new RoomDelivery(fanout);
+    this.manager = new RoomManager(
+      {
+        nodeId: config.node_id,
+        version: VERSION,
+        autoCreate: config.room.auto_create,
+        emptyTimeoutS: config.room.empty_timeout_s,
+        maxParticipants: config.room.max_participants,
+        maxMetadataBytes: config.room.max_metadata_bytes,
+        resumeWindowMs: sig.resume_window_s * 1000,
+        replayCapacity: sig.replay_buffer,
+        pingIntervalMs: sig.ping_interval_s * 1000,
+        relayOnly: relay,
+      },
+      delivery,
+      { iceServers: (identity) => this.turn.iceServersFor(identity), probeTargets: () => this.mesh.probeTargets() },
+      this.mirror,
+      this.log,
+    );
+    this.messaging = new RoomMessaging(delivery, { maxDataBytes: sig.max_data_bytes });
+    let media: MediaRequests | undefined;
+    if (config.sfu.enabled && !relay) {
+      const sfu = config.sfu;
+      this.pool = new WorkerPool(
+        {
+          workers: sfu.workers || availableParallelism(),
+          codecs: sfu.codecs,
+          logLevel: sfu.log_level,
+          listenIp: sfu.listen_ip,
+          announcedIp: sfu.announced_ip,
+          webrtcPort: sfu.webrtc_port,
+          rtcMinPort: sfu.rtc_min_port,
+          rtcMaxPort: sfu.rtc_max_port,
+        },
+        this.log,
+      );
+      const notifier = new SfuNotifier(delivery);
+      this.sfu = new SfuService(
+        this.pool,
+        this.manager,
+        notifier,
+        {
+          maxConsumersPerRouter: sfu.max_consumers_per_router,
+          activeSpeakerIntervalMs: sfu.active_speaker_interval_ms,
+          audioLevelIntervalMs: sfu.audio_level_interval_ms,
+        },
+        this.log,
+      );
+      media = {
+        transports: new TransportRequests(
+          this.sfu,
+          this.pool,
+          {
+            initialAvailableOutgoingBitrate: sfu.initial_available_outgoing_bitrate,
+            allowPlainTransports: sfu.allow_plain_transports,
+            listenIp: sfu.listen_ip,
+            announcedIp: sfu.announced_ip,
+          },
+          (identity) => this.turn.iceServersFor(identity),
+        ),
+        publish: new PublishRequests(this.sfu, this.manager, notifier),
+        subscribe: new SubscribeRequests(this.sfu, notifier),
+      };
+      registerSfuMetrics(this.metrics.registry, this.pool, this.sfu.rooms);
+    }
+    this.calls = new DirectCallPolicy(
+      this.manager,
+      delivery,
+      this.mesh,
+      { nodeId: config.node_id, region: mc.region, p2pTimeoutMs: mc.p2p_timeout_ms, turnAvailable: this.turn.enabled },
+      this.log,
+    );
+    this.gateway = new SignalGateway(
+      this.app,
+      {
+        path: sig.path,
+        maxFrameBytes: sig.max_frame_bytes,
+        idleTimeoutS: sig.idle_timeout_s,
+        maxBackpressureBytes: sig.max_backpressure_bytes,
+        rate: {
+          messagesPerS: sig.rate_limit.messages_per_s,
+          burst: sig.rate_limit.burst,
+          violationsBeforeClose: sig.rate_limit.violations_before_close,
+        },
+        ipConnect: { perS: sig.ip_connect_limit.per_s, burst: sig.ip_connect_limit.burst },
+      },
+      this.verifier,
+      this.manager,
+      requestHandlers(this.manager, this.messaging, this.calls, media),
+      fanout,
+      this.metrics,
+      this.log,
+    );
     this.metrics.bindSources({
       participants: () => this.manager.participantCount(),
       rooms: () => this.manager.rooms.size,
@@ -192,18 +228,11 @@ export class AuraServer {
       },
       this.metrics,
     );
-    this.manager.probeTargets = () => this.mesh.probeTargets();
     this.manager.on('linkReport', (_room, p, rtts) => {
       this.mesh.reportClientRtts(p.identity, rtts).catch((err: unknown) => this.log.debug({ err }, 'client link report not stored'));
     });
-    this.calls = new CallRouter(
-      this.manager,
-      this.mesh,
-      { nodeId: config.node_id, region: mc.region, p2pTimeoutMs: mc.p2p_timeout_ms, turnAvailable: this.turn.enabled },
-      this.log,
-    );
     registerMeshApi(this.app, this.mesh, this.verifier, config.node_id);
-    registerTwirp(this.app, 'livekit.RoomService', new RoomServiceApi(this.manager, this.sfu).methods(), {
+    registerTwirp(this.app, 'livekit.RoomService', new RoomServiceApi(this.manager, this.messaging, this.sfu).methods(), {
       verifier: this.verifier,
       metrics: this.metrics,
       log: this.log,
@@ -242,7 +271,7 @@ export class AuraServer {
     this.db = await openDatabase({ url: c.database.url, dataDir: c.database.data_dir }, this.log);
     await migrate(this.db, this.log);
     this.writes = new WriteBehind(this.db, { maxBuffered: c.database.write_queue_max }, this.metrics.registry, this.log);
-    recordCalls(this.manager, this.sfu, this.writes, c.node_id);
+    recordCalls(this.manager, this.writes, c.node_id);
     const writes = this.writes;
     // Mesh nodes as this node saw them come and go (each node writes what it sees: upserts).
     const reg = this.mesh.registry;
@@ -271,7 +300,7 @@ export class AuraServer {
       const apiKey = c.webhook.api_key || keys[0];
       const secret = apiKey ? c.keys[apiKey] : undefined;
       if (!apiKey || !secret) throw new Error('webhook.urls are set but there is no API key to sign webhooks with');
-      notifyWebhooks(this.manager, this.sfu, this.writes, c.webhook.urls);
+      notifyWebhooks(this.manager, this.writes, c.webhook.urls);
       this.webhooks = new WebhookDispatcher(this.db, { apiKey, secret }, this.metrics.registry, this.log);
       this.webhooks.start();
     }
@@ -315,6 +344,6 @@ export class AuraServer {
     await this.db?.close();
     if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
-    await this.store?.close();
+    await this.mirror?.close();
   }
 }

@@ -19,19 +19,19 @@ export const opus = (ssrc: number): string =>
 
 /** A connected WebRTC transport of the given direction. */
 export async function transport(c: SignalClient, dir: 'producing' | 'consuming', sctp = false): Promise<TransportInfo> {
-  const r = await c.request({ createTransport: { [dir]: true, sctp } });
-  await c.request({ connectTransport: { transportId: r.transport!.id, dtlsParameters: DTLS } });
+  const r = await c.request('createTransport', { [dir]: true, sctp });
+  await c.request('connectTransport', { transportId: r.transport!.id, dtlsParameters: DTLS });
   return r.transport!;
 }
 
 /** Publishes an opus producer on a new send transport; resolves with the producer id. */
 export async function publishAudio(c: SignalClient, ssrc = 5555): Promise<string> {
   const tr = await transport(c, 'producing');
-  return (await c.request({ produce: { transportId: tr.id, kind: 'audio', rtpParameters: opus(ssrc) } })).id!;
+  return (await c.request('produce', { transportId: tr.id, kind: 'audio', rtpParameters: opus(ssrc) })).id!;
 }
 
 /** Consumes a producer on a new receive transport; resolves with the consumer id. */
 export async function subscribe(c: SignalClient, producerId: string): Promise<string> {
   const tr = await transport(c, 'consuming');
-  return (await c.request({ consume: { producerId, transportId: tr.id, rtpCapabilities: await c.routerCapabilities() } })).consumer!.id;
+  return (await c.request('consume', { producerId, transportId: tr.id, rtpCapabilities: await c.routerCapabilities() })).consumer!.id;
 }

@@ -221,9 +221,9 @@ describe('call history API and quality sampling', () => {
       const first = await aCall(t, 'hist-1');
       // A call with media flowing, for quality samples.
       const a = await t.client('sender', 'hist-2');
-      const send = (await a.request({ createTransport: { producing: true, plain: true } })).transport!;
+      const send = (await a.request('createTransport', { producing: true, plain: true })).transport!;
       const rtp = JSON.stringify({ codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2 }], encodings: [{ ssrc: 999 }] });
-      const producerId = (await a.request({ produce: { transportId: send.id, kind: 'audio', rtpParameters: rtp } })).id!;
+      const producerId = (await a.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: rtp })).id!;
       const { createSocket } = await import('node:dgram');
       const sock = createSocket('udp4');
       for (let i = 0; i < 60; i++) {

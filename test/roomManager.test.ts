@@ -7,7 +7,9 @@ import type { Connection, Fanout } from '../src/rooms/ports.js';
 import type { Room } from '../src/rooms/room.js';
 import { RoomManager, type RoomManagerOptions } from '../src/rooms/roomManager.js';
 import type { ServerMessage } from '../src/signal/messages.js';
-import { MemoryRoomStore } from '../src/store/memory.js';
+import { RoomDelivery } from '../src/rooms/delivery.js';
+import { RoomMessaging } from '../src/rooms/messaging.js';
+import { MemoryRoomMirror } from '../src/rooms/mirror.js';
 import { sleep } from './helpers.js';
 
 // The domain without sockets: fake connections record what they were sent.
@@ -39,7 +41,7 @@ class FakeFanout implements Fanout {
 
 const OPTS: RoomManagerOptions = {
   nodeId: 'n1', version: 'test', autoCreate: true, emptyTimeoutS: 0.05, maxParticipants: 0,
-  maxMetadataBytes: 100, maxDataBytes: 100, resumeWindowMs: 50, replayCapacity: 4, pingIntervalMs: 1000,
+  maxMetadataBytes: 100, resumeWindowMs: 50, replayCapacity: 4, pingIntervalMs: 1000,
 };
 
 function grant(identity: string, room = 'r', video: Partial<VideoGrant> = {}): JoinGrant {
@@ -47,9 +49,13 @@ function grant(identity: string, room = 'r', video: Partial<VideoGrant> = {}): J
   return { claims: { iss: 'k', sub: identity, video: v }, identity, room, video: v };
 }
 
-function setup(opts: Partial<RoomManagerOptions> = {}): { m: RoomManager; store: MemoryRoomStore } {
-  const store = new MemoryRoomStore();
-  return { m: new RoomManager({ ...OPTS, ...opts }, new FakeFanout(), store, pino({ level: 'silent' })), store };
+const NO_EXTRAS = { iceServers: () => [], probeTargets: () => [] };
+
+function setup(opts: Partial<RoomManagerOptions> = {}): { m: RoomManager; data: RoomMessaging; store: MemoryRoomMirror } {
+  const store = new MemoryRoomMirror();
+  const delivery = new RoomDelivery(new FakeFanout());
+  const m = new RoomManager({ ...OPTS, ...opts }, delivery, NO_EXTRAS, store, pino({ level: 'silent' }));
+  return { m, data: new RoomMessaging(delivery, { maxDataBytes: 100 }), store };
 }
 
 /** Timers the domain owns (rooms' empty timers, participants' resume timers) still armed. */
@@ -59,7 +65,7 @@ function armed(rooms: Room[], ps: Participant[]): number {
 
 describe('RoomManager (no sockets)', () => {
   test('resume after the replay buffer overflowed is a fresh join, not a silent gap', async () => {
-    const { m } = setup({ resumeWindowMs: 5000 });
+    const { m, data } = setup({ resumeWindowMs: 5000 });
     const events: string[] = [];
     m.on('resumed', (_r, _p, outcome) => events.push(outcome));
     const a = new FakeConn();
@@ -69,7 +75,7 @@ describe('RoomManager (no sockets)', () => {
     const token = b.sent[0]!.join!.resumeToken;
     const seqAtDrop = room.seq;
     m.connectionClosed(room, bob, b);
-    for (let i = 0; i < 10; i++) m.handle(room, alice, { id: 0, kind: 'sendData', body: { payload: new Uint8Array([i]) } });
+    for (let i = 0; i < 10; i++) data.sendData(room, alice, { payload: new Uint8Array([i]) });
     const b2 = new FakeConn();
     const { participant: bob2 } = m.join(grant('bob'), b2, { token, lastSeq: seqAtDrop });
     assert.deepEqual(events, ['gap']);
@@ -83,7 +89,7 @@ describe('RoomManager (no sockets)', () => {
   });
 
   test('resume inside the buffer replays exactly what the participant may see', () => {
-    const { m } = setup({ resumeWindowMs: 5000, replayCapacity: 64 });
+    const { m, data } = setup({ resumeWindowMs: 5000, replayCapacity: 64 });
     const a = new FakeConn();
     const { room, participant: alice } = m.join(grant('alice'), a);
     const b = new FakeConn();
@@ -92,9 +98,9 @@ describe('RoomManager (no sockets)', () => {
     m.join(grant('carol'), c);
     const last = room.seq;
     m.connectionClosed(room, bob, b);
-    m.handle(room, alice, { id: 0, kind: 'sendData', body: { payload: new Uint8Array([1]) } });
-    m.handle(room, alice, { id: 0, kind: 'sendData', body: { payload: new Uint8Array([2]), destinationIdentities: ['carol'] } });
-    m.handle(room, alice, { id: 0, kind: 'sendData', body: { payload: new Uint8Array([3]), destinationIdentities: ['bob'] } });
+    data.sendData(room, alice, { payload: new Uint8Array([1]) });
+    data.sendData(room, alice, { payload: new Uint8Array([2]), destinationIdentities: ['carol'] });
+    data.sendData(room, alice, { payload: new Uint8Array([3]), destinationIdentities: ['bob'] });
     const b2 = new FakeConn();
     m.join(grant('bob'), b2, { token: b.sent[0]!.join!.resumeToken, lastSeq: last });
     assert.equal(b2.sent[0]!.join!.resumed, true);
@@ -163,8 +169,8 @@ describe('RoomManager (no sockets)', () => {
     const { m } = setup();
     const a = new FakeConn();
     const { room, participant } = m.join(grant('a', 'r', { canUpdateOwnMetadata: true, roomAdmin: true }), a);
-    assert.throws(() => m.handle(room, participant, { id: 1, kind: 'updateParticipant', body: { metadata: 'x'.repeat(101) } }), { code: 'TOO_LARGE' });
-    assert.throws(() => m.handle(room, participant, { id: 1, kind: 'updateRoomMetadata', body: { metadata: 'x'.repeat(101) } }), { code: 'TOO_LARGE' });
+    assert.throws(() => m.updateOwnParticipant(room, participant, { metadata: 'x'.repeat(101) }), { code: 'TOO_LARGE' });
+    assert.throws(() => m.updateRoomMetadataAsAdmin(room, participant, 'x'.repeat(101)), { code: 'TOO_LARGE' });
     assert.equal(participant.metadata, '');
     assert.equal(room.metadata, '');
     m.closeAll('SERVER_SHUTDOWN', 1012);

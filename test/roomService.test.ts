@@ -80,7 +80,7 @@ describe('RoomService (Twirp) through livekit-server-sdk', () => {
     });
     assert.equal(after.permission?.canPublish, false);
     assert.equal((await removed)[0].producerId, producerId);
-    await assert.rejects(pub.request({ createTransport: { producing: true } }), { code: 'PERMISSION_DENIED' });
+    await assert.rejects(pub.request('createTransport', { producing: true }), { code: 'PERMISSION_DENIED' });
   });
 
   test('MutePublishedTrack pauses the track, tells its publisher and its subscribers', async () => {

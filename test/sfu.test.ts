@@ -60,8 +60,8 @@ describe('SFU control plane', () => {
     const early = await t.client('early', 'media');
     const send = await transport(pub, 'producing');
     const added = early.next('producerAdded');
-    const audioId = (await pub.request({ produce: { transportId: send.id, kind: 'audio', rtpParameters: opus(1111) } })).id!;
-    const videoId = (await pub.request({ produce: { transportId: send.id, kind: 'video', rtpParameters: vp8Simulcast(2000), source: 'camera' } })).id!;
+    const audioId = (await pub.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: opus(1111) })).id!;
+    const videoId = (await pub.request('produce', { transportId: send.id, kind: 'video', rtpParameters: vp8Simulcast(2000), source: 'camera' })).id!;
     const [pa] = await added;
     assert.deepEqual({ ...pa, producerId: undefined } as Partial<ProducerInfo>, {
       producerId: undefined, participantSid: pub.me.sid, participantIdentity: 'pub', kind: 'audio', source: 'microphone', paused: false,
@@ -73,31 +73,31 @@ describe('SFU control plane', () => {
     assert.equal(late.producers.get(videoId)!.source, 'camera');
 
     const recv = await transport(early, 'consuming');
-    const c = (await early.request({ consume: { producerId: videoId, transportId: recv.id, rtpCapabilities: await caps(early) } })).consumer!;
+    const c = (await early.request('consume', { producerId: videoId, transportId: recv.id, rtpCapabilities: await caps(early) })).consumer!;
     assert.equal(c.producerId, videoId);
     assert.equal(c.participantIdentity, 'pub');
     assert.equal(c.source, 'camera');
     assert.equal(c.type, 'simulcast');
     assert.ok(JSON.parse(c.rtpParameters).codecs.length > 0);
-    await early.request({ resumeConsumer: { consumerId: c.id } });
-    await early.request({ setPreferredLayers: { consumerId: c.id, spatialLayer: 1, temporalLayer: 0 } });
-    await early.request({ setPriority: { consumerId: c.id, priority: 2 } });
-    const stats = JSON.parse((await pub.request({ getStats: { id: videoId } })).json!) as unknown[];
+    await early.request('resumeConsumer', { consumerId: c.id });
+    await early.request('setPreferredLayers', { consumerId: c.id, spatialLayer: 1, temporalLayer: 0 });
+    await early.request('setPriority', { consumerId: c.id, priority: 2 });
+    const stats = JSON.parse((await pub.request('getStats', { id: videoId })).json!) as unknown[];
     assert.ok(Array.isArray(stats));
-    const ice = JSON.parse((await early.request({ restartIce: { transportId: recv.id } })).json!) as { usernameFragment: string };
+    const ice = JSON.parse((await early.request('restartIce', { transportId: recv.id })).json!) as { usernameFragment: string };
     assert.ok(ice.usernameFragment);
 
     const paused = early.next('consumerPaused');
-    await pub.request({ pauseProducer: { producerId: videoId } });
+    await pub.request('pauseProducer', { producerId: videoId });
     assert.deepEqual((await paused)[0], { consumerId: c.id, reason: 'producer' });
     const resumed = early.next('consumerResumed');
-    await pub.request({ resumeProducer: { producerId: videoId } });
+    await pub.request('resumeProducer', { producerId: videoId });
     assert.equal((await resumed)[0].consumerId, c.id);
 
     assert.deepEqual(await objects(t), { router: 1, transport: 2, producer: 2, consumer: 1 });
     const closed = early.next('consumerClosed');
     const removed = late.next('producerRemoved');
-    await pub.request({ closeProducer: { producerId: videoId } });
+    await pub.request('closeProducer', { producerId: videoId });
     assert.deepEqual((await closed)[0], { consumerId: c.id, reason: 'producerclose' });
     assert.equal((await removed)[0].producerId, videoId);
     assert.deepEqual(await objects(t), { router: 1, transport: 2, producer: 1, consumer: 0 });
@@ -118,11 +118,11 @@ describe('SFU control plane', () => {
     const send = await transport(a, 'producing', true);
     assert.ok(send.sctpParameters);
     const added = b.next('producerAdded');
-    const dpId = (await a.request({ produceData: { transportId: send.id, sctpStreamParameters: JSON.stringify({ streamId: 1, ordered: true }), label: 'chat' } })).id!;
+    const dpId = (await a.request('produceData', { transportId: send.id, sctpStreamParameters: JSON.stringify({ streamId: 1, ordered: true }), label: 'chat' })).id!;
     const [info] = await added;
     assert.equal(info.kind, 'data');
     const recv = await transport(b, 'consuming', true);
-    const dc = (await b.request({ consumeData: { dataProducerId: dpId, transportId: recv.id } })).dataConsumer!;
+    const dc = (await b.request('consumeData', { dataProducerId: dpId, transportId: recv.id })).dataConsumer!;
     assert.equal(dc.dataProducerId, dpId);
     assert.equal(dc.label, 'chat');
     assert.ok(JSON.parse(dc.sctpStreamParameters).streamId >= 0);
@@ -135,7 +135,7 @@ describe('SFU control plane', () => {
     try {
       const c = await t2.client('x', 'r');
       await assert.rejects(c.routerCapabilities(), { code: 'UNKNOWN_MESSAGE' });
-      assert.ok((await c.request({ ping: { timestamp: 1 } })).pong);
+      assert.ok((await c.request('ping', { timestamp: 1 })).pong);
     } finally {
       await t2.close();
     }
@@ -155,59 +155,59 @@ describe('SFU control plane', () => {
 
   test('grants are enforced: canPublish, canPublishSources, canSubscribe, canPublishData', async () => {
     const viewer = await t.client('viewer', 'perm', { grant: { canPublish: false, canPublishData: false } });
-    await assert.rejects(viewer.request({ createTransport: { producing: true } }), { code: 'PERMISSION_DENIED' });
+    await assert.rejects(viewer.request('createTransport', { producing: true }), { code: 'PERMISSION_DENIED' });
     const micOnly = await t.client('mic-only', 'perm', { grant: { canPublishSources: ['microphone'] } as never });
     const send = await transport(micOnly, 'producing', true);
-    await assert.rejects(micOnly.request({ produce: { transportId: send.id, kind: 'video', rtpParameters: vp8Simulcast(5000) } }), {
+    await assert.rejects(micOnly.request('produce', { transportId: send.id, kind: 'video', rtpParameters: vp8Simulcast(5000) }), {
       code: 'PERMISSION_DENIED',
       field: 'produce.source',
     });
-    const micId = (await micOnly.request({ produce: { transportId: send.id, kind: 'audio', rtpParameters: opus(6000) } })).id!;
+    const micId = (await micOnly.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: opus(6000) })).id!;
     const blind = await t.client('blind', 'perm', { grant: { canSubscribe: false } });
-    await assert.rejects(blind.request({ createTransport: { consuming: true } }), { code: 'PERMISSION_DENIED' });
-    await assert.rejects(blind.request({ consume: { producerId: micId, transportId: 'x', rtpCapabilities: await caps(blind) } }), { code: 'PERMISSION_DENIED' });
-    await assert.rejects(viewer.request({ produceData: { transportId: send.id, sctpStreamParameters: '{}' } }), { code: 'PERMISSION_DENIED' });
+    await assert.rejects(blind.request('createTransport', { consuming: true }), { code: 'PERMISSION_DENIED' });
+    await assert.rejects(blind.request('consume', { producerId: micId, transportId: 'x', rtpCapabilities: await caps(blind) }), { code: 'PERMISSION_DENIED' });
+    await assert.rejects(viewer.request('produceData', { transportId: send.id, sctpStreamParameters: '{}' }), { code: 'PERMISSION_DENIED' });
     for (const c of [viewer, micOnly, blind]) await c.leave();
   });
 
   test('bad media requests get typed errors and change nothing', async () => {
     const a = await t.client('bad-a', 'bad-media');
     const b = await t.client('bad-b', 'bad-media');
-    await assert.rejects(a.request({ createTransport: {} }), { code: 'INVALID_FIELD', field: 'createTransport' });
-    await assert.rejects(a.request({ connectTransport: { transportId: 'nope', dtlsParameters: DTLS } }), { code: 'NOT_FOUND' });
+    await assert.rejects(a.request('createTransport', {}), { code: 'INVALID_FIELD', field: 'createTransport' });
+    await assert.rejects(a.request('connectTransport', { transportId: 'nope', dtlsParameters: DTLS }), { code: 'NOT_FOUND' });
     const send = await transport(a, 'producing');
-    await assert.rejects(a.request({ connectTransport: { transportId: send.id, dtlsParameters: DTLS } }), { code: 'INVALID_FIELD' });
-    await assert.rejects(a.request({ produce: { transportId: send.id, kind: 'audio', rtpParameters: '{not json' } }), {
+    await assert.rejects(a.request('connectTransport', { transportId: send.id, dtlsParameters: DTLS }), { code: 'INVALID_FIELD' });
+    await assert.rejects(a.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: '{not json' }), {
       code: 'INVALID_FIELD',
       field: 'produce.rtpParameters',
     });
-    await assert.rejects(a.request({ produce: { transportId: send.id, kind: 'audio', rtpParameters: '{"codecs":[]}' } }), {
+    await assert.rejects(a.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: '{"codecs":[]}' }), {
       code: 'INVALID_FIELD',
       field: 'produce.rtpParameters',
     });
-    const id = (await a.request({ produce: { transportId: send.id, kind: 'audio', rtpParameters: opus(7000) } })).id!;
+    const id = (await a.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: opus(7000) })).id!;
     // Refused by the worker itself (these were INTERNAL): an ssrc already in use, RIDs twice.
-    await assert.rejects(a.request({ produce: { transportId: send.id, kind: 'audio', rtpParameters: opus(7000) } }), {
+    await assert.rejects(a.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: opus(7000) }), {
       code: 'INVALID_FIELD',
       field: 'produce.rtpParameters',
     });
     const vp8 = (encodings: object[]): string =>
       JSON.stringify({ codecs: [{ mimeType: 'video/VP8', payloadType: 96, clockRate: 90000, parameters: {}, rtcpFeedback: [] }], encodings });
-    await assert.rejects(a.request({ produce: { transportId: send.id, kind: 'video', rtpParameters: vp8([{ rid: 'r0' }, { rid: 'r0' }]) } }), {
+    await assert.rejects(a.request('produce', { transportId: send.id, kind: 'video', rtpParameters: vp8([{ rid: 'r0' }, { rid: 'r0' }]) }), {
       code: 'INVALID_FIELD',
       field: 'produce.rtpParameters',
     });
     // Someone else's ids are not yours.
-    await assert.rejects(b.request({ closeProducer: { producerId: id } }), { code: 'NOT_FOUND' });
-    await assert.rejects(b.request({ consume: { producerId: id, transportId: send.id, rtpCapabilities: await caps(b) } }), { code: 'NOT_FOUND', field: 'consume.transportId' });
+    await assert.rejects(b.request('closeProducer', { producerId: id }), { code: 'NOT_FOUND' });
+    await assert.rejects(b.request('consume', { producerId: id, transportId: send.id, rtpCapabilities: await caps(b) }), { code: 'NOT_FOUND', field: 'consume.transportId' });
     const recv = await transport(b, 'consuming');
-    await assert.rejects(b.request({ consume: { producerId: id, transportId: recv.id, rtpCapabilities: '{"codecs":[]}' } }), {
+    await assert.rejects(b.request('consume', { producerId: id, transportId: recv.id, rtpCapabilities: '{"codecs":[]}' }), {
       code: 'INVALID_FIELD',
       field: 'consume.rtpCapabilities',
     });
-    await assert.rejects(a.request({ consume: { producerId: id, transportId: send.id, rtpCapabilities: await caps(a) } }), { code: 'INVALID_FIELD' });
+    await assert.rejects(a.request('consume', { producerId: id, transportId: send.id, rtpCapabilities: await caps(a) }), { code: 'INVALID_FIELD' });
     // Still working afterwards.
-    const c = (await b.request({ consume: { producerId: id, transportId: recv.id, rtpCapabilities: await caps(b) } })).consumer!;
+    const c = (await b.request('consume', { producerId: id, transportId: recv.id, rtpCapabilities: await caps(b) })).consumer!;
     assert.equal(c.kind, 'audio');
     await a.leave();
     await b.leave();
@@ -226,11 +226,11 @@ describe('SFU across workers', () => {
   test('past the per-router consumer limit, subscribers are served from a router on another worker', async () => {
     const pub = await t.client('p', 'big');
     const send = await transport(pub, 'producing');
-    const id = (await pub.request({ produce: { transportId: send.id, kind: 'audio', rtpParameters: opus(8000) } })).id!;
+    const id = (await pub.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: opus(8000) })).id!;
     const subs = [await t.client('s1', 'big'), await t.client('s2', 'big'), await t.client('s3', 'big')];
     for (const s of subs) {
       const recv = await transport(s, 'consuming');
-      const c = (await s.request({ consume: { producerId: id, transportId: recv.id, rtpCapabilities: await caps(s) } })).consumer!;
+      const c = (await s.request('consume', { producerId: id, transportId: recv.id, rtpCapabilities: await caps(s) })).consumer!;
       assert.equal(c.producerId, id);
     }
     const h = await t.health();
@@ -239,9 +239,9 @@ describe('SFU across workers', () => {
     assert.equal(h.sfu!.workers.reduce((n, w) => n + w.consumers, 0), 3);
     // New producers reach the overflow router too.
     const pub2Send = await transport(subs[0]!, 'producing');
-    const id2 = (await subs[0]!.request({ produce: { transportId: pub2Send.id, kind: 'audio', rtpParameters: opus(9000) } })).id!;
+    const id2 = (await subs[0]!.request('produce', { transportId: pub2Send.id, kind: 'audio', rtpParameters: opus(9000) })).id!;
     const recv3 = await transport(subs[2]!, 'consuming');
-    const c2 = (await subs[2]!.request({ consume: { producerId: id2, transportId: recv3.id, rtpCapabilities: await caps(subs[2]!) } })).consumer!;
+    const c2 = (await subs[2]!.request('consume', { producerId: id2, transportId: recv3.id, rtpCapabilities: await caps(subs[2]!) })).consumer!;
     assert.equal(c2.producerId, id2);
     for (const c of [pub, ...subs]) await c.leave();
     await eventually(async () => (await objects(t)).router === 0, 3000, 'all routers closed');
@@ -270,11 +270,11 @@ describe('SFU across workers', () => {
     const sparedTransport = spared === a ? ta : tb;
     const hitTransport = hit === a ? ta : tb;
     // The reset room's old transport is gone; it can build media again on a new router.
-    await assert.rejects(hit.request({ produce: { transportId: hitTransport.id, kind: 'audio', rtpParameters: opus(1) } }), { code: 'NOT_FOUND' });
+    await assert.rejects(hit.request('produce', { transportId: hitTransport.id, kind: 'audio', rtpParameters: opus(1) }), { code: 'NOT_FOUND' });
     const fresh = await transport(hit, 'producing');
-    assert.ok((await hit.request({ produce: { transportId: fresh.id, kind: 'audio', rtpParameters: opus(2) } })).id);
+    assert.ok((await hit.request('produce', { transportId: fresh.id, kind: 'audio', rtpParameters: opus(2) })).id);
     // The other room's transport, made before the crash, still works.
-    assert.ok((await spared.request({ produce: { transportId: sparedTransport.id, kind: 'audio', rtpParameters: opus(3) } })).id);
+    assert.ok((await spared.request('produce', { transportId: sparedTransport.id, kind: 'audio', rtpParameters: opus(3) })).id);
     await a.leave();
     await b.leave();
   });
@@ -292,16 +292,16 @@ describe('SFU forwarding RTP (plain transports)', () => {
   test('RTP sent by one participant arrives at the other, rewritten to the consumer ssrc', async () => {
     const a = await t.client('rtp-a', 'rtp');
     const b = await t.client('rtp-b', 'rtp');
-    const send = (await a.request({ createTransport: { producing: true, plain: true } })).transport!;
-    const producerId = (await a.request({ produce: { transportId: send.id, kind: 'audio', rtpParameters: opus(4242) } })).id!;
+    const send = (await a.request('createTransport', { producing: true, plain: true })).transport!;
+    const producerId = (await a.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: opus(4242) })).id!;
     const sock = createSocket('udp4');
     const got: Buffer[] = [];
     sock.on('message', (m) => got.push(m));
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-    const recv = (await b.request({ createTransport: { consuming: true, plain: true } })).transport!;
-    await b.request({ connectTransport: { transportId: recv.id, plainIp: '127.0.0.1', plainPort: sock.address().port } });
-    const c = (await b.request({ consume: { producerId, transportId: recv.id, rtpCapabilities: await caps(b) } })).consumer!;
-    await b.request({ resumeConsumer: { consumerId: c.id } });
+    const recv = (await b.request('createTransport', { consuming: true, plain: true })).transport!;
+    await b.request('connectTransport', { transportId: recv.id, plainIp: '127.0.0.1', plainPort: sock.address().port });
+    const c = (await b.request('consume', { producerId, transportId: recv.id, rtpCapabilities: await caps(b) })).consumer!;
+    await b.request('resumeConsumer', { consumerId: c.id });
     const consumerSsrc = (JSON.parse(c.rtpParameters) as { encodings: { ssrc: number }[] }).encodings[0]!.ssrc;
     const src = createSocket('udp4');
     for (let i = 0; i < 20; i++) {
@@ -334,7 +334,7 @@ describe('SFU forwarding RTP (plain transports)', () => {
     const t2 = await startServer();
     try {
       const a = await t2.client('p', 'r');
-      await assert.rejects(a.request({ createTransport: { producing: true, plain: true } }), { code: 'PERMISSION_DENIED', field: 'createTransport.plain' });
+      await assert.rejects(a.request('createTransport', { producing: true, plain: true }), { code: 'PERMISSION_DENIED', field: 'createTransport.plain' });
     } finally {
       await t2.close();
     }

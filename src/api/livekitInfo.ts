@@ -9,7 +9,7 @@ import {
 } from '@livekit/protocol';
 import type { Participant } from '../rooms/participant.js';
 import type { Room } from '../rooms/room.js';
-import type { SfuService, TrackSummary } from '../sfu/sfuService.js';
+import type { Track } from '../rooms/track.js';
 
 // Our rooms, participants and producers in LiveKit's messages (server API and webhooks).
 
@@ -22,7 +22,7 @@ export const SOURCE_TO_LK = new Map<string, TrackSource>([
 ]);
 export const LK_TO_SOURCE = new Map<TrackSource, string>([...SOURCE_TO_LK].map(([k, v]) => [v, k]));
 
-export function lkTrack(t: TrackSummary): TrackInfo {
+export function lkTrack(t: Track): TrackInfo {
   return new TrackInfo({
     sid: t.producerId,
     type: t.kind === 'audio' ? TrackType.AUDIO : TrackType.VIDEO,
@@ -32,9 +32,7 @@ export function lkTrack(t: TrackSummary): TrackInfo {
   });
 }
 
-export function lkRoom(room: Room, sfu: SfuService | undefined): LkRoom {
-  let publishers = 0;
-  for (const p of room.participants.values()) if (sfu?.tracksOf(room.name, p.sid).length) publishers++;
+export function lkRoom(room: Room): LkRoom {
   return new LkRoom({
     sid: room.sid,
     name: room.name,
@@ -43,12 +41,12 @@ export function lkRoom(room: Room, sfu: SfuService | undefined): LkRoom {
     creationTime: BigInt(Math.floor(room.createdAt / 1000)),
     metadata: room.metadata,
     numParticipants: room.visibleCount(),
-    numPublishers: publishers,
+    numPublishers: room.publisherCount(),
   });
 }
 
-export function lkParticipant(room: Room, p: Participant, sfu: SfuService | undefined): LkParticipantInfo {
-  const tracks = (sfu?.tracksOf(room.name, p.sid) ?? []).map(lkTrack);
+export function lkParticipant(p: Participant): LkParticipantInfo {
+  const tracks = [...p.tracks.values()].map(lkTrack);
   const perm = p.permission;
   return new LkParticipantInfo({
     sid: p.sid,

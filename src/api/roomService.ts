@@ -25,8 +25,9 @@ import { CloseCode } from '../rooms/ports.js';
 import type { Room } from '../rooms/room.js';
 import type { RoomManager } from '../rooms/roomManager.js';
 import { SignalError } from '../signal/errors.js';
-import type { SfuService } from '../sfu/sfuService.js';
-import { LK_TO_SOURCE, lkParticipant, lkRoom } from './livekitInfo.js';
+import type { RoomMessaging } from '../rooms/messaging.js';
+import type { TrackControl } from '../sfu/sfuService.js';
+import { LK_TO_SOURCE, lkParticipant, lkRoom, lkTrack } from './livekitInfo.js';
 import { twirpMethod, TwirpError, type TwirpMethod } from './twirp.js';
 
 // LiveKit's grant rules for RoomService.
@@ -46,7 +47,9 @@ function needAdmin(claims: Claims, room: string): void {
 export class RoomServiceApi {
   constructor(
     private readonly manager: RoomManager,
-    private readonly sfu: SfuService | undefined,
+    private readonly messaging: RoomMessaging,
+    /** Media control of tracks; none when the SFU is off. */
+    private readonly tracks: TrackControl | undefined,
   ) {}
 
   private room(name: string): Room {
@@ -67,13 +70,6 @@ export class RoomServiceApi {
     return p;
   }
 
-  private roomInfo(room: Room): LkRoom {
-    return lkRoom(room, this.sfu);
-  }
-
-  private participantInfo(room: Room, p: Participant): LkParticipantInfo {
-    return lkParticipant(room, p, this.sfu);
-  }
 
   methods(): Record<string, TwirpMethod> {
     return {
@@ -88,7 +84,7 @@ export class RoomServiceApi {
             ...(r.maxParticipants ? { maxParticipants: r.maxParticipants } : {}),
             ...(r.emptyTimeout ? { emptyTimeoutS: r.emptyTimeout } : {}),
           });
-          return this.roomInfo(room);
+          return lkRoom(room);
         },
       }),
       ListRooms: twirpMethod({
@@ -97,7 +93,7 @@ export class RoomServiceApi {
         handle: (r, c) => {
           need(c, 'roomList');
           const rooms = [...this.manager.rooms.values()].filter((x) => r.names.length === 0 || r.names.includes(x.name));
-          return new ListRoomsResponse({ rooms: rooms.map((x) => this.roomInfo(x)) });
+          return new ListRoomsResponse({ rooms: rooms.map((x) => lkRoom(x)) });
         },
       }),
       DeleteRoom: twirpMethod({
@@ -116,7 +112,7 @@ export class RoomServiceApi {
         res: ListParticipantsResponse,
         handle: (r, c) => {
           const room = this.adminRoom(c, r.room);
-          const list = [...room.participants.values()].filter((p) => !p.hidden).map((p) => this.participantInfo(room, p));
+          const list = [...room.participants.values()].filter((p) => !p.hidden).map((p) => lkParticipant(p));
           return new ListParticipantsResponse({ participants: list });
         },
       }),
@@ -125,7 +121,7 @@ export class RoomServiceApi {
         res: LkParticipantInfo,
         handle: (r, c) => {
           const room = this.adminRoom(c, r.room);
-          return this.participantInfo(room, this.participant(room, r.identity));
+          return lkParticipant(this.participant(room, r.identity));
         },
       }),
       RemoveParticipant: twirpMethod({
@@ -144,10 +140,11 @@ export class RoomServiceApi {
         handle: async (r, c) => {
           const room = this.adminRoom(c, r.room);
           const p = this.participant(room, r.identity);
-          if (!this.sfu || !(await this.sfu.setProducerMuted(room, p, r.trackSid, r.muted))) {
+          const track = p.tracks.get(r.trackSid);
+          if (!track || !this.tracks || !(await this.tracks.setTrackMuted(room, p, r.trackSid, r.muted))) {
             throw new TwirpError('not_found', `track ${JSON.stringify(r.trackSid)} not published by ${JSON.stringify(r.identity)}`);
           }
-          return new MuteRoomTrackResponse({ track: this.participantInfo(room, p).tracks.find((t) => t.sid === r.trackSid) });
+          return new MuteRoomTrackResponse({ track: lkTrack(track) });
         },
       }),
       UpdateParticipant: twirpMethod({
@@ -158,15 +155,14 @@ export class RoomServiceApi {
           const p = this.participant(room, r.identity);
           if (r.permission) {
             const lp = r.permission;
-            p.permission = {
+            this.manager.setPermission(room, p, {
               canPublish: lp.canPublish,
               canSubscribe: lp.canSubscribe,
               canPublishData: lp.canPublishData,
               canUpdateMetadata: lp.canUpdateMetadata,
               hidden: lp.hidden,
               canPublishSources: lp.canPublishSources.map((s) => LK_TO_SOURCE.get(s)).filter((s): s is string => !!s),
-            };
-            this.sfu?.enforcePermissions(room, p);
+            });
           }
           try {
             this.manager.updateParticipant(room, p, {
@@ -177,7 +173,7 @@ export class RoomServiceApi {
             if (err instanceof SignalError) throw new TwirpError('invalid_argument', err.message);
             throw err;
           }
-          return this.participantInfo(room, p);
+          return lkParticipant(p);
         },
       }),
       UpdateSubscriptions: twirpMethod({
@@ -187,7 +183,7 @@ export class RoomServiceApi {
           const room = this.adminRoom(c, r.room);
           const p = this.participant(room, r.identity);
           const ids = [...r.trackSids, ...r.participantTracks.flatMap((pt) => pt.trackSids)];
-          this.sfu?.setSubscribed(room, p, ids, r.subscribe);
+          this.tracks?.setSubscribed(room, p, ids, r.subscribe);
           return new UpdateSubscriptionsResponse();
         },
       }),
@@ -202,7 +198,7 @@ export class RoomServiceApi {
             if (err instanceof SignalError) throw new TwirpError('invalid_argument', err.message);
             throw err;
           }
-          return this.roomInfo(room);
+          return lkRoom(room);
         },
       }),
       SendData: twirpMethod({
@@ -214,7 +210,7 @@ export class RoomServiceApi {
           for (const sid of r.destinationSids) {
             for (const p of room.participants.values()) if (p.sid === sid) identities.push(p.identity);
           }
-          this.manager.sendServerData(room, r.data, r.topic, identities);
+          this.messaging.sendServerData(room, r.data, r.topic, identities);
           return new SendDataResponse();
         },
       }),

@@ -1,17 +1,11 @@
 import { codecs, SUBPROTOCOL, type Codec, type Encoding } from '../signal/codec.js';
-import type {
-  DataPacket,
-  DisconnectReason,
-  ErrorCode,
-  JoinResponse,
-  ParticipantInfo,
-  RelaySignal,
-  RequestMessage,
-  Response,
-  RoomInfo,
-  ServerMessage,
-} from '../signal/messages.js';
+import type { ErrorCode, JoinResponse, ParticipantInfo, RelaySignal, Response, ServerMessage } from '../signal/messages.js';
+import { answers, RESPONSE_FIELD, type RequestBody, type RequestKind, type ResponseFor } from '../signal/rpc.js';
 import { Emitter } from './emitter.js';
+import { measureMesh, type MeshRtt } from './meshProbe.js';
+import { SFU_EVENTS, TERMINAL_CLOSE, type SignalClientEvents } from './signalEvents.js';
+
+export type { SignalClientEvents };
 
 /** The subset of the standard WebSocket API the client uses (browsers, `ws` in Node). */
 export interface WebSocketLike {
@@ -46,46 +40,6 @@ export class SignalRequestError extends Error {
     this.name = 'SignalRequestError';
   }
 }
-
-export interface SignalClientEvents extends Record<string, unknown[]> {
-  participantJoined: [ParticipantInfo];
-  participantLeft: [ParticipantInfo | { sid: string; identity: string }, DisconnectReason];
-  participantUpdated: [ParticipantInfo];
-  roomUpdated: [RoomInfo];
-  data: [DataPacket];
-  relay: [RelaySignal];
-  /** Server said why it is closing us. */
-  disconnect: [{ reason: DisconnectReason; message: string; reconnect: boolean }];
-  drain: [{ deadlineMs: number }];
-  /** An unsolicited error (no matching request), e.g. rate limiting or a malformed frame. */
-  error: [SignalRequestError];
-  reconnecting: [];
-  /** After a reconnect: resumed=true if the session was restored, false if it was a fresh join. */
-  reconnected: [{ resumed: boolean }];
-  closed: [{ code: number; reason: string }];
-  message: [ServerMessage];
-  // SFU events (see docs/PROTOCOL.md)
-  producerAdded: [NonNullable<ServerMessage['producerAdded']>];
-  producerRemoved: [NonNullable<ServerMessage['producerRemoved']>];
-  consumerClosed: [NonNullable<ServerMessage['consumerClosed']>];
-  consumerPaused: [NonNullable<ServerMessage['consumerPaused']>];
-  consumerResumed: [NonNullable<ServerMessage['consumerResumed']>];
-  layersChanged: [NonNullable<ServerMessage['layersChanged']>];
-  score: [NonNullable<ServerMessage['score']>];
-  activeSpeaker: [NonNullable<ServerMessage['activeSpeaker']>];
-  audioLevels: [NonNullable<ServerMessage['audioLevels']>];
-  mediaReset: [NonNullable<ServerMessage['mediaReset']>];
-  trackMuted: [NonNullable<ServerMessage['trackMuted']>];
-  route: [NonNullable<ServerMessage['route']>];
-}
-
-const SFU_EVENTS = [
-  'producerAdded', 'producerRemoved', 'consumerClosed', 'consumerPaused', 'consumerResumed',
-  'layersChanged', 'score', 'activeSpeaker', 'audioLevels', 'mediaReset', 'trackMuted',
-] as const;
-
-// Close codes after which resuming makes no sense (see docs/PROTOCOL.md).
-const TERMINAL_CLOSE = new Set([1000, 1008, 1009, 4001, 4002, 4003, 4004, 4006, 4007]);
 
 /**
  * Signalling client: connects with an access token, keeps the participant list, tracks the
@@ -312,8 +266,11 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     this.emit('closed', { code, reason });
   }
 
-  /** Sends a raw request and resolves with the Response (rejects with SignalRequestError). */
-  request(body: Omit<RequestMessage, 'id'>): Promise<Response> {
+  /**
+   * Sends a request of `kind` and resolves with its answer, typed by the request→response map
+   * the server's handlers share (signal/rpc.ts); rejects with SignalRequestError when refused.
+   */
+  request<K extends RequestKind>(kind: K, body: RequestBody<K>): Promise<ResponseFor<K>> {
     const ws = this.ws;
     if (!ws || ws.readyState !== 1) return Promise.reject(new Error('not connected'));
     const id = this.nextId++;
@@ -322,8 +279,12 @@ export class SignalClient extends Emitter<SignalClientEvents> {
         this.pending.delete(id);
         reject(new Error('request timed out'));
       }, this.opts.requestTimeoutMs ?? 10_000);
-      this.pending.set(id, { resolve, reject, timer });
-      ws.send(this.codec.encodeRequest({ id, ...body }));
+      const settle = (r: Response): void => {
+        if (answers(kind, r)) resolve(r);
+        else reject(new Error(`the server answered ${kind} without ${RESPONSE_FIELD[kind]}`));
+      };
+      this.pending.set(id, { resolve: settle, reject, timer });
+      ws.send(this.codec.encodeRequest({ id, [kind]: body }));
     });
   }
 
@@ -333,7 +294,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
    */
   routerCapabilities(): Promise<string> {
     if (!this.capsRequest) {
-      const ask = this.request({ getRouterCapabilities: {} }).then((r) => r.json!);
+      const ask = this.request('getRouterCapabilities', {}).then((r) => r.json);
       // A failed ask (e.g. not connected) may be retried.
       ask.catch(() => {
         if (this.capsRequest === ask) this.capsRequest = undefined;
@@ -345,7 +306,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
 
   async ping(): Promise<number> {
     const t0 = Date.now();
-    await this.request({ ping: { timestamp: t0, rtt: this.rtt } });
+    await this.request('ping', { timestamp: t0, rtt: this.rtt });
     this.rtt = Date.now() - t0;
     return this.rtt;
   }
@@ -354,30 +315,14 @@ export class SignalClient extends Emitter<SignalClientEvents> {
    * Measures RTT to the mesh nodes the server named at join (`samples` HTTP probes each, the
    * lowest kept; failures count as loss) and reports them: the route planner uses them.
    */
-  async measureMesh(samples = 3, timeoutMs = 2000): Promise<{ nodeId: string; rttMs: number; lossPct: number }[]> {
-    const out: { nodeId: string; rttMs: number; lossPct: number }[] = [];
-    for (const t of this.join.probeTargets ?? []) {
-      let best = Infinity;
-      let lost = 0;
-      for (let i = 0; i < samples; i++) {
-        const t0 = performance.now();
-        try {
-          const res = await fetch(t.url, { cache: 'no-store', signal: AbortSignal.timeout(timeoutMs) });
-          await res.arrayBuffer();
-          if (!res.ok) throw new Error(String(res.status));
-          best = Math.min(best, performance.now() - t0);
-        } catch {
-          lost++;
-        }
-      }
-      if (Number.isFinite(best)) out.push({ nodeId: t.nodeId, rttMs: Math.round(best * 100) / 100, lossPct: Math.round((lost / samples) * 100) });
-    }
-    if (out.length > 0) await this.request({ linkReport: { rtts: out } });
+  async measureMesh(samples = 3, timeoutMs = 2000): Promise<MeshRtt[]> {
+    const out = await measureMesh(this.join.probeTargets ?? [], samples, timeoutMs);
+    if (out.length > 0) await this.request('linkReport', { rtts: out });
     return out;
   }
 
   async sendData(payload: Uint8Array, o: { topic?: string; destinationIdentities?: string[] } = {}): Promise<void> {
-    await this.request({ sendData: { payload, ...o } });
+    await this.request('sendData', { payload, ...o });
   }
 
   /** Data without waiting for an acknowledgement (errors arrive as 'error' events). */
@@ -386,27 +331,28 @@ export class SignalClient extends Emitter<SignalClientEvents> {
   }
 
   async updateParticipant(u: { name?: string; metadata?: string }): Promise<void> {
-    await this.request({ updateParticipant: u });
+    await this.request('updateParticipant', u);
   }
 
   async updateRoomMetadata(metadata: string): Promise<void> {
-    await this.request({ updateRoomMetadata: { metadata } });
+    await this.request('updateRoomMetadata', { metadata });
   }
 
   async relay(signal: RelaySignal): Promise<void> {
-    await this.request({ relay: signal });
+    await this.request('relay', signal);
   }
 
   async listParticipants(): Promise<ParticipantInfo[]> {
-    const r = await this.request({ listParticipants: {} });
-    return r.participants?.participants ?? [];
+    const r = await this.request('listParticipants', {});
+    // proto3 leaves an empty list off the wire.
+    return r.participants.participants ?? [];
   }
 
   /** Leaves the room and closes. */
   async leave(): Promise<void> {
     this.closedByUs = true;
     const closed = this.next('closed', 5000).catch(() => undefined);
-    await this.request({ leave: {} }).catch(() => undefined);
+    await this.request('leave', {}).catch(() => undefined);
     await closed;
   }
 

@@ -1,9 +1,8 @@
 import type { RoomManager } from '../rooms/roomManager.js';
-import type { SfuService } from '../sfu/sfuService.js';
 import type { WriteBehind } from './writeBehind.js';
 
 /** Room sessions become `calls` rows, participants `call_participants` rows (write-behind). */
-export function recordCalls(manager: RoomManager, sfu: SfuService | undefined, writes: WriteBehind, nodeId: string): void {
+export function recordCalls(manager: RoomManager, writes: WriteBehind, nodeId: string): void {
   manager.on('roomStarted', (room) => {
     writes.enqueue(
       `INSERT INTO calls (id, room_name, node_id, started_at, status) VALUES ($1, $2, $3, $4, 'active') ON CONFLICT (id) DO NOTHING`,
@@ -36,7 +35,7 @@ export function recordCalls(manager: RoomManager, sfu: SfuService | undefined, w
     ]);
   });
   // media_state: the sources a participant has published during the call.
-  sfu?.on('trackPublished', (_room, p, t) => {
+  manager.on('trackPublished', (_room, p, t) => {
     writes.enqueue(
       `UPDATE call_participants SET media_state = jsonb_set(media_state, '{published}',
          (SELECT to_jsonb(array_agg(DISTINCT s)) FROM (SELECT jsonb_array_elements_text(COALESCE(media_state->'published', '[]'::jsonb)) AS s UNION SELECT $2) x))

@@ -5,8 +5,10 @@ import type { RoutePlan } from './planner.js';
 /**
  * Routes cached in two levels: an in-process LRU (microseconds) in front of Redis (shared by
  * the cluster, 5-minute TTL). Every cached plan is indexed by the nodes it uses, so a node
- * going offline or a degraded link drops exactly the plans through it, at once, everywhere
- * (the owner broadcasts invalidations; see MeshService).
+ * going offline or a degraded link drops exactly the plans through it. Nothing is broadcast:
+ * every node hears the registry's own events (node offline, link degraded, trust dropped;
+ * Redis pub/sub in a cluster) and its MeshService drops its local entries and the shared
+ * Redis ones; the TTL bounds what a node that missed an event can still serve.
  */
 export class RouteCache {
   private readonly lru: LRUCache<string, RoutePlan>;
@@ -84,8 +86,8 @@ export class RouteCache {
     return keys;
   }
 
-  /** Local part of an invalidation (also run when another node broadcasts one). */
-  invalidateLocal(nodeId: string): string[] {
+  /** Local part of an invalidation. */
+  private invalidateLocal(nodeId: string): string[] {
     const keys = [...(this.byNode.get(nodeId) ?? [])];
     for (const k of keys) this.lru.delete(k);
     this.byNode.delete(nodeId);

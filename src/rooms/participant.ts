@@ -1,6 +1,7 @@
 import type { VideoGrant } from '../auth/token.js';
 import type { ParticipantInfo, ParticipantPermission } from '../signal/messages.js';
 import type { Connection } from './ports.js';
+import { NO_TRACKS, type Track } from './track.js';
 
 // Most participants carry one of a handful of grant sets: share one frozen object per set
 // instead of one per participant (it is replaced, never mutated, on permission updates).
@@ -49,6 +50,22 @@ export class Participant {
     if (this.nodeRtts.size > 32) this.nodeRtts.delete(this.nodeRtts.keys().next().value!);
   }
   resumeTimer: NodeJS.Timeout | undefined;
+  /** Published tracks by producer id; made on the first publish (most participants never do). */
+  private published: Map<string, Track> | undefined;
+
+  get tracks(): ReadonlyMap<string, Track> {
+    return this.published ?? NO_TRACKS;
+  }
+
+  addTrack(t: Track): void {
+    (this.published ??= new Map()).set(t.producerId, t);
+  }
+
+  removeTrack(producerId: string): Track | undefined {
+    const t = this.published?.get(producerId);
+    this.published?.delete(producerId);
+    return t;
+  }
 
   constructor(
     readonly sid: string,

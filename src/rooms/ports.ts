@@ -11,7 +11,10 @@ export interface Connection {
   close(code: number, reason: string): void;
 }
 
-/** Room-wide delivery. The uWS implementation uses pub/sub topics, one per room and encoding. */
+/**
+ * Room-wide fan-out to connected participants (no replay: rooms/delivery.ts adds that). The
+ * uWS implementation uses pub/sub topics, one per room and encoding.
+ */
 export interface Fanout {
   subscribe(room: Room, p: Participant): void;
   unsubscribe(room: Room, p: Participant): void;

@@ -3,7 +3,10 @@ import type { Participant } from './participant.js';
 import { ReplayLog } from './replayLog.js';
 
 export class Room {
-  readonly participants = new Map<string, Participant>(); // by identity
+  /** By identity (the domain's key: one participant per identity). */
+  readonly participants = new Map<string, Participant>();
+  /** The same participants by sid (how delivery addresses them). */
+  private readonly bySid = new Map<string, Participant>();
   readonly createdAt = Date.now();
   /** Last reliable room message seq handed out. */
   seq = 0;
@@ -22,6 +25,28 @@ export class Room {
     replayCapacity: number,
   ) {
     this.log = new ReplayLog(replayCapacity);
+  }
+
+  add(p: Participant): void {
+    this.participants.set(p.identity, p);
+    this.bySid.set(p.sid, p);
+    this.peakParticipants = Math.max(this.peakParticipants, this.participants.size);
+  }
+
+  /** False when `p` is not (or no longer) the room's participant for its identity. */
+  remove(p: Participant): boolean {
+    if (this.participants.get(p.identity) !== p) return false;
+    this.participants.delete(p.identity);
+    this.bySid.delete(p.sid);
+    return true;
+  }
+
+  has(p: Participant): boolean {
+    return this.participants.get(p.identity) === p;
+  }
+
+  participantBySid(sid: string): Participant | undefined {
+    return this.bySid.get(sid);
   }
 
   /** Stamps a reliable room message with the next seq and keeps it for replay. */
@@ -46,6 +71,13 @@ export class Room {
   visibleCount(): number {
     let n = 0;
     for (const p of this.participants.values()) if (!p.hidden) n++;
+    return n;
+  }
+
+  /** Participants with at least one published track (LiveKit's numPublishers). */
+  publisherCount(): number {
+    let n = 0;
+    for (const p of this.participants.values()) if (p.tracks.size > 0) n++;
     return n;
   }
 

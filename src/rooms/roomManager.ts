@@ -2,15 +2,17 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { JoinGrant } from '../auth/token.js';
 import { SignalError } from '../signal/errors.js';
-import type { DisconnectReason, IceServer, ParticipantInfo, Response, RouteReport, ServerMessage } from '../signal/messages.js';
+import type { DisconnectReason, ParticipantInfo, ParticipantPermission, ServerMessage } from '../signal/messages.js';
 import { PROTOCOL_VERSION } from '../signal/messages.js';
-import type { ValidRequest } from '../signal/schema.js';
-import type { RoomStore } from '../store/types.js';
 import { newId } from '../util/ids.js';
 import { Participant, permissionFromGrant } from './participant.js';
-import { CloseCode, type Connection, type Fanout } from './ports.js';
+import type { Delivery } from './delivery.js';
+import type { RoomMirror } from './mirror.js';
+import { CloseCode, type Connection } from './ports.js';
 import { ResumeTokens } from './resumeTokens.js';
 import { Room } from './room.js';
+import type { Track } from './track.js';
+import { JoinError, type JoinExtras, type LinkRtt, type ResumeRequest, type RoomManagerEvents } from './types.js';
 
 export interface RoomManagerOptions {
   nodeId: string;
@@ -19,7 +21,6 @@ export interface RoomManagerOptions {
   emptyTimeoutS: number;
   maxParticipants: number;
   maxMetadataBytes: number;
-  maxDataBytes: number;
   resumeWindowMs: number;
   replayCapacity: number;
   pingIntervalMs: number;
@@ -27,52 +28,27 @@ export interface RoomManagerOptions {
   relayOnly?: boolean;
 }
 
-/** A join refused before the participant exists; the signal layer maps it to HTTP/close. */
-export class JoinError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-    this.name = 'JoinError';
-  }
-}
-
-export interface ResumeRequest {
-  token: string;
-  lastSeq: number;
-}
-
-export interface RoomManagerEvents {
-  roomStarted: [Room];
-  roomFinished: [Room];
-  participantJoined: [Room, Participant];
-  participantLeft: [Room, Participant, DisconnectReason];
-  resumed: [Room, Participant, 'ok' | 'gap' | 'unknown'];
-  routeReport: [Room, Participant, RouteReport];
-  linkReport: [Room, Participant, { nodeId: string; rttMs: number; lossPct?: number }[]];
-}
-
 const utf8Len = (s: string): number => Buffer.byteLength(s, 'utf8');
 
 /**
- * The signalling domain: rooms, participants, presence, metadata, data and P2P relay. Knows
- * nothing of sockets: it talks to clients through Connection and Fanout, and to shared state
- * through RoomStore. Every reliable room message gets a room seq and goes into the room's
- * replay log, so a resumed participant can be brought up to date.
+ * The signalling domain: rooms, participants, presence, metadata, tracks and permissions.
+ * Knows nothing of sockets: it talks to clients through Delivery (reliable messages are
+ * numbered and kept for replay, so a resumed participant is brought up to date) and, for the
+ * join response and disconnects, the participant's Connection.
  */
 export class RoomManager extends EventEmitter<RoomManagerEvents> {
   readonly rooms = new Map<string, Room>();
-  /** STUN/TURN servers with fresh credentials for one identity (set at start when TURN is on). */
-  iceServers: (identity: string) => IceServer[] = () => [];
-  /** Mesh nodes clients should measure RTT to (set at start by the mesh). */
-  probeTargets: () => { nodeId: string; url: string }[] = () => [];
   private draining = false;
   private readonly pruneTimer: NodeJS.Timeout;
   private readonly resumeTokens = new ResumeTokens();
 
   constructor(
     private readonly opts: RoomManagerOptions,
-    private readonly fanout: Fanout,
-    /** A shared directory to mirror rooms into (multi-node); none on a single node, where the live maps here are the state. */
-    private readonly store: RoomStore | undefined,
+    private readonly delivery: Delivery,
+    /** What every join response hands the client besides the room. */
+    private readonly extras: JoinExtras,
+    /** A copy for an outside observer; none by default (the live maps here are the state). */
+    private readonly mirror: RoomMirror | undefined,
     private readonly log: Logger,
   ) {
     super();
@@ -151,12 +127,11 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     if (caps.p2p) p.p2p = true;
     room.clearEmptyTimer();
     // Announce before subscribing the newcomer, so it does not receive its own join.
-    if (!p.hidden) this.fanout.publish(room, room.record({ participantJoined: p.info() }));
-    room.participants.set(p.identity, p);
-    room.peakParticipants = Math.max(room.peakParticipants, room.participants.size);
+    if (!p.hidden) this.delivery.toRoom(room, { participantJoined: p.info() });
+    room.add(p);
     conn.send(this.joinResponse(room, p, false));
-    this.fanout.subscribe(room, p);
-    void this.persist((store) => store.putParticipant(room.name, p.info()));
+    this.delivery.subscribe(room, p);
+    void this.mirrorWrite((m) => m.putParticipant(room.name, p.info()));
     this.emit('participantJoined', room, p);
     return { room, participant: p };
   }
@@ -169,7 +144,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     old?.close(CloseCode.RESUMED_ELSEWHERE, 'session resumed on another connection');
     conn.send(this.joinResponse(room, p, true));
     for (const m of replay) conn.send(m);
-    this.fanout.subscribe(room, p);
+    this.delivery.subscribe(room, p);
   }
 
   private joinResponse(room: Room, p: Participant, resumed: boolean): ServerMessage {
@@ -186,8 +161,8 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
         resumed,
         server: { version: this.opts.version, nodeId: this.opts.nodeId, protocol: PROTOCOL_VERSION },
         pingIntervalMs: this.opts.pingIntervalMs,
-        iceServers: this.iceServers(p.identity),
-        probeTargets: this.probeTargets(),
+        iceServers: this.extras.iceServers(p.identity),
+        probeTargets: this.extras.probeTargets(),
       },
     };
   }
@@ -205,7 +180,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     );
     this.rooms.set(name, room);
     this.scheduleEmptyClose(room);
-    void this.persist((store) => store.putRoom(room.info(), this.opts.nodeId));
+    void this.mirrorWrite((m) => m.putRoom(room.info(), this.opts.nodeId));
     this.emit('roomStarted', room);
     return room;
   }
@@ -233,22 +208,21 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     reason: DisconnectReason,
     close?: { closeCode: number; message: string; reconnect?: boolean },
   ): boolean {
-    if (room.participants.get(p.identity) !== p) return false;
-    room.participants.delete(p.identity);
+    if (!room.remove(p)) return false;
     p.clearResumeTimer();
     const conn = p.conn;
     p.conn = null;
     if (conn) {
-      this.fanout.unsubscribe(room, p);
+      this.delivery.unsubscribe(room, p);
       if (close) {
         conn.send({ disconnect: { reason, message: close.message, reconnect: !!close.reconnect } });
         conn.close(close.closeCode, close.message);
       }
     }
     if (!p.hidden) {
-      this.fanout.publish(room, room.record({ participantLeft: { sid: p.sid, identity: p.identity, reason } }));
+      this.delivery.toRoom(room, { participantLeft: { sid: p.sid, identity: p.identity, reason } });
     }
-    void this.persist((store) => store.deleteParticipant(room.name, p.identity));
+    void this.mirrorWrite((m) => m.deleteParticipant(room.name, p.identity));
     this.emit('participantLeft', room, p, reason);
     if (room.participants.size === 0) this.scheduleEmptyClose(room);
     return true;
@@ -276,84 +250,26 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     room.closed = true;
     room.clearEmptyTimer();
     this.rooms.delete(room.name);
-    void this.persist((store) => store.deleteRoom(room.name));
+    void this.mirrorWrite((m) => m.deleteRoom(room.name));
     this.emit('roomFinished', room);
   }
 
-  /** Dispatches a validated request; returns the Response body, or throws SignalError. */
-  handle(room: Room, p: Participant, req: ValidRequest): Omit<Response, 'requestId'> {
-    switch (req.kind) {
-      case 'ping':
-        if (req.body.rtt !== undefined) p.rttMs = req.body.rtt;
-        return { pong: { timestamp: req.body.timestamp ?? 0, serverTime: Date.now() } };
-      case 'sendData':
-        this.sendData(room, p, req.body);
-        return { ok: {} };
-      case 'updateParticipant':
-        if (!p.permission.canUpdateMetadata) {
-          throw new SignalError('PERMISSION_DENIED', 'token lacks canUpdateOwnMetadata', 'updateParticipant');
-        }
-        this.updateParticipant(room, p, req.body);
-        return { ok: {} };
-      case 'updateRoomMetadata':
-        if (!p.roomAdmin) throw new SignalError('PERMISSION_DENIED', 'token lacks roomAdmin', 'updateRoomMetadata');
-        this.updateRoomMetadata(room, req.body.metadata);
-        return { ok: {} };
-      case 'relay':
-        this.relay(room, p, req.body);
-        return { ok: {} };
-      case 'linkReport':
-        for (const r of req.body.rtts) p.setNodeRtt(r.nodeId, r.rttMs);
-        this.emit('linkReport', room, p, req.body.rtts);
-        return { ok: {} };
-      case 'routeReport':
-        // The mesh's call router owns routes (mesh/callRouter.ts).
-        this.emit('routeReport', room, p, req.body);
-        return { ok: {} };
-      case 'leave':
-        // The Response is sent by the caller before the connection closes.
-        return { ok: {} };
-      case 'listParticipants': {
-        const list: ParticipantInfo[] = [];
-        for (const o of room.participants.values()) if (!o.hidden || o === p) list.push(o.info());
-        return { participants: { participants: list } };
-      }
-      default:
-        // Media requests are the SFU's (signal/gateway.ts routes them there).
-        throw new SignalError('UNKNOWN_MESSAGE', `${req.kind} is not a room request`, req.kind);
-    }
+  /** A participant's own list: the visible participants, and itself even when hidden. */
+  listParticipants(room: Room, p: Participant): ParticipantInfo[] {
+    const list: ParticipantInfo[] = [];
+    for (const o of room.participants.values()) if (!o.hidden || o === p) list.push(o.info());
+    return list;
   }
 
-  private sendData(
-    room: Room,
-    p: Participant,
-    body: { payload: Uint8Array; topic?: string | undefined; destinationIdentities?: string[] | undefined },
-  ): void {
-    if (!p.permission.canPublishData) throw new SignalError('PERMISSION_DENIED', 'token lacks canPublishData', 'sendData');
-    if (body.payload.byteLength > this.opts.maxDataBytes) {
-      throw new SignalError('TOO_LARGE', `payload is over ${this.opts.maxDataBytes} bytes`, 'sendData.payload');
-    }
-    const dests = body.destinationIdentities ?? [];
-    const targets: Participant[] = [];
-    for (const id of dests) {
-      const t = room.participants.get(id);
-      if (!t) throw new SignalError('NOT_FOUND', `no participant ${JSON.stringify(id)} in the room`, 'sendData.destinationIdentities');
-      targets.push(t);
-    }
-    const data = {
-      participantSid: p.sid,
-      participantIdentity: p.identity,
-      payload: body.payload,
-      timestamp: Date.now(),
-      ...(body.topic ? { topic: body.topic } : {}),
-      ...(dests.length ? { destinationIdentities: dests } : {}),
-    };
-    if (targets.length === 0) {
-      this.fanout.publish(room, room.record({ data }, { except: p.sid }), p);
-      return;
-    }
-    const msg = room.record({ data }, { only: targets.map((t) => t.sid) });
-    for (const t of targets) t.conn?.send(msg);
+  ping(p: Participant, body: { timestamp?: number | undefined; rtt?: number | undefined }): { timestamp: number; serverTime: number } {
+    if (body.rtt !== undefined) p.rttMs = body.rtt;
+    return { timestamp: body.timestamp ?? 0, serverTime: Date.now() };
+  }
+
+  /** The client's RTTs to mesh nodes (the mesh stores them for the route planner). */
+  linkReport(room: Room, p: Participant, rtts: LinkRtt[]): void {
+    for (const r of rtts) p.setNodeRtt(r.nodeId, r.rttMs);
+    this.emit('linkReport', room, p, rtts);
   }
 
   updateParticipant(room: Room, p: Participant, body: { name?: string | undefined; metadata?: string | undefined }): void {
@@ -365,11 +281,25 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     this.announceParticipant(room, p);
   }
 
+  /** The participant's own request: needs canUpdateOwnMetadata. */
+  updateOwnParticipant(room: Room, p: Participant, body: { name?: string | undefined; metadata?: string | undefined }): void {
+    if (!p.permission.canUpdateMetadata) {
+      throw new SignalError('PERMISSION_DENIED', 'token lacks canUpdateOwnMetadata', 'updateParticipant');
+    }
+    this.updateParticipant(room, p, body);
+  }
+
   /** Tells the room (or, for a hidden participant, only itself) about a participant change. */
   announceParticipant(room: Room, p: Participant): void {
-    if (p.hidden) p.conn?.send(room.record({ participantUpdated: p.info() }, { only: [p.sid] }));
-    else this.fanout.publish(room, room.record({ participantUpdated: p.info() }));
-    void this.persist((store) => store.putParticipant(room.name, p.info()));
+    if (p.hidden) this.delivery.toParticipants(room, [p.sid], { participantUpdated: p.info() });
+    else this.delivery.toRoom(room, { participantUpdated: p.info() });
+    void this.mirrorWrite((m) => m.putParticipant(room.name, p.info()));
+  }
+
+  /** New permissions (server API); what they no longer allow is undone by their enforcers. */
+  setPermission(room: Room, p: Participant, permission: ParticipantPermission): void {
+    p.permission = permission;
+    this.emit('permissionChanged', room, p);
   }
 
   updateRoomMetadata(room: Room, metadata: string): void {
@@ -377,41 +307,31 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
       throw new SignalError('TOO_LARGE', `metadata is over ${this.opts.maxMetadataBytes} bytes`, 'updateRoomMetadata.metadata');
     }
     room.metadata = metadata;
-    this.fanout.publish(room, room.record({ roomUpdated: room.info() }));
-    void this.persist((store) => store.putRoom(room.info(), this.opts.nodeId));
+    this.delivery.toRoom(room, { roomUpdated: room.info() });
+    void this.mirrorWrite((m) => m.putRoom(room.info(), this.opts.nodeId));
   }
 
-  private relay(room: Room, p: Participant, body: Extract<ValidRequest, { kind: 'relay' }>['body']): void {
-    const target = room.participants.get(body.identity);
-    if (!target) throw new SignalError('NOT_FOUND', `no participant ${JSON.stringify(body.identity)} in the room`, 'relay.identity');
-    if (target === p) throw new SignalError('INVALID_FIELD', 'cannot relay to yourself', 'relay.identity');
-    const msg = room.record({ relay: { ...body, identity: p.identity } }, { only: [target.sid] });
-    target.conn?.send(msg);
+  /** A participant's own request: needs roomAdmin. */
+  updateRoomMetadataAsAdmin(room: Room, p: Participant, metadata: string): void {
+    if (!p.roomAdmin) throw new SignalError('PERMISSION_DENIED', 'token lacks roomAdmin', 'updateRoomMetadata');
+    this.updateRoomMetadata(room, metadata);
   }
 
-  /** A reliable message for some participants only (kept for their replay on resume). */
-  sendTo(room: Room, msg: ServerMessage, targets: readonly Participant[]): void {
-    if (targets.length === 0) return;
-    room.record(msg, { only: targets.map((t) => t.sid) });
-    for (const t of targets) t.conn?.send(msg);
+  // ---------- tracks (the SFU publishes them here) ----------
+
+  trackPublished(room: Room, p: Participant, track: Track): void {
+    p.addTrack(track);
+    this.emit('trackPublished', room, p, track);
   }
 
-  /** Data from the server (server API SendData): no sender; to the room or named identities. */
-  sendServerData(room: Room, payload: Uint8Array, topic: string | undefined, identities: string[]): void {
-    const data = {
-      participantSid: '',
-      participantIdentity: '',
-      payload,
-      timestamp: Date.now(),
-      ...(topic ? { topic } : {}),
-      ...(identities.length ? { destinationIdentities: identities } : {}),
-    };
-    if (identities.length === 0) {
-      this.fanout.publish(room, room.record({ data }));
-      return;
-    }
-    const targets = identities.map((id) => room.participants.get(id)).filter((p): p is Participant => !!p);
-    this.sendTo(room, { data }, targets);
+  trackUnpublished(room: Room, p: Participant, producerId: string): void {
+    const t = p.removeTrack(producerId);
+    if (t) this.emit('trackUnpublished', room, p, t);
+  }
+
+  trackPaused(p: Participant, producerId: string, paused: boolean): void {
+    const t = p.tracks.get(producerId);
+    if (t) t.paused = paused;
   }
 
   /** Explicit Leave from the client. */
@@ -445,12 +365,12 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     this.removeAllListeners();
   }
 
-  private async persist(op: (store: RoomStore) => Promise<void>): Promise<void> {
-    if (!this.store) return;
+  private async mirrorWrite(op: (mirror: RoomMirror) => Promise<void>): Promise<void> {
+    if (!this.mirror) return;
     try {
-      await op(this.store);
+      await op(this.mirror);
     } catch (err) {
-      this.log.warn({ err }, 'room store write failed');
+      this.log.warn({ err }, 'room mirror write failed');
     }
   }
 }

@@ -1,7 +1,7 @@
 import protobuf from 'protobufjs/light.js';
 import { Packr } from 'msgpackr';
 import { descriptor } from './gen/descriptor.js';
-import type { RequestMessage, ServerMessage } from './messages.js';
+import type { ServerMessage } from './messages.js';
 
 export type Encoding = 'proto' | 'msgpack' | 'json';
 export const ENCODINGS: readonly Encoding[] = ['proto', 'msgpack', 'json'];
@@ -105,7 +105,8 @@ export interface Codec {
   decodeRequest(data: ArrayBuffer | Uint8Array | string): unknown;
   encodeServer(msg: ServerMessage): Uint8Array | string;
   /** Client side. */
-  encodeRequest(req: RequestMessage): Uint8Array | string;
+  /** Client side: `{ id, <kind>: body }` (typed by the caller: client/signalClient.ts). */
+  encodeRequest(req: object): Uint8Array | string;
   decodeServer(data: ArrayBuffer | Uint8Array | string): ServerMessage;
 }
 
@@ -121,7 +122,7 @@ export const codecs: Record<Encoding, Codec> = {
     binary: true,
     decodeRequest: (data) => decodeProto(RequestType, data),
     encodeServer: (msg) => ServerMessageType.encode(ServerMessageType.fromObject(msg)).finish(),
-    encodeRequest: (req) => RequestType.encode(RequestType.fromObject(req)).finish(),
+    encodeRequest: (req) => RequestType.encode(RequestType.fromObject(req as Record<string, unknown>)).finish(),
     decodeServer: (data) => decodeProto(ServerMessageType, data) as ServerMessage,
   },
   msgpack: {

@@ -4,15 +4,18 @@ import uWS from 'uWebSockets.js';
 import { TokenError, type JoinGrant, type TokenVerifier } from '../auth/token.js';
 import type { Metrics } from '../obs/metrics.js';
 import type { Participant } from '../rooms/participant.js';
-import { CloseCode, type Connection, type Fanout } from '../rooms/ports.js';
+import { CloseCode, type Connection } from '../rooms/ports.js';
 import type { Room } from '../rooms/room.js';
-import { JoinError, type ResumeRequest, type RoomManager } from '../rooms/roomManager.js';
+import { JoinError, type ResumeRequest } from '../rooms/types.js';
 import { RateLimit } from '../util/rateLimit.js';
 import { STATUS_TEXT } from '../api/http.js';
-import { codecs, DecodeError, ENCODINGS, encodingForSubprotocols, type Codec, type Encoding } from './codec.js';
+import { DecodeError, encodingForSubprotocols } from './codec.js';
 import { SignalError } from './errors.js';
-import { serverKind, type ErrorCode, type ServerMessage } from './messages.js';
-import { peekId, SFU_KINDS, validateRequest, type ValidRequest } from './schema.js';
+import { dispatch, type HandlerTable, type RequestContext } from './handlers.js';
+import type { ErrorCode, Response } from './messages.js';
+import { peekId, validateRequest } from './schema.js';
+import type { UwsFanout } from './uwsFanout.js';
+import { WsConnection, type PendingJoin, type UserData, type WS } from './wsConnection.js';
 
 export interface GatewayOptions {
   path: string;
@@ -23,104 +26,41 @@ export interface GatewayOptions {
   ipConnect: { perS: number; burst: number };
 }
 
-/** Serves the asynchronous media requests (the SFU). */
-export interface SfuHandler {
-  handle(room: Room, p: Participant, req: ValidRequest): Promise<Omit<ServerMessage['response'] & object, 'requestId'>>;
+/** The room domain as the gateway needs it: admission at upgrade, join at open, close. */
+export interface JoinService {
+  preflight(grant: JoinGrant, resuming: boolean): void;
+  join(grant: JoinGrant, conn: Connection, resume: ResumeRequest | undefined, caps: { p2p?: boolean }): { room: Room; participant: Participant };
+  connectionClosed(room: Room, p: Participant, conn: Connection): void;
 }
-
-/** What the upgrade learned and the join needs; let go once joined (the token with it). */
-interface PendingJoin {
-  /** performance.now() at the upgrade request, for the join-time histogram. */
-  t0: number;
-  encoding: Encoding;
-  grant: JoinGrant;
-  resume: ResumeRequest | undefined;
-  p2p: boolean;
-}
-/** uWS.js copies these properties onto its socket object (getUserData() is the socket). */
-interface UserData {
-  /** From the upgrade to the join. */
-  pending: PendingJoin | null;
-  /** From open on. */
-  conn: WsConnection | null;
-}
-type WS = uWS.WebSocket<UserData>;
 
 /**
- * A signalling connection: the one object per socket (created at open, owned by the socket),
- * so 50k idle participants cost as few objects as possible. Sending after close is a no-op,
- * never a throw.
+ * The WebSocket side of signalling: upgrade-time auth and limits, then frame → codec → schema
+ * → the handler table (it knows no service: the table says who serves each kind). Fan-out
+ * and the send-buffer limit are UwsFanout's.
  */
-export class WsConnection implements Connection {
-  closed = false;
-  room: Room | undefined;
-  participant: Participant | undefined;
-  /** Message rate limit state (RateLimit). */
-  rate = 0;
-  /** Consecutive rate-limit violations. */
-  violations = 0;
-
-  constructor(
-    readonly ws: WS,
-    readonly encoding: Encoding,
-    private readonly gw: SignalGateway,
-  ) {}
-
-  get codec(): Codec {
-    return codecs[this.encoding];
-  }
-
-  send(msg: ServerMessage): void {
-    if (this.closed) return;
-    this.gw.countOut(serverKind(msg), this.encoding);
-    const codec = this.codec;
-    this.ws.send(codec.encodeServer(msg), codec.binary);
-    this.gw.checkConnection(this);
-  }
-
-  close(code: number, reason: string): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.ws.end(code, reason);
-  }
-}
-
-const topic = (room: Room, enc: Encoding): string => `${room.sid}/${enc}`;
-
-/**
- * The WebSocket side of signalling: upgrade-time auth and limits, frame → codec → schema →
- * RoomManager, and room fan-out over uWS pub/sub (one topic per room and encoding, so each
- * message is encoded at most once per encoding in use).
- */
-export class SignalGateway implements Fanout {
+export class SignalGateway {
   /** Open signalling connections. */
   connectionCount = 0;
   /** RateLimit state by remote address. */
   private readonly ipRates: LRUCache<string, number>;
   private readonly ipLimit: RateLimit;
   private readonly msgLimit: RateLimit;
-  private manager!: RoomManager;
-  private sfu: SfuHandler | undefined;
-  /** Bytes published to a room since its subscribers' backpressure was last checked. */
-  private readonly unchecked = new WeakMap<Room, number>();
 
+  /** Registers the WebSocket route on `app`. */
   constructor(
-    private readonly app: uWS.TemplatedApp,
+    app: uWS.TemplatedApp,
     private readonly opts: GatewayOptions,
     private readonly verifier: TokenVerifier,
+    private readonly joins: JoinService,
+    private readonly handlers: HandlerTable,
+    private readonly fanout: UwsFanout,
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {
     this.ipRates = new LRUCache({ max: 50_000 });
     this.ipLimit = new RateLimit(opts.ipConnect.perS, opts.ipConnect.burst);
     this.msgLimit = new RateLimit(opts.rate.messagesPerS, opts.rate.burst);
-  }
-
-  /** Registers the WebSocket route; the manager is given here because it needs us as Fanout. */
-  attach(manager: RoomManager, sfu?: SfuHandler): void {
-    this.manager = manager;
-    this.sfu = sfu;
-    this.app.ws<UserData>(this.opts.path, {
+    app.ws<UserData>(this.opts.path, {
       // uWS answers frames over its limit by closing the TCP socket with the rest of the frame
       // unread, which the client sees as a reset (1006). So uWS gets a hard cap above ours and
       // frames between the two are read whole and closed cleanly with 1009 in message().
@@ -163,73 +103,6 @@ export class SignalGateway implements Fanout {
     return Math.max(this.opts.maxFrameBytes * 2, this.opts.maxFrameBytes + 64 * 1024);
   }
 
-  // ---------- Fanout ----------
-
-  subscribe(room: Room, p: Participant): void {
-    const c = p.conn;
-    if (c instanceof WsConnection && !c.closed) c.ws.subscribe(topic(room, c.encoding));
-  }
-
-  unsubscribe(room: Room, p: Participant): void {
-    const c = p.conn;
-    if (c instanceof WsConnection && !c.closed) c.ws.unsubscribe(topic(room, c.encoding));
-  }
-
-  publish(room: Room, msg: ServerMessage, except?: Participant): void {
-    const ex = except?.conn;
-    const exceptWs = ex instanceof WsConnection && !ex.closed ? ex.ws : undefined;
-    let published = 0;
-    const kind = serverKind(msg);
-    for (const enc of ENCODINGS) {
-      const t = topic(room, enc);
-      if (this.app.numSubscribers(t) === 0) continue;
-      const codec = codecs[enc];
-      const data = codec.encodeServer(msg);
-      published += typeof data === 'string' ? data.length * 3 : data.byteLength;
-      this.countOut(kind, enc);
-      // ws.publish skips the sender itself.
-      if (exceptWs) exceptWs.publish(t, data, codec.binary);
-      else this.app.publish(t, data, codec.binary);
-    }
-    const total = (this.unchecked.get(room) ?? 0) + published;
-    if (total < this.opts.maxBackpressureBytes / 4) {
-      this.unchecked.set(room, total);
-    } else {
-      this.unchecked.set(room, 0);
-      this.checkBackpressure(room);
-    }
-  }
-
-  /**
-   * Drops the room's subscribers holding more than the backpressure limit. Run every limit/4
-   * bytes published to the room: O(subscribers) per limit/4 bytes, not per message.
-   */
-  private checkBackpressure(room: Room): void {
-    const threshold = this.opts.maxBackpressureBytes;
-    for (const p of room.participants.values()) {
-      const c = p.conn;
-      if (c instanceof WsConnection && !c.closed && c.ws.getBufferedAmount() > threshold) this.dropSlowConsumer(c);
-    }
-  }
-
-  countOut(kind: string, encoding: Encoding): void {
-    this.metrics.messagesOut.inc({ type: kind, encoding });
-  }
-
-  // ---------- limits ----------
-
-  /** After a direct send: the same rule as checkBackpressure, for one connection. */
-  checkConnection(c: WsConnection): void {
-    if (!c.closed && c.ws.getBufferedAmount() > this.opts.maxBackpressureBytes) this.dropSlowConsumer(c);
-  }
-
-  dropSlowConsumer(c: WsConnection): void {
-    if (c.closed) return;
-    this.metrics.slowConsumers.inc();
-    this.log.info({ buffered: c.ws.getBufferedAmount() }, 'dropping slow consumer');
-    c.close(CloseCode.SLOW_CONSUMER, 'slow consumer: send buffer over limit');
-  }
-
   private ipAllowed(ip: string): boolean {
     const next = this.ipLimit.take(this.ipRates.get(ip) ?? 0);
     if (next < 0) return false;
@@ -270,7 +143,7 @@ export class SignalGateway implements Fanout {
     let grant: JoinGrant;
     try {
       grant = this.verifier.verifyJoin(token, room);
-      this.manager.preflight(grant, !!resumeToken);
+      this.joins.preflight(grant, !!resumeToken);
     } catch (err) {
       if (err instanceof TokenError) return refuse(401, err.code, err.message);
       if (err instanceof JoinError) return refuse(err.status, err.code, err.message);
@@ -290,11 +163,11 @@ export class SignalGateway implements Fanout {
     const data = ws.getUserData();
     const pending = data.pending!;
     data.pending = null;
-    const conn = (data.conn = new WsConnection(ws, pending.encoding, this));
+    const conn = (data.conn = new WsConnection(ws, pending.encoding, this.fanout));
     this.connectionCount++;
     this.metrics.connections.inc({ encoding: conn.encoding });
     try {
-      const { room, participant } = this.manager.join(pending.grant, conn, pending.resume, { p2p: pending.p2p });
+      const { room, participant } = this.joins.join(pending.grant, conn, pending.resume, { p2p: pending.p2p });
       conn.room = room;
       conn.participant = participant;
       this.metrics.joinSeconds.observe((performance.now() - pending.t0) / 1000);
@@ -351,18 +224,17 @@ export class SignalGateway implements Fanout {
       id = req.id;
       this.metrics.messagesIn.inc({ type: req.kind, encoding: conn.encoding });
       if (req.kind === 'ping' && req.body.rtt) this.metrics.clientRtt.observe(req.body.rtt / 1000);
-      if (SFU_KINDS.has(req.kind)) {
-        // Media requests wait on mediasoup workers: answered when done (responses carry ids).
-        if (!this.sfu) throw new SignalError('UNKNOWN_MESSAGE', 'the SFU is disabled on this server', req.kind);
-        this.sfu.handle(room, participant, req).then(
-          (result) => conn.send({ response: { requestId: id, ...result } }),
-          fail,
-        );
-        return;
-      }
-      const result = this.manager.handle(room, participant, req);
-      if (id !== 0 || !result.ok) conn.send({ response: { requestId: id, ...result } });
-      if (req.kind === 'leave') this.manager.leave(room, participant);
+      let after: (() => void) | undefined;
+      const ctx: RequestContext = { room, participant, afterResponse: (fn) => void (after = fn) };
+      const answer = (result: Omit<Response, 'requestId'>): void => {
+        // With id 0 a success is not answered (fire-and-forget); errors always are.
+        if (id !== 0 || !('ok' in result)) conn.send({ response: { requestId: id, ...result } });
+        after?.();
+      };
+      const result = dispatch(this.handlers, req.kind, ctx, req.body);
+      // Media requests wait on mediasoup workers: answered when done (responses carry ids).
+      if (result instanceof Promise) result.then(answer, fail);
+      else answer(result);
     } catch (err) {
       fail(err);
     }
@@ -380,6 +252,6 @@ export class SignalGateway implements Fanout {
     conn.closed = true;
     this.connectionCount--;
     this.metrics.connections.dec({ encoding: conn.encoding });
-    if (conn.room && conn.participant) this.manager.connectionClosed(conn.room, conn.participant, conn);
+    if (conn.room && conn.participant) this.joins.connectionClosed(conn.room, conn.participant, conn);
   }
 }

@@ -195,15 +195,6 @@ export interface RouteDecision {
   predictedQuality?: number;
 }
 
-export interface RouteReport {
-  callId: string;
-  tier: 'p2p' | 'turn' | 'sfu';
-  connected: boolean;
-  rttMs?: number;
-  lossPct?: number;
-  quality?: number;
-  candidateType?: string;
-}
 
 export const SERVER_BODY_KINDS = [
   'response',
@@ -234,37 +225,6 @@ export type ServerBodyKind = (typeof SERVER_BODY_KINDS)[number];
 export function serverKind(msg: ServerMessage): ServerBodyKind | 'unknown' {
   for (const k of SERVER_BODY_KINDS) if (msg[k] !== undefined) return k;
   return 'unknown';
-}
-
-/** Client requests (wire shape; see schema.ts for validation). */
-export interface RequestMessage {
-  id?: number;
-  ping?: { timestamp?: number; rtt?: number };
-  sendData?: { payload: Uint8Array | string; topic?: string; destinationIdentities?: string[] };
-  updateParticipant?: { name?: string; metadata?: string };
-  updateRoomMetadata?: { metadata: string };
-  relay?: RelaySignal;
-  leave?: Record<string, never>;
-  listParticipants?: Record<string, never>;
-  getRouterCapabilities?: Record<string, never>;
-  createTransport?: { producing?: boolean; consuming?: boolean; sctp?: boolean; plain?: boolean };
-  connectTransport?: { transportId: string; dtlsParameters?: string; plainIp?: string; plainPort?: number };
-  produce?: { transportId: string; kind: string; rtpParameters: string; source?: string; paused?: boolean };
-  closeProducer?: { producerId: string };
-  pauseProducer?: { producerId: string };
-  resumeProducer?: { producerId: string };
-  consume?: { producerId: string; transportId: string; rtpCapabilities: string };
-  resumeConsumer?: { consumerId: string };
-  pauseConsumer?: { consumerId: string };
-  closeConsumer?: { consumerId: string };
-  setPreferredLayers?: { consumerId: string; spatialLayer: number; temporalLayer?: number };
-  setPriority?: { consumerId: string; priority: number };
-  restartIce?: { transportId: string };
-  getStats?: { id: string };
-  produceData?: { transportId: string; sctpStreamParameters: string; label?: string; protocol?: string };
-  consumeData?: { dataProducerId: string; transportId: string };
-  routeReport?: RouteReport;
-  linkReport?: { rtts: { nodeId: string; rttMs: number; lossPct?: number }[] };
 }
 
 export const PROTOCOL_VERSION = 2;

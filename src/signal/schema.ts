@@ -8,7 +8,7 @@ import { SignalError } from './errors.js';
 const uint32 = z.number().int().min(0).max(0xffffffff);
 // Bytes: binary in protobuf/MessagePack, base64 text in JSON.
 const bytes = z.union([
-  z.instanceof(Uint8Array),
+  z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: 'must be bytes' }),
   z.base64().transform((s) => fromBase64(s)),
 ]);
 const identity = z.string().min(1).max(256);
@@ -29,8 +29,14 @@ const json = z
     return z.NEVER;
   });
 
+// proto3 encoders leave default values off the wire (Go's, @bufbuild/protobuf, protoc's): a
+// field whose default means something (an empty payload, layer 0, connected=false) is
+// accepted absent, in every encoding, and means that default. Fields without a meaningful
+// default (ids, kinds, JSON parameters) stay required: see docs/PROTOCOL.md.
+
 const iceCandidate = z.strictObject({
-  candidate: z.string().max(4096),
+  // Empty: end of candidates.
+  candidate: z.string().max(4096).default(''),
   sdpMid: z.string().max(256).optional(),
   sdpMLineIndex: uint32.optional(),
   usernameFragment: z.string().max(256).optional(),
@@ -42,7 +48,7 @@ export const requestBodies = {
     rtt: uint32.optional(),
   }),
   sendData: z.strictObject({
-    payload: bytes,
+    payload: bytes.default(() => new Uint8Array(0)),
     topic: z.string().max(256).optional(),
     destinationIdentities: z.array(identity).max(256).optional(),
   }),
@@ -50,7 +56,7 @@ export const requestBodies = {
     name: z.string().max(256).optional(),
     metadata: z.string().optional(),
   }),
-  updateRoomMetadata: z.strictObject({ metadata: z.string() }),
+  updateRoomMetadata: z.strictObject({ metadata: z.string().default('') }),
   relay: z
     .strictObject({
       identity,
@@ -80,15 +86,16 @@ export const requestBodies = {
   }),
   connectTransport: z.strictObject({
     transportId: mediaId,
-    dtlsParameters: json.optional(),
-    plainIp: z.union([z.ipv4(), z.ipv6()]).optional(),
-    plainPort: z.number().int().min(1).max(65535).optional(),
+    // '' and 0 are proto3's "not set": the same as absent.
+    dtlsParameters: z.literal('').or(json).optional().transform((v) => v || undefined),
+    plainIp: z.union([z.literal(''), z.ipv4(), z.ipv6()]).optional().transform((v) => v || undefined),
+    plainPort: z.number().int().min(0).max(65535).optional().transform((v) => v || undefined),
   }),
   produce: z.strictObject({
     transportId: mediaId,
     kind: z.enum(['audio', 'video']),
     rtpParameters: json,
-    source: z.enum(['camera', 'microphone', 'screen_share', 'screen_share_audio']).optional(),
+    source: z.enum(['camera', 'microphone', 'screen_share', 'screen_share_audio', '']).optional().transform((v) => v || undefined),
     paused: z.boolean().optional(),
   }),
   closeProducer: z.strictObject({ producerId: mediaId }),
@@ -98,7 +105,7 @@ export const requestBodies = {
   resumeConsumer: z.strictObject({ consumerId: mediaId }),
   pauseConsumer: z.strictObject({ consumerId: mediaId }),
   closeConsumer: z.strictObject({ consumerId: mediaId }),
-  setPreferredLayers: z.strictObject({ consumerId: mediaId, spatialLayer: z.number().int().min(0).max(15), temporalLayer: z.number().int().min(0).max(15).optional() }),
+  setPreferredLayers: z.strictObject({ consumerId: mediaId, spatialLayer: z.number().int().min(0).max(15).default(0), temporalLayer: z.number().int().min(0).max(15).optional() }),
   setPriority: z.strictObject({ consumerId: mediaId, priority: z.number().int().min(1).max(255) }),
   restartIce: z.strictObject({ transportId: mediaId }),
   getStats: z.strictObject({ id: mediaId }),
@@ -109,7 +116,7 @@ export const requestBodies = {
       .array(
         z.strictObject({
           nodeId: z.string().min(1).max(128),
-          rttMs: z.number().nonnegative().max(60_000),
+          rttMs: z.number().nonnegative().max(60_000).default(0),
           lossPct: z.number().min(0).max(100).optional(),
         }),
       )
@@ -119,20 +126,13 @@ export const requestBodies = {
   routeReport: z.strictObject({
     callId: z.string().min(1).max(128),
     tier: z.enum(['p2p', 'turn', 'sfu']),
-    connected: z.boolean(),
+    connected: z.boolean().default(false),
     rttMs: z.number().nonnegative().max(60_000).optional(),
     lossPct: z.number().min(0).max(100).optional(),
     quality: z.number().min(0).max(100).optional(),
     candidateType: z.enum(['host', 'srflx', 'prflx', 'relay', '']).optional(),
   }),
 } as const;
-
-/** Request kinds served by the SFU (asynchronous: they talk to mediasoup workers). */
-export const SFU_KINDS = new Set<string>([
-  'getRouterCapabilities', 'createTransport', 'connectTransport', 'produce', 'closeProducer', 'pauseProducer', 'resumeProducer',
-  'consume', 'resumeConsumer', 'pauseConsumer', 'closeConsumer', 'setPreferredLayers', 'setPriority',
-  'restartIce', 'getStats', 'produceData', 'consumeData',
-]);
 
 // zod compiles an object schema's fast path on its first parse; do it at load, not inside
 // the first request of each kind.

@@ -5,23 +5,23 @@ import type { WriteBehind } from '../db/writeBehind.js';
 import type { Participant } from '../rooms/participant.js';
 import type { Room } from '../rooms/room.js';
 import type { RoomManager } from '../rooms/roomManager.js';
-import type { SfuService, TrackSummary } from '../sfu/sfuService.js';
+import type { Track } from '../rooms/track.js';
 
 /**
  * Turns room events into LiveKit WebhookEvents and puts one outbox row per target URL
  * (write-behind, so the signalling path never waits on the database). The dispatcher
  * delivers them.
  */
-export function notifyWebhooks(manager: RoomManager, sfu: SfuService | undefined, writes: WriteBehind, urls: string[]): void {
+export function notifyWebhooks(manager: RoomManager, writes: WriteBehind, urls: string[]): void {
   if (urls.length === 0) return;
-  const put = (room: Room, event: string, p?: Participant, track?: TrackSummary): void => {
+  const put = (room: Room, event: string, p?: Participant, track?: Track): void => {
     const body = JSON.stringify(
       new WebhookEvent({
         event,
         id: `EV_${randomUUID()}`,
         createdAt: BigInt(Math.floor(Date.now() / 1000)),
-        room: lkRoom(room, sfu),
-        ...(p ? { participant: lkParticipant(room, p, sfu) } : {}),
+        room: lkRoom(room),
+        ...(p ? { participant: lkParticipant(p) } : {}),
         ...(track ? { track: lkTrack(track) } : {}),
       }).toJson(),
     );
@@ -36,6 +36,6 @@ export function notifyWebhooks(manager: RoomManager, sfu: SfuService | undefined
   manager.on('roomFinished', (room) => put(room, 'room_finished'));
   manager.on('participantJoined', (room, p) => put(room, 'participant_joined', p));
   manager.on('participantLeft', (room, p) => put(room, 'participant_left', p));
-  sfu?.on('trackPublished', (room, p, t) => put(room, 'track_published', p, t));
-  sfu?.on('trackUnpublished', (room, p, t) => put(room, 'track_unpublished', p, t));
+  manager.on('trackPublished', (room, p, t) => put(room, 'track_published', p, t));
+  manager.on('trackUnpublished', (room, p, t) => put(room, 'track_unpublished', p, t));
 }

@@ -2,8 +2,12 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../obs/logger.js';
 import type { Participant } from '../rooms/participant.js';
 import type { Room } from '../rooms/room.js';
+import type { Delivery } from '../rooms/delivery.js';
 import type { RoomManager } from '../rooms/roomManager.js';
-import type { RouteDecision, RouteReport } from '../signal/messages.js';
+import type { RouteDecision } from '../signal/messages.js';
+import type { ValidBody } from '../signal/rpc.js';
+
+type RouteReport = ValidBody<'routeReport'>;
 import { newId } from '../util/ids.js';
 import type { MeshService } from './meshService.js';
 import type { Endpoint, RouteCandidate, RoutePlan } from './planner.js';
@@ -30,7 +34,7 @@ export interface RouteOutcome {
   path: string[];
 }
 
-export interface CallRouterEvents {
+export interface DirectCallPolicyEvents {
   /** A client's report of what its call got (persisted as route_performance). */
   outcome: [RouteOutcome];
 }
@@ -42,13 +46,14 @@ export interface CallRouterEvents {
  * uses the SFU, and a direct call that gains a third participant is switched back to it.
  * Clients' reports of what they got train the predictor and move relay trust.
  */
-export class CallRouter extends EventEmitter<CallRouterEvents> {
+export class DirectCallPolicy extends EventEmitter<DirectCallPolicyEvents> {
   private readonly calls = new Map<string, Call>(); // by room name
   private readonly ended = new Map<string, Call>(); // recent, for late reports; by call id
   private readonly chains = new Map<string, Promise<void>>();
 
   constructor(
-    private readonly manager: RoomManager,
+    manager: RoomManager,
+    private readonly delivery: Delivery,
     private readonly mesh: MeshService,
     private readonly opts: { nodeId: string; region: string; p2pTimeoutMs: number; turnAvailable: boolean },
     private readonly log: Logger,
@@ -57,7 +62,6 @@ export class CallRouter extends EventEmitter<CallRouterEvents> {
     manager.on('participantJoined', (room) => this.schedule(room));
     manager.on('participantLeft', (room) => this.schedule(room));
     manager.on('roomFinished', (room) => this.end(room.name));
-    manager.on('routeReport', (room, p, r) => this.report(room, p, r));
   }
 
   /** Evaluations of one room run one at a time, in event order. */
@@ -91,8 +95,8 @@ export class CallRouter extends EventEmitter<CallRouterEvents> {
       const base = { callId: call.id, tier: 'p2p' as const, timeoutMs: this.opts.p2pTimeoutMs, fallbacks, predictedQuality: plan.candidates[0].predictedQuality };
       // The participant with the smaller sid offers (impolite); the other answers.
       const aFirst = a.sid < b.sid;
-      this.manager.sendTo(room, { route: { ...base, peerIdentity: b.identity, polite: !aFirst } }, [a]);
-      this.manager.sendTo(room, { route: { ...base, peerIdentity: a.identity, polite: aFirst } }, [b]);
+      this.delivery.toParticipants(room, [a.sid], { route: { ...base, peerIdentity: b.identity, polite: !aFirst } });
+      this.delivery.toParticipants(room, [b.sid], { route: { ...base, peerIdentity: a.identity, polite: aFirst } });
       this.log.info({ room: room.name, call: call.id, a: a.identity, b: b.identity, fallbacks }, 'direct call');
       return;
     }
@@ -104,7 +108,7 @@ export class CallRouter extends EventEmitter<CallRouterEvents> {
     this.end(room.name);
     const still = [current.a, current.b].filter((p) => room.participants.get(p.identity) === p);
     const decision: RouteDecision = { callId: current.id, tier: 'sfu' };
-    this.manager.sendTo(room, { route: decision }, still);
+    this.delivery.toParticipants(room, still.map((p) => p.sid), { route: decision });
     this.log.info({ room: room.name, call: current.id }, 'direct call ended: SFU');
   }
 
@@ -116,7 +120,8 @@ export class CallRouter extends EventEmitter<CallRouterEvents> {
     if (this.ended.size > 1000) this.ended.delete(this.ended.keys().next().value!);
   }
 
-  private report(room: Room, p: Participant, r: RouteReport): void {
+  /** A client's report of what its call got (the routeReport request). */
+  report(room: Room, p: Participant, r: RouteReport): void {
     const live = this.calls.get(room.name);
     const call = live?.id === r.callId ? live : this.ended.get(r.callId);
     if (!call || (call.a !== p && call.b !== p)) return; // not a call of this participant: ignored

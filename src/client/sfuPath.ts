@@ -1,0 +1,246 @@
+import { Device } from 'mediasoup-client';
+import type { types as ms } from 'mediasoup-client';
+import type { ProducerInfo, TransportInfo } from '../signal/messages.js';
+import { Emitter } from './emitter.js';
+import { isTrackSource, type RemoteTrack, type RemoteTrackEvents, type TrackSource } from './remoteTrack.js';
+import { selectedPair } from './selectedPair.js';
+import type { SignalClient } from './signalClient.js';
+
+// Camera simulcast: three layers, so the SFU can pick one per subscriber.
+const CAMERA_ENCODINGS: RTCRtpEncodingParameters[] = [
+  { scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { scaleResolutionDownBy: 1, maxBitrate: 1_200_000 },
+];
+
+type Direction = 'producing' | 'consuming';
+
+/**
+ * Media through the SFU (mediasoup-client): one send and one receive transport, a producer
+ * per published source, a consumer per subscribed track. The Room owns the local tracks and
+ * decides when this path carries them.
+ */
+export class SfuPath extends Emitter<RemoteTrackEvents> {
+  readonly device = new Device();
+  /** Tracks received through the SFU, by producer id. */
+  readonly remote = new Map<string, RemoteTrack>();
+  private readonly producers = new Map<TrackSource, ms.Producer>();
+  private sendTransport: ms.Transport | null = null;
+  private recvTransport: ms.Transport | null = null;
+  private readonly pending: Record<Direction, Promise<ms.Transport> | null> = { producing: null, consuming: null };
+  private readonly consuming = new Set<string>();
+
+  constructor(
+    private readonly signal: SignalClient,
+    private readonly iceTransportPolicy: RTCIceTransportPolicy | undefined,
+  ) {
+    super();
+  }
+
+  async load(): Promise<void> {
+    const caps: unknown = JSON.parse(await this.signal.routerCapabilities());
+    await this.device.load({ routerRtpCapabilities: caps as ms.RtpCapabilities });
+  }
+
+  private transportOptions(t: TransportInfo): ms.TransportOptions {
+    return {
+      id: t.id,
+      iceParameters: JSON.parse(t.iceParameters) as ms.IceParameters,
+      iceCandidates: JSON.parse(t.iceCandidates) as ms.IceCandidate[],
+      dtlsParameters: JSON.parse(t.dtlsParameters) as ms.DtlsParameters,
+      ...(t.sctpParameters ? { sctpParameters: JSON.parse(t.sctpParameters) as ms.SctpParameters } : {}),
+      // TURN from the server (fresh credentials per transport), for networks where UDP/TCP to
+      // the SFU's ports is blocked; 'relay' forces it.
+      iceServers: t.iceServers ?? this.signal.join.iceServers ?? [],
+      ...(this.iceTransportPolicy ? { iceTransportPolicy: this.iceTransportPolicy } : {}),
+    };
+  }
+
+  private async makeTransport(dir: Direction): Promise<ms.Transport> {
+    const { transport: info } = await this.signal.request('createTransport', { [dir]: true });
+    const opts = this.transportOptions(info);
+    const t = dir === 'producing' ? this.device.createSendTransport(opts) : this.device.createRecvTransport(opts);
+    t.on('connect', ({ dtlsParameters }, ok, fail) => {
+      this.signal.request('connectTransport', { transportId: t.id, dtlsParameters: JSON.stringify(dtlsParameters) }).then(() => ok(), fail);
+    });
+    if (dir === 'producing') {
+      t.on('produce', ({ kind, rtpParameters, appData }, ok, fail) => {
+        const source = isTrackSource(appData.source) ? appData.source : undefined;
+        this.signal
+          .request('produce', { transportId: t.id, kind, rtpParameters: JSON.stringify(rtpParameters), ...(source ? { source } : {}) })
+          .then(({ id }) => ok({ id }), fail);
+      });
+    }
+    return t;
+  }
+
+  /** The live transport of a direction, created once even when asked for concurrently. */
+  private async transport(dir: Direction): Promise<ms.Transport> {
+    const current = dir === 'producing' ? this.sendTransport : this.recvTransport;
+    if (current && !current.closed) return current;
+    const made = (this.pending[dir] ??= this.makeTransport(dir).then((t) => {
+      if (dir === 'producing') this.sendTransport = t;
+      else this.recvTransport = t;
+      return t;
+    }));
+    try {
+      return await made;
+    } finally {
+      this.pending[dir] = null;
+    }
+  }
+
+  async subscribeAll(producers: Iterable<ProducerInfo>): Promise<void> {
+    await Promise.all([...producers].map((p) => this.subscribe(p)));
+  }
+
+  async subscribe(p: ProducerInfo): Promise<void> {
+    if (p.kind !== 'audio' && p.kind !== 'video') return; // data producers: not handled by this SDK yet
+    if (!this.signal.me.permission.canSubscribe || this.remote.has(p.producerId) || this.consuming.has(p.producerId)) return;
+    this.consuming.add(p.producerId);
+    try {
+      const t = await this.transport('consuming');
+      const { consumer: info } = await this.signal.request('consume', {
+        producerId: p.producerId,
+        transportId: t.id,
+        rtpCapabilities: JSON.stringify(this.device.rtpCapabilities),
+      });
+      const kind = info.kind === 'audio' ? 'audio' : 'video';
+      const consumer = await t.consume({
+        id: info.id,
+        producerId: info.producerId,
+        kind,
+        rtpParameters: JSON.parse(info.rtpParameters) as ms.RtpParameters,
+      });
+      const remote: RemoteTrack = {
+        producerId: p.producerId,
+        participantSid: info.participantSid,
+        participantIdentity: info.participantIdentity,
+        kind,
+        source: info.source,
+        track: consumer.track,
+        route: 'sfu',
+        consumer,
+        getStats: () => consumer.getStats(),
+      };
+      this.remote.set(p.producerId, remote);
+      // Created paused on the server: resume only now that the track is wired up.
+      await this.signal.request('resumeConsumer', { consumerId: info.id });
+      this.emit('trackSubscribed', remote);
+    } catch {
+      // The producer went away meanwhile, or we are reconnecting: nothing to show.
+    } finally {
+      this.consuming.delete(p.producerId);
+    }
+  }
+
+  drop(producerId: string): void {
+    const r = this.remote.get(producerId);
+    if (!r) return;
+    this.remote.delete(producerId);
+    r.consumer?.close();
+    this.emit('trackUnsubscribed', r);
+  }
+
+  dropConsumer(consumerId: string): void {
+    for (const r of this.remote.values()) if (r.consumer?.id === consumerId) this.drop(r.producerId);
+  }
+
+  isPublishing(source: TrackSource): boolean {
+    const p = this.producers.get(source);
+    return !!p && !p.closed;
+  }
+
+  async publish(track: MediaStreamTrack, source: TrackSource): Promise<void> {
+    const t = await this.transport('producing');
+    const producer = await t.produce({
+      track,
+      // The Room owns its tracks: closing a producer (transport lost, media rebuilt) must not
+      // end the camera, or there would be nothing left to republish.
+      stopTracks: false,
+      appData: { source },
+      ...(source === 'camera' ? { encodings: CAMERA_ENCODINGS } : {}),
+      ...(track.kind === 'audio' ? { codecOptions: { opusStereo: false, opusDtx: true } } : {}),
+    });
+    this.producers.set(source, producer);
+  }
+
+  /** Stops a source's producer here and on the server (its track is the Room's). */
+  async unpublish(source: TrackSource): Promise<void> {
+    const p = this.producers.get(source);
+    this.producers.delete(source);
+    if (!p || p.closed) return;
+    p.close();
+    await this.signal.request('closeProducer', { producerId: p.id }).catch(() => undefined);
+  }
+
+  async unpublishAll(): Promise<void> {
+    await Promise.all([...this.producers.keys()].map((s) => this.unpublish(s)));
+  }
+
+  /** Mute: the producer is paused on both sides (subscribers see consumerPaused). */
+  async setMuted(source: TrackSource, muted: boolean): Promise<void> {
+    const p = this.producers.get(source);
+    if (!p) return;
+    if (muted) {
+      p.pause();
+      await this.signal.request('pauseProducer', { producerId: p.id });
+    } else {
+      p.resume();
+      await this.signal.request('resumeProducer', { producerId: p.id });
+    }
+  }
+
+  /** Muted by an admin: stop sending too (the server already paused the producer). */
+  mutedByServer(producerId: string, muted: boolean): void {
+    for (const p of this.producers.values()) {
+      if (p.id !== producerId) continue;
+      if (muted) p.pause();
+      else p.resume();
+    }
+  }
+
+  async restartIce(): Promise<void> {
+    for (const t of [this.sendTransport, this.recvTransport]) {
+      if (!t || t.closed) continue;
+      try {
+        const { json } = await this.signal.request('restartIce', { transportId: t.id });
+        await t.restartIce({ iceParameters: JSON.parse(json) as ms.IceParameters });
+      } catch {
+        /* the transport is gone: a mediaReset or rebuild follows */
+      }
+    }
+  }
+
+  /**
+   * How each media transport reaches the SFU: the ICE candidate type of the selected pair's
+   * local side ('host', 'srflx', 'prflx' or 'relay' = through TURN); undefined before ICE connects.
+   */
+  async connectionTypes(): Promise<{ producing?: string; consuming?: string }> {
+    const out: { producing?: string; consuming?: string } = {};
+    for (const [dir, t] of [['producing', this.sendTransport], ['consuming', this.recvTransport]] as const) {
+      if (!t) continue;
+      const local = selectedPair(await t.getStats())?.local;
+      if (local) out[dir] = local;
+    }
+    return out;
+  }
+
+  async receiveStats(): Promise<RTCStatsReport | null> {
+    return this.recvTransport && !this.recvTransport.closed ? this.recvTransport.getStats() : null;
+  }
+
+  async sendStats(): Promise<RTCStatsReport | null> {
+    return this.sendTransport && !this.sendTransport.closed ? this.sendTransport.getStats() : null;
+  }
+
+  /** Closes the transports (so every producer and consumer); the tracks stay the Room's. */
+  close(): void {
+    this.sendTransport?.close();
+    this.recvTransport?.close();
+    this.sendTransport = null;
+    this.recvTransport = null;
+    for (const id of [...this.remote.keys()]) this.drop(id);
+    this.producers.clear();
+  }
+}

@@ -1,0 +1,55 @@
+import { Gauge, type Registry } from 'prom-client';
+import type { SfuRoom } from './sfuRoom.js';
+import type { WorkerPool } from './workerPool.js';
+
+/** mediasoup object counts (from the workers themselves) and worker CPU, at scrape time. */
+export function registerSfuMetrics(registry: Registry, pool: WorkerPool, rooms: ReadonlyMap<string, SfuRoom>): void {
+  new Gauge({
+    name: 'auralink_sfu_objects',
+    help: 'mediasoup objects alive: routers as the workers report them; transports, producers, consumers from the room routers',
+    labelNames: ['type'] as const,
+    registers: [registry],
+    async collect() {
+      let routers = 0;
+      for (const s of pool.slots) routers += ((await s.worker.dump()) as { routerIds: string[] }).routerIds.length;
+      let transports = 0;
+      let producers = 0;
+      let consumers = 0;
+      for (const r of rooms.values()) {
+        for (const slot of r.slots) {
+          const d = (await slot.router.dump()) as { transportIds: string[]; mapProducerIdConsumerIds: Record<string, string[]> };
+          transports += d.transportIds.length;
+          // 3.12 dumps this as an object: producer id -> consumer ids.
+          const map = Object.values(d.mapProducerIdConsumerIds);
+          producers += map.length;
+          consumers += map.reduce((n, ids) => n + ids.length, 0);
+        }
+      }
+      this.set({ type: 'router' }, routers);
+      this.set({ type: 'transport' }, transports);
+      this.set({ type: 'producer' }, producers);
+      this.set({ type: 'consumer' }, consumers);
+    },
+  });
+  new Gauge({
+    name: 'auralink_sfu_worker_cpu_seconds',
+    help: 'CPU time used by each mediasoup worker (user + system)',
+    labelNames: ['worker'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const s of pool.slots) {
+        const u = await s.worker.getResourceUsage();
+        this.set({ worker: String(s.index) }, (u.ru_utime + u.ru_stime) / 1000);
+      }
+    },
+  });
+  new Gauge({
+    name: 'auralink_sfu_workers',
+    help: 'Live mediasoup workers',
+    registers: [registry],
+    collect() {
+      this.set(pool.slots.length);
+    },
+  });
+}

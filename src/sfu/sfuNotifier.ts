@@ -1,0 +1,96 @@
+import type { Delivery } from '../rooms/delivery.js';
+import type { Participant } from '../rooms/participant.js';
+import type { Room } from '../rooms/room.js';
+import type { ProducerInfo } from '../signal/messages.js';
+import type { PeerConsumer } from './peerConsumer.js';
+import type { SfuPeer } from './sfuPeer.js';
+import type { SfuRoom } from './sfuRoom.js';
+
+/**
+ * What subscribers and publishers are told about media, all through the Delivery port: track
+ * and consumer changes are reliable (replayed on resume), scores, active speaker and audio
+ * levels lossy (the next one supersedes them; encoded once per encoding for the room).
+ */
+export class SfuNotifier {
+  constructor(private readonly delivery: Delivery) {}
+
+  /** Everyone in the room who may subscribe, but `except`. */
+  private subscribers(room: Room, exceptSid?: string): string[] {
+    const out: string[] = [];
+    for (const p of room.participants.values()) if (p.sid !== exceptSid && p.permission.canSubscribe) out.push(p.sid);
+    return out;
+  }
+
+  private info(id: string, kind: string, paused: boolean, peer: SfuPeer, source: string): ProducerInfo {
+    return { producerId: id, participantSid: peer.sid, participantIdentity: peer.identity, kind, source, paused };
+  }
+
+  producerAdded(room: Room, peer: SfuPeer, producer: { id: string; kind: string; paused: boolean }, source: string, to?: Participant): void {
+    const sids = to ? [to.sid] : this.subscribers(room, peer.sid);
+    this.delivery.toParticipants(room, sids, { producerAdded: this.info(producer.id, producer.kind, producer.paused, peer, source) });
+  }
+
+  dataProducerAdded(room: Room, peer: SfuPeer, id: string, to?: Participant): void {
+    const sids = to ? [to.sid] : this.subscribers(room, peer.sid);
+    this.delivery.toParticipants(room, sids, { producerAdded: this.info(id, 'data', false, peer, 'data') });
+  }
+
+  producerRemoved(room: Room, peer: SfuPeer, producerId: string): void {
+    this.delivery.toParticipants(room, this.subscribers(room, peer.sid), { producerRemoved: { producerId, participantSid: peer.sid } });
+  }
+
+  /** A newcomer learns the producers already in the room, and who is speaking. */
+  existing(room: Room, sfuRoom: SfuRoom, p: Participant): void {
+    if (!p.permission.canSubscribe) return;
+    for (const { producer, peer, source } of sfuRoom.producers.values()) this.producerAdded(room, peer, producer, source, p);
+    const speaker = sfuRoom.dominantProducerId ? sfuRoom.producers.get(sfuRoom.dominantProducerId) : undefined;
+    if (speaker) this.delivery.lossyTo(room, p.sid, { activeSpeaker: { participantSid: speaker.peer.sid, producerId: speaker.producer.id } });
+    for (const peer of sfuRoom.peers.values()) {
+      for (const dp of peer.dataProducers.values()) this.dataProducerAdded(room, peer, dp.id, p);
+    }
+  }
+
+  /** Relays a subscriber's consumer events to it. */
+  watchConsumer(room: Room, subscriberSid: string, c: PeerConsumer): void {
+    const to = [subscriberSid];
+    const consumerId = c.id;
+    c.on('producerClosed', () => this.delivery.toParticipants(room, to, { consumerClosed: { consumerId, reason: 'producerclose' } }));
+    c.on('producerPaused', () => this.delivery.toParticipants(room, to, { consumerPaused: { consumerId, reason: 'producer' } }));
+    c.on('producerResumed', () => this.delivery.toParticipants(room, to, { consumerResumed: { consumerId, reason: 'producer' } }));
+    c.on('layers', (l) =>
+      this.delivery.lossyTo(room, subscriberSid, { layersChanged: { consumerId, spatialLayer: l?.spatialLayer ?? -1, temporalLayer: l?.temporalLayer ?? -1 } }),
+    );
+    c.on('score', (s) => this.delivery.lossyTo(room, subscriberSid, { score: { id: consumerId, score: s.score, producerScore: s.producerScore } }));
+  }
+
+  /** The server closed a subscriber's consumer (not its producer): tell the subscriber why. */
+  consumerClosed(room: Room, subscriberSid: string, consumerId: string, reason: string): void {
+    this.delivery.toParticipants(room, [subscriberSid], { consumerClosed: { consumerId, reason } });
+  }
+
+  producerScore(room: Room, publisherSid: string, producerId: string, score: number): void {
+    this.delivery.lossyTo(room, publisherSid, { score: { id: producerId, score } });
+  }
+
+  trackMuted(room: Room, publisherSid: string, producerId: string, muted: boolean): void {
+    this.delivery.toParticipants(room, [publisherSid], { trackMuted: { producerId, muted } });
+  }
+
+  activeSpeaker(room: Room, sfuRoom: SfuRoom, producerId: string): void {
+    const owner = sfuRoom.producers.get(producerId);
+    if (owner) this.delivery.lossyToRoom(room, { activeSpeaker: { participantSid: owner.peer.sid, producerId } });
+  }
+
+  audioLevels(room: Room, sfuRoom: SfuRoom, levels: { producerId: string; volume: number }[]): void {
+    const out = levels.flatMap((l) => {
+      const owner = sfuRoom.producers.get(l.producerId);
+      return owner ? [{ participantSid: owner.peer.sid, producerId: l.producerId, volume: Math.round(l.volume) }] : [];
+    });
+    this.delivery.lossyToRoom(room, { audioLevels: { levels: out } });
+  }
+
+  /** The room's media is gone (worker death): everyone rebuilds theirs. */
+  mediaReset(room: Room, reason: string): void {
+    this.delivery.toParticipants(room, [...room.participants.values()].map((p) => p.sid), { mediaReset: { reason } });
+  }
+}

@@ -1,0 +1,109 @@
+import type { types } from 'mediasoup';
+import type { Participant } from '../rooms/participant.js';
+import type { Room } from '../rooms/room.js';
+import { SignalError } from '../signal/errors.js';
+import type { ConsumerInfo, DataConsumerInfo } from '../signal/messages.js';
+import type { ValidBody } from '../signal/rpc.js';
+import { media } from './mediaErrors.js';
+import { PeerConsumer } from './peerConsumer.js';
+import type { SfuNotifier } from './sfuNotifier.js';
+import type { SfuService } from './sfuService.js';
+
+/** Subscribing: consumers (created paused), their controls, and data consumers. */
+export class SubscribeRequests {
+  constructor(
+    private readonly sfu: SfuService,
+    private readonly notifier: SfuNotifier,
+  ) {}
+
+  async consume(room: Room, p: Participant, body: ValidBody<'consume'>): Promise<{ consumer: ConsumerInfo }> {
+    if (!p.permission.canSubscribe) throw new SignalError('PERMISSION_DENIED', 'token lacks canSubscribe', 'consume');
+    const sfuRoom = this.sfu.rooms.get(room.name);
+    const owner = sfuRoom?.producers.get(body.producerId);
+    if (!sfuRoom || !owner) throw new SignalError('NOT_FOUND', `no producer ${body.producerId} in the room`, 'consume.producerId');
+    if (owner.peer.sid === p.sid) throw new SignalError('INVALID_FIELD', 'cannot consume your own producer', 'consume.producerId');
+    if (sfuRoom.peers.get(p.sid)?.blocked.has(body.producerId)) {
+      throw new SignalError('PERMISSION_DENIED', 'unsubscribed from this track by the server', 'consume.producerId');
+    }
+    const t = this.sfu.ownPeer(room, p).transport(body.transportId, 'consume.transportId');
+    if (!t.consuming) throw new SignalError('INVALID_FIELD', 'not a consuming transport', 'consume.transportId');
+    const rtpCapabilities = body.rtpCapabilities as unknown as types.RtpCapabilities;
+    if (!t.slot.router.canConsume({ producerId: body.producerId, rtpCapabilities })) {
+      throw new SignalError('INVALID_FIELD', 'these rtpCapabilities cannot receive that producer', 'consume.rtpCapabilities');
+    }
+    // Server-side paused: the client resumes once its consumer is set up, so no keyframe is
+    // lost in between.
+    const consumer = await media('consume', () =>
+      t.transport.consume({ producerId: body.producerId, rtpCapabilities, paused: true, appData: { participantSid: p.sid } }),
+    );
+    const peer = this.sfu.keep(room, p, consumer);
+    const track = { producerId: body.producerId, participantSid: owner.peer.sid, participantIdentity: owner.peer.identity, source: owner.source };
+    const pc = new PeerConsumer(consumer, t.slot, track);
+    peer.addConsumer(pc);
+    this.notifier.watchConsumer(room, p.sid, pc);
+    return {
+      consumer: {
+        id: consumer.id,
+        producerId: body.producerId,
+        kind: consumer.kind,
+        rtpParameters: JSON.stringify(consumer.rtpParameters),
+        participantSid: track.participantSid,
+        participantIdentity: track.participantIdentity,
+        source: track.source,
+        producerPaused: consumer.producerPaused,
+        type: consumer.type,
+      },
+    };
+  }
+
+  private own(room: Room, p: Participant, id: string, kind: string): PeerConsumer {
+    return this.sfu.ownPeer(room, p).consumer(id, `${kind}.consumerId`);
+  }
+
+  async pause(room: Room, p: Participant, consumerId: string, paused: boolean): Promise<void> {
+    const c = this.own(room, p, consumerId, paused ? 'pauseConsumer' : 'resumeConsumer');
+    if (paused) await c.pause();
+    else await c.resume();
+  }
+
+  close(room: Room, p: Participant, consumerId: string): void {
+    this.own(room, p, consumerId, 'closeConsumer').close();
+  }
+
+  async setPreferredLayers(room: Room, p: Participant, body: ValidBody<'setPreferredLayers'>): Promise<void> {
+    const c = this.own(room, p, body.consumerId, 'setPreferredLayers');
+    const layers: types.ConsumerLayers = { spatialLayer: body.spatialLayer };
+    if (body.temporalLayer !== undefined) layers.temporalLayer = body.temporalLayer;
+    await media('setPreferredLayers', () => c.setPreferredLayers(layers));
+  }
+
+  async setPriority(room: Room, p: Participant, body: ValidBody<'setPriority'>): Promise<void> {
+    const c = this.own(room, p, body.consumerId, 'setPriority');
+    await media('setPriority', () => c.setPriority(body.priority));
+  }
+
+  async consumeData(room: Room, p: Participant, body: ValidBody<'consumeData'>): Promise<{ dataConsumer: DataConsumerInfo }> {
+    if (!p.permission.canSubscribe) throw new SignalError('PERMISSION_DENIED', 'token lacks canSubscribe', 'consumeData');
+    const sfuRoom = this.sfu.rooms.get(room.name);
+    let dp: types.DataProducer | undefined;
+    for (const peer of sfuRoom?.peers.values() ?? []) dp ??= peer.dataProducers.get(body.dataProducerId);
+    if (!sfuRoom || !dp) throw new SignalError('NOT_FOUND', `no data producer ${body.dataProducerId}`, 'consumeData.dataProducerId');
+    const t = this.sfu.ownPeer(room, p).transport(body.transportId, 'consumeData.transportId');
+    if (!t.consuming) throw new SignalError('INVALID_FIELD', 'not a consuming transport', 'consumeData.transportId');
+    const dataProducerId = dp.id;
+    if (t.slot !== sfuRoom.main) {
+      await sfuRoom.main.router.pipeToRouter({ dataProducerId, router: t.slot.router }).catch(() => undefined);
+    }
+    const dc = await media('consumeData', () => t.transport.consumeData({ dataProducerId }));
+    this.sfu.keep(room, p, dc).addDataConsumer(dc);
+    return {
+      dataConsumer: {
+        id: dc.id,
+        dataProducerId,
+        sctpStreamParameters: JSON.stringify(dc.sctpStreamParameters ?? {}),
+        label: dc.label,
+        protocol: dc.protocol,
+      },
+    };
+  }
+}
