@@ -6,6 +6,25 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  */
 export class Metrics {
   readonly registry = new Registry();
+  // prom-client hashes a label object on every inc(): per-message counters keep their
+  // labelled children instead (bench/PROFILE-join.md item 6).
+  private readonly children = new Map<string, { inc(): void }>();
+
+  /** The messages-out counter for one kind and encoding (cached child). */
+  out(type: string, encoding: string): { inc(): void } {
+    return this.child(`o/${type}/${encoding}`, () => this.messagesOut.labels(type, encoding));
+  }
+
+  /** The messages-in counter for one kind and encoding (cached child). */
+  in(type: string, encoding: string): { inc(): void } {
+    return this.child(`i/${type}/${encoding}`, () => this.messagesIn.labels(type, encoding));
+  }
+
+  private child(key: string, make: () => { inc(): void }): { inc(): void } {
+    let c = this.children.get(key);
+    if (!c) this.children.set(key, (c = make()));
+    return c;
+  }
   readonly connections = new Gauge({
     name: 'auralink_signal_connections',
     help: 'Open signalling WebSocket connections',

@@ -9,7 +9,8 @@ const interned = new Map<string, Readonly<ParticipantPermission>>();
 
 export function permissionFromGrant(v: VideoGrant): ParticipantPermission {
   const p = buildPermission(v);
-  const key = JSON.stringify(p);
+  // A key from the fields themselves (a JSON.stringify per join showed in the profile).
+  const key = `${+p.canPublish}${+p.canSubscribe}${+p.canPublishData}${+p.canUpdateMetadata}${+p.hidden}${p.canPublishSources.join(',')}`;
   let shared = interned.get(key);
   if (!shared) {
     shared = Object.freeze({ ...p, canPublishSources: Object.freeze([...p.canPublishSources]) as string[] });

@@ -222,7 +222,7 @@ export class SignalGateway {
     try {
       const req = validateRequest(raw);
       id = req.id;
-      this.metrics.messagesIn.inc({ type: req.kind, encoding: conn.encoding });
+      this.metrics.in(req.kind, conn.encoding).inc();
       if (req.kind === 'ping' && req.body.rtt) this.metrics.clientRtt.observe(req.body.rtt / 1000);
       let after: (() => void) | undefined;
       const ctx: RequestContext = { room, participant, afterResponse: (fn) => void (after = fn) };

@@ -73,7 +73,7 @@ export class UwsFanout implements Fanout, SendGuard {
   }
 
   countOut(kind: string, encoding: Encoding): void {
-    this.metrics.messagesOut.inc({ type: kind, encoding });
+    this.metrics.out(kind, encoding).inc();
   }
 
   /** After a direct send: the same rule as checkBackpressure, for one connection. */
