@@ -199,3 +199,26 @@ export const pct = (xs: number[], p: number): number => {
 };
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Opens `count` connections at `rate`/s on schedule (not waiting for earlier ones) and
+ * resolves when all have joined: their client-measured join times (ms) and the sockets.
+ */
+export async function storm<T extends { t: number }>(count: number, rate: number, open: (i: number) => Promise<T>): Promise<{ lat: number[]; joined: T[]; secs: number }> {
+  const lat: number[] = [];
+  const joined: T[] = [];
+  const pending: Promise<void>[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) {
+    const wait = t0 + (i * 1000) / rate - performance.now();
+    if (wait > 1) await sleep(wait);
+    pending.push(
+      open(i).then((r) => {
+        lat.push(r.t);
+        joined.push(r);
+      }),
+    );
+  }
+  await Promise.all(pending);
+  return { lat, joined, secs: (performance.now() - t0) / 1000 };
+}
