@@ -13,7 +13,7 @@
 //   [--rates 500,1000] [--joins 2000] [--rooms 100] [--receivers 50] [--messages 20000]
 //   [--idle 5000] [--sfu on|off] [--pin 0,1|none] [--pg postgres://...] [--timeout 1200]
 import { execFileSync } from 'node:child_process';
-import { availableParallelism, loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type WebSocket from 'ws';
@@ -288,7 +288,7 @@ if (only.has('join')) {
     const res = new Map<Kind, JoinResult>();
     for (const k of kinds) res.set(k, await joinStorm(TARGETS[k], count, rate));
     const b = res.get('ws');
-    log(`\njoin storm, ${count} joins over ${args.rooms} rooms at ${rate}/s (client time: connect -> join answer; 1-min load average now ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores):`);
+    log(`\njoin storm, ${count} joins over ${args.rooms} rooms at ${rate}/s (client time: connect -> join answer; 1-min load average now ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores):`);
     log('| server | achieved/s | server CPU ms/join | × ws | core use | client p50 ms | client p99 ms | × ws (p99) |');
     log('|---|---|---|---|---|---|---|---|');
     for (const [k, r] of res) {

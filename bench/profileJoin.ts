@@ -4,7 +4,7 @@
 // Only samples between the storm's first connect and the end of its tail (write-behind queue
 // empty) count; the warm-up joins before it and start-up/shutdown are left out.
 // Usage: node dist/bench/profileJoin.js [--db pglite|pg] [--joins 2000] [--rate 500] [--rooms 100]
-//   [--interval-us 100] [--keep DIR] [--pg postgres://...] [--sfu on|off]
+//   [--interval-us 250] [--keep DIR] [--pg postgres://...] [--sfu on|off] [--node-args '--max-semi-space-size=32']
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +25,8 @@ const { values: args } = parseArgs({
     pg: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
     sfu: { type: 'string', default: 'on' },
     top: { type: 'string', default: '25' },
+    /** Extra node flags for the server, e.g. --node-args=--max-semi-space-size=32 */
+    'node-args': { type: 'string', default: '' },
   },
 });
 const deadline = setTimeout(() => process.exit(2), 300_000);
@@ -56,7 +58,7 @@ const count = Number(args.joins);
 const rate = Number(args.rate);
 const srv = await startAuraSignal({
   cpus: '0',
-  nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-interval=${args['interval-us']}`],
+  nodeArgs: [...(args['node-args'] ? args['node-args'].split(' ') : []), '--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-interval=${args['interval-us']}`],
   ...(args.db === 'pg' ? { databaseUrl: args.pg } : {}),
   overrides: { ...(args.sfu === 'off' ? { sfu: { enabled: false } } : { sfu: { workers: 1 } }), drain: { timeout_s: 2 } },
 });
@@ -183,7 +185,7 @@ function analyse(p: Profile, from: number, to: number) {
 
 const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
 const perJoin = (us: number): string => (us / count).toFixed(1);
-console.log(`join storm: ${count} joins over ${args.rooms} rooms at ${rate}/s, ${args.db === 'pg' ? 'PostgreSQL by URL' : 'embedded PGlite'}, SFU ${args.sfu}, sampling every ${args['interval-us']} µs`);
+console.log(`join storm: ${count} joins over ${args.rooms} rooms at ${rate}/s, ${args.db === 'pg' ? 'PostgreSQL by URL' : 'embedded PGlite'}, SFU ${args.sfu}, sampling every ${args['interval-us']} µs${args['node-args'] ? `, server node flags ${args['node-args']}` : ''}`);
 console.log(`server CPU (/proc, all threads, storm + tail, profiler on): ${((cpu / count) * 1000).toFixed(3)} ms/join; client p50 ${pct(lat, 50).toFixed(2)} ms, p99 ${pct(lat, 99).toFixed(2)} ms; auralink_signal_join_seconds p50 <= ${hist.p50} ms, p99 <= ${hist.p99} ms`);
 console.log(`server threads' CPU in the window (/proc/${pid}/task): ${threadCpu.filter((t) => t.cpu > 0).map((t) => `${t.tid === String(pid) ? 'main' : t.tid} (${t.comm}) ${((t.cpu / count) * 1e6).toFixed(0)} µs/join`).join(', ')}`);
 console.log(`window: ${((w1 - w0) / 1e6).toFixed(2)} s (joins done after ${((wJoined - w0) / 1e6).toFixed(2)} s); profiles: ${files.join(', ')}`);
