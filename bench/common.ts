@@ -38,6 +38,8 @@ const live = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const p of live) p.kill('SIGKILL');
 });
+// A signal's default action skips 'exit' listeners: exit instead, so the servers go too.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => process.exit(130));
 
 /**
  * Runs a node script that logs {"msg":"listening","port":N}; resolves once it does. With

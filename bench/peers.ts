@@ -44,7 +44,6 @@ const deadline = setTimeout(() => {
   process.exit(2);
 }, Number(args.timeout) * 1000);
 deadline.unref();
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
 
 const [serverCpu, clientCpu] = args.pin === 'none' ? [undefined, undefined] : args.pin!.split(',');
 if (clientCpu !== undefined) execFileSync('taskset', ['-a', '-pc', clientCpu, String(process.pid)], { stdio: 'ignore' });
