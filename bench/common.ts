@@ -1,11 +1,12 @@
-// Shared by the benchmarks: starting servers as child processes, and reading /proc.
+// Shared by the benchmarks: starting servers as child processes, clients, and reading /proc.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import YAML from 'yaml';
+import { createToken } from '../src/auth/token.js';
 import { merge } from '../src/config/load.js';
 
 export const KEY = 'benchkey';
@@ -15,20 +16,48 @@ export interface Server {
   proc: ChildProcess;
   port: number;
   kill(): Promise<void>;
+  /** SIGTERM and wait for a clean exit (a server started with --cpu-prof writes its profile then). */
+  stop(timeoutMs?: number): Promise<void>;
   /** With `inspect`: runs a full garbage collection in the server (inspector protocol). */
   fullGc(): Promise<void>;
 }
+
+export interface ProcOptions {
+  /** Inspector on a loopback port, so the bench can ask for a full GC. */
+  inspect?: boolean;
+  /** Extra node flags (e.g. --cpu-prof). */
+  nodeArgs?: string[];
+  /** CPU list for taskset (the server on one core, the clients on the other). */
+  cpus?: string;
+  /** Removed when the server is killed or stopped. */
+  tmpDir?: string;
+}
+
+/** Every server started and not yet gone: killed when the bench exits, however it exits. */
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+// A signal's default action skips 'exit' listeners: exit instead, so the servers go too.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => process.exit(130));
 
 /**
  * Runs a node script that logs {"msg":"listening","port":N}; resolves once it does. With
  * `inspect`, the inspector listens on a loopback port so the bench can ask for a full GC.
  */
-export function startProc(cmd: string[], opts: { inspect?: boolean } = {}): Promise<Server> {
-  const proc = spawn(process.execPath, opts.inspect ? ['--inspect=127.0.0.1:0', ...cmd] : cmd, {
-    stdio: ['ignore', 'pipe', opts.inspect ? 'pipe' : 'inherit'],
+export function startProc(cmd: string[], opts: ProcOptions = {}): Promise<Server> {
+  const nodeArgs = [...(opts.inspect ? ['--inspect=127.0.0.1:0'] : []), ...(opts.nodeArgs ?? []), ...cmd];
+  // taskset execs node: the pid is node's, and its threads and children inherit the mask.
+  const [file, argv] = opts.cpus ? ['taskset', ['-c', opts.cpus, process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
+  const proc = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(proc);
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  void exited.then(() => {
+    live.delete(proc);
+    if (opts.tmpDir) rmSync(opts.tmpDir, { recursive: true, force: true });
   });
   let inspector: string | undefined;
-  proc.stderr?.on('data', (d: Buffer) => {
+  proc.stderr!.on('data', (d: Buffer) => {
     const text = d.toString();
     inspector ??= /ws:\/\/127\.0\.0\.1:\d+\/[\w-]+/.exec(text)?.[0];
     if (!/Debugger (listening|attached)|nodejs\.org\/en\/docs\/inspector|Waiting for the debugger/.test(text)) process.stderr.write(d);
@@ -43,6 +72,17 @@ export function startProc(cmd: string[], opts: { inspect?: boolean } = {}): Prom
     });
     ws.close();
   };
+  const kill = async (): Promise<void> => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await exited;
+  };
+  const stop = async (timeoutMs = 20_000): Promise<void> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return exited;
+    proc.kill('SIGTERM');
+    const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    await exited;
+    clearTimeout(t);
+  };
   return new Promise((resolve, reject) => {
     let buf = '';
     proc.stdout!.on('data', (d: Buffer) => {
@@ -53,16 +93,7 @@ export function startProc(cmd: string[], opts: { inspect?: boolean } = {}): Prom
           if (j.msg === 'listening' && j.port) {
             proc.stdout!.removeAllListeners('data');
             proc.stdout!.resume();
-            resolve({
-              proc,
-              port: j.port,
-              kill: () =>
-                new Promise((r) => {
-                  proc.once('exit', () => r());
-                  proc.kill('SIGKILL');
-                }),
-              fullGc,
-            });
+            resolve({ proc, port: j.port, kill, stop, fullGc });
           }
         } catch {
           /* partial line */
@@ -73,16 +104,87 @@ export function startProc(cmd: string[], opts: { inspect?: boolean } = {}): Prom
   });
 }
 
-/** The AuraLink server (the CLI) with bench keys, its database in a temp dir, and `overrides`. */
-export function startAura(overrides: Record<string, unknown>, opts: { inspect?: boolean } = {}): Promise<Server> {
+/**
+ * The AuraLink server (the CLI) with bench keys, its database in a temp dir, and `overrides`.
+ * Media and TURN ports are picked at random below the ephemeral range (as the tests do): the
+ * defaults are fixed ports another server on this machine may hold.
+ */
+export function startAura(overrides: Record<string, unknown>, opts: ProcOptions = {}): Promise<Server> {
   const dir = mkdtempSync(join(tmpdir(), 'auralink-bench-'));
   const file = join(dir, 'config.yaml');
-  const base = { keys: { [KEY]: SECRET }, port: 0, bind_address: '127.0.0.1', log_level: 'info', database: { data_dir: join(dir, 'pglite') } };
+  const b = 20000 + Math.floor(Math.random() * 300) * 40;
+  const base = {
+    keys: { [KEY]: SECRET },
+    port: 0,
+    bind_address: '127.0.0.1',
+    log_level: 'info',
+    database: { data_dir: join(dir, 'pglite') },
+    sfu: { webrtc_port: b, rtc_min_port: b + 4, rtc_max_port: b + 19 },
+    turn: { port: b + 20, relay_min_port: b + 21, relay_max_port: b + 39 },
+  };
   writeFileSync(file, YAML.stringify(merge(base, overrides)));
-  return startProc([fileURLToPath(new URL('../src/cli.js', import.meta.url)), 'serve', '--config', file], opts);
+  return startProc([fileURLToPath(new URL('../src/cli.js', import.meta.url)), 'serve', '--config', file], { ...opts, tmpDir: dir });
 }
 
-/** CPU seconds (user+sys) of a process, from /proc. */
+/** Our signalling with the limits a load test needs lifted; PostgreSQL when `databaseUrl` is set. */
+export const startAuraSignal = (o: ProcOptions & { databaseUrl?: string; overrides?: Record<string, unknown> } = {}): Promise<Server> =>
+  startAura(
+    merge(
+      {
+        ...(o.databaseUrl ? { database: { url: o.databaseUrl } } : {}),
+        signal: {
+          rate_limit: { messages_per_s: 1e6, burst: 1e6, violations_before_close: 1000 },
+          ip_connect_limit: { per_s: 1e6, burst: 1e6 },
+          max_backpressure_bytes: 4 * 1024 * 1024,
+        },
+      },
+      o.overrides ?? {},
+    ),
+    o,
+  );
+
+export const auraUrl = (port: number, identity: string, room: string): string =>
+  `ws://127.0.0.1:${port}/rtc?access_token=${createToken(KEY, SECRET, { identity, video: { roomJoin: true, room } })}`;
+
+let ipCounter = 0;
+/** Spread connections over 127.0.0.1-127.0.0.8 so ephemeral ports never run out. */
+export const nextLocal = (): string => `127.0.0.${(ipCounter++ % 8) + 1}`;
+
+/**
+ * Opens a WebSocket and resolves at the first message for which `ready` is true (default: the
+ * first message), with the time from the connect call to it in ms.
+ */
+export function connect(
+  url: string,
+  protocol?: string,
+  ready: (ws: WebSocket, data: Buffer, isBinary: boolean) => boolean = () => true,
+): Promise<{ ws: WebSocket; t: number }> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocol ? [protocol] : [], { localAddress: nextLocal(), perMessageDeflate: false });
+    const onMessage = (d: Buffer, isBinary: boolean): void => {
+      if (!ready(ws, d, isBinary)) return;
+      ws.off('message', onMessage);
+      resolve({ ws, t: performance.now() - t0 });
+    };
+    ws.on('message', onMessage);
+    ws.once('error', reject);
+  });
+}
+
+/** p50/p99 upper bounds (bucket edges, ms) of the server's own join-time histogram. */
+export async function serverJoinQuantiles(port: number): Promise<{ p50: number; p99: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const buckets: [number, number][] = [];
+  for (const m of text.matchAll(/auralink_signal_join_seconds_bucket\{le="([^"]+)"\} (\d+)/g)) {
+    buckets.push([m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])]);
+  }
+  const total = buckets[buckets.length - 1]![1];
+  const q = (p: number): number => buckets.find(([, c]) => c >= p * total)![0] * 1000;
+  return { p50: q(0.5), p99: q(0.99) };
+}
+
+/** CPU seconds (user+sys) of a process, all its threads, from /proc. */
 export function cpuSeconds(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
@@ -99,3 +201,26 @@ export const pct = (xs: number[], p: number): number => {
 };
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Opens `count` connections at `rate`/s on schedule (not waiting for earlier ones) and
+ * resolves when all have joined: their client-measured join times (ms) and the sockets.
+ */
+export async function storm<T extends { t: number }>(count: number, rate: number, open: (i: number) => Promise<T>): Promise<{ lat: number[]; joined: T[]; secs: number }> {
+  const lat: number[] = [];
+  const joined: T[] = [];
+  const pending: Promise<void>[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) {
+    const wait = t0 + (i * 1000) / rate - performance.now();
+    if (wait > 1) await sleep(wait);
+    pending.push(
+      open(i).then((r) => {
+        lat.push(r.t);
+        joined.push(r);
+      }),
+    );
+  }
+  await Promise.all(pending);
+  return { lat, joined, secs: (performance.now() - t0) / 1000 };
+}

@@ -8,8 +8,7 @@ import { execSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { cpuSeconds, KEY, pct, rssBytes, SECRET, sleep, startAura, startProc, type Server } from './common.js';
-import { createToken } from '../src/auth/token.js';
+import { auraUrl, connect, cpuSeconds, pct, rssBytes, serverJoinQuantiles, sleep, startAuraSignal as startAuraSignalWith, startProc, type Server } from './common.js';
 import { codecs, SUBPROTOCOL } from '../src/signal/codec.js';
 
 const { values: args } = parseArgs({
@@ -28,31 +27,8 @@ const M = Number(args.messages);
 const PAYLOAD = Number(args.payload);
 
 const startAuraSignal = (opts: { inspect?: boolean } = {}): Promise<Server> =>
-  startAura({
-    ...(process.env.BENCH_DATABASE_URL ? { database: { url: process.env.BENCH_DATABASE_URL } } : {}),
-    signal: {
-      rate_limit: { messages_per_s: 1e6, burst: 1e6, violations_before_close: 1000 },
-      ip_connect_limit: { per_s: 1e6, burst: 1e6 },
-      max_backpressure_bytes: 4 * 1024 * 1024,
-    },
-  }, opts);
+  startAuraSignalWith({ ...opts, ...(process.env.BENCH_DATABASE_URL ? { databaseUrl: process.env.BENCH_DATABASE_URL } : {}) });
 const startRaw = (opts: { inspect?: boolean } = {}): Promise<Server> => startProc([fileURLToPath(new URL('./rawUws.js', import.meta.url))], opts);
-
-let ipCounter = 0;
-/** Spread connections over 127.0.0.1-127.0.0.8 so ephemeral ports never run out. */
-const nextLocal = (): string => `127.0.0.${(ipCounter++ % 8) + 1}`;
-
-function connect(url: string, protocol?: string): Promise<{ ws: WebSocket; t: number }> {
-  const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocol ? [protocol] : [], { localAddress: nextLocal(), perMessageDeflate: false });
-    ws.once('message', () => resolve({ ws, t: performance.now() - t0 }));
-    ws.once('error', reject);
-  });
-}
-
-const auraUrl = (port: number, identity: string, room: string): string =>
-  `ws://127.0.0.1:${port}/rtc?access_token=${createToken(KEY, SECRET, { identity, video: { roomJoin: true, room } })}`;
 
 // ---------- fan-out ----------
 
@@ -127,18 +103,6 @@ async function joinStorm(
   for (const ws of sockets) ws.terminate();
   await srv.kill();
   return { p50: pct(lat, 50), p99: pct(lat, 99), achieved, server };
-}
-
-/** p50/p99 upper bounds (bucket edges) of the server's own join-time histogram. */
-async function serverJoinQuantiles(port: number): Promise<{ p50: number; p99: number }> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const buckets: [number, number][] = [];
-  for (const m of text.matchAll(/auralink_signal_join_seconds_bucket\{le="([^"]+)"\} (\d+)/g)) {
-    buckets.push([m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])]);
-  }
-  const total = buckets[buckets.length - 1]![1];
-  const q = (p: number): number => buckets.find(([, c]) => c >= p * total)![0] * 1000;
-  return { p50: q(0.5), p99: q(0.99) };
 }
 
 // ---------- idle participants ----------
