@@ -13,8 +13,20 @@ export const SUBPROTOCOL: Record<Encoding, string> = {
   json: 'auralink.v1.json',
 };
 
+// Clients send a handful of distinct headers: each is parsed once (bounded, so a client
+// sending a new one per upgrade costs a parse, not memory).
+const negotiated = new Map<string, { encoding: Encoding; subprotocol: string } | null>();
+
 export function encodingForSubprotocols(header: string | undefined): { encoding: Encoding; subprotocol: string } | null {
   if (!header) return { encoding: 'proto', subprotocol: '' };
+  const known = negotiated.get(header);
+  if (known !== undefined) return known;
+  const found = parseSubprotocols(header);
+  if (negotiated.size < 64) negotiated.set(header, found);
+  return found;
+}
+
+function parseSubprotocols(header: string): { encoding: Encoding; subprotocol: string } | null {
   const offered = header.split(',').map((s) => s.trim());
   for (const name of offered) {
     for (const enc of ENCODINGS) if (SUBPROTOCOL[enc] === name) return { encoding: enc, subprotocol: name };
