@@ -33,6 +33,22 @@ export function readStreams(): CorpusStream[] {
   });
 }
 
+/** An RTP packet: 12-byte header (+ CSRCs) then payload. */
+export function rtp(opts: { pt: number; seq?: number; ts?: number; ssrc?: number; marker?: boolean; csrcs?: number[]; payload: number[]; padding?: number }): Buffer {
+  const cc = opts.csrcs?.length ?? 0;
+  const pad = opts.padding ?? 0;
+  const b = Buffer.alloc(12 + 4 * cc + opts.payload.length + pad);
+  b[0] = 0x80 | (pad ? 0x20 : 0) | cc;
+  b[1] = (opts.marker ? 0x80 : 0) | opts.pt;
+  b.writeUInt16BE(opts.seq ?? 1, 2);
+  b.writeUInt32BE(opts.ts ?? 0, 4);
+  b.writeUInt32BE(opts.ssrc ?? 0x11223344, 8);
+  opts.csrcs?.forEach((c, i) => b.writeUInt32BE(c, 12 + 4 * i));
+  Buffer.from(opts.payload).copy(b, 12 + 4 * cc);
+  if (pad) b[b.length - 1] = pad;
+  return b;
+}
+
 /** The payload-type map for the corpus (97: RTX for the VP8 stream's retransmissions). */
 export const CORPUS_CODECS: CodecMap = codecMap({ 96: 'vp8', 97: 'rtx', 98: 'vp9', 102: 'h264', 111: 'opus' });
 
@@ -79,6 +95,35 @@ export function corpusPackets(): Buffer[] {
   return out;
 }
 
+/** Hand-built payloads for what ffmpeg does not send: VP8 L/T/K, VP9 layers/SS/flexible, STAP-A, Opus codes, RTX. */
+export function syntheticPackets(): Buffer[] {
+  const payloads: [number, number[]][] = [
+    [96, [0xb0, 0xf0, 0x25, 0x07, 0xa5, 0x01, 0, 0]], // VP8 I L T K, 7-bit pic
+    [96, [0x90, 0xe0, 0x80, 0x10, 0x03, 0x40, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01, 0xff]], // VP8 key, 15-bit pic, TL0, TID
+    [96, [0x80, 0x10, 0x17, 0x01]], // VP8 K only
+    [98, [0xaa, 0x81, 0x23, 0x10, 0x09, 0x58, 0x01, 0x40, 0x00, 0xb4, 0x02, 0x80, 0x01, 0x68, 0x05, 0x00, 0x02, 0xd0, 0x01, 0x04, 0x01, 0xaa, 0xbb]], // VP9 SS
+    [98, [0xf4, 0x05, 0x22, 0x03, 0x04, 0xcc]], // VP9 flexible
+    [98, [0xe8, 0x42, 0x23, 0x07, 0x11]], // VP9 L, inter-layer
+    [98, [0x0a, 0x08, 0x02, 0x04, 0x01, 0x44, 0x02, 0x01, 0x01, 0x55]], // VP9 SS with G only
+    [102, [0x18, 0x00, 0x04, 0x67, 1, 2, 3, 0x00, 0x02, 0x68, 4, 0x00, 0x03, 0x65, 5, 6]], // STAP-A SPS PPS IDR
+    [102, [0x38, 0x00, 0x02, 0x06, 0xff, 0x00, 0x01, 0x41]], // STAP-A SEI + slice
+    [102, [0x7c, 0x45, 1, 2, 3]], // FU-A end of IDR
+    [102, [0x65, 0x88, 0x80]], // single IDR
+    [102, [0x01, 0x9a]], // single non-ref slice
+    [111, [0x0b, 0x03, 1, 2, 3, 4]], // Opus code 3, 3 frames
+    [111, [0x8b, 0x85, 1, 2, 3]], // Opus CELT code 3 with padding flag
+    [111, [0x79, 1, 2, 3, 4, 5]], // Opus hybrid code 1
+    [111, [0x48]], // DTX
+    [97, [0x01, 0x02, 0x90, 0x80, 0x80, 0x01, 0xaa]], // RTX
+  ];
+  const out: Buffer[] = [];
+  payloads.forEach(([pt, payload], i) => {
+    const p = rtp({ pt, seq: i, payload, csrcs: i % 4 === 0 ? [i] : undefined, padding: i % 5 === 0 ? 3 : 0 });
+    out.push(p, withExtensions(p, webrtcExtensions(i), 'one'), withExtensions(p, [[1, [0x30]], [99, [1, 2]]], 'two'));
+  });
+  return out;
+}
+
 /**
  * Seeded mutations of corpus packets: bit flips, byte overwrites (biased to the header and
  * descriptor), truncations, extensions, padding and CSRC counts that lie.
@@ -93,7 +138,7 @@ export function fuzzPackets(seed: number, count: number, base: Buffer[]): Buffer
     const ops = 1 + int(4);
     for (let o = 0; o < ops; o++) {
       const front = Math.min(p.length, 40);
-      switch (int(7)) {
+      switch (int(8)) {
         case 0: // flip a bit near the front (header, extensions, descriptor)
           if (front) p[int(front)]! ^= 1 << int(8);
           break;
@@ -108,6 +153,9 @@ export function fuzzPackets(seed: number, count: number, base: Buffer[]): Buffer
           break;
         case 4: // the last byte (padding length when P is set)
           if (p.length) p[p.length - 1] = int(256);
+          break;
+        case 6: // lose the last 1-3 bytes: off-by-one at the end of a NAL, SS or extension
+          p = p.subarray(0, Math.max(0, p.length - 1 - int(3)));
           break;
         case 5: // extension length word / profile when present
           if (p.length > 16) p[12 + int(4)] = int(256);
