@@ -2,15 +2,18 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { decodeRecord, type RtpParser } from '../src/aic/rtp/api.js';
 import { Codec, codecMap, ExtForm, ExtStatus, F, findExt, MAX_EXT, OpusBandwidth, OpusMode, PayloadStatus, RECORD_SIZE, Status } from '../src/aic/rtp/layout.js';
-import { DEFAULT_ADDON_PATH, layoutMismatch, loadAddon, loadRtpParser } from '../src/aic/rtp/parser.js';
-import { corpusPackets, CORPUS_CODECS, fuzzPackets, readStreams, rtp, syntheticPackets, withExtensions } from './rtpCorpus.js';
+import { DEFAULT_ADDON_PATH, layoutMismatch, loadAddon, loadRtpParser, NATIVE_MIN_BATCH } from '../src/aic/rtp/parser.js';
+import { corpusPackets, CORPUS_CODECS, readStreams, rtp, syntheticPackets, withExtensions } from './rtpCorpus.js';
+import { fuzzPackets } from './rtpFuzz.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261201);
 const FUZZ_COUNT = 12000;
 const silent = { info: (): void => {}, warn: (): void => {} };
 const ts = loadRtpParser({ logger: silent, prefer: 'ts' });
 const addon = loadAddon(DEFAULT_ADDON_PATH);
-const native: RtpParser | null = 'addon' in addon ? loadRtpParser({ logger: silent }) : null;
+// nativeMinBatch 0: every batch goes to the addon, however small (the loader's default sends
+// batches under NATIVE_MIN_BATCH to TypeScript, which is faster there).
+const native: RtpParser | null = 'addon' in addon ? loadRtpParser({ logger: silent, nativeMinBatch: 0 }) : null;
 const NATIVE_SKIP = 'error' in addon ? `native addon not loaded (${addon.error}); build it with npm run build:native` : false;
 if (NATIVE_SKIP) console.log(`# rtpParser: native/TS equality SKIPPED: ${NATIVE_SKIP}`);
 /** Every implementation this machine has: the known-value tests run on each. */
@@ -72,7 +75,16 @@ describe('rtp parser loader', () => {
     const logs: string[] = [];
     const p = loadRtpParser({ logger: { info: (_o, m) => logs.push(m), warn: (_o, m) => logs.push(`WARN ${m}`) } });
     assert.equal(p.impl, 'native');
+    assert.equal(p.nativeMinBatch, NATIVE_MIN_BATCH);
     assert.deepEqual(logs, ['rtp parser: native addon']);
+    // Below and above the threshold the records are the same (TS below, C above).
+    const pkts = stream('h264').slice(0, NATIVE_MIN_BATCH + 1);
+    const { buf, offsets, lengths } = pack(pkts);
+    const small = new Int32Array(RECORD_SIZE * pkts.length);
+    const big = new Int32Array(RECORD_SIZE * pkts.length);
+    for (let i = 0; i < pkts.length; i++) p.parseBatch(buf, offsets.subarray(i), lengths.subarray(i), 1, small.subarray(i * RECORD_SIZE), CORPUS_CODECS);
+    p.parseBatch(buf, offsets, lengths, pkts.length, big, CORPUS_CODECS);
+    assert.deepEqual(small, big);
   });
 });
 
@@ -302,6 +314,10 @@ describe('rtp parser on the corpus and fuzzed packets', () => {
     const { buf, offsets, lengths } = pack(all);
     const valid = ts.parseBatch(buf, offsets, lengths, all.length, out, CORPUS_CODECS);
     assert.ok(valid > corpus.length, `${valid} valid`);
+    // Every slot is written: a record does not depend on what the array held before.
+    const dirty = new Int32Array(out.length).fill(-0x21524111);
+    ts.parseBatch(buf, offsets, lengths, all.length, dirty, CORPUS_CODECS);
+    assert.deepEqual(dirty, out);
     for (let i = 0; i < all.length; i++) {
       const b = i * RECORD_SIZE;
       if (out[b + F.STATUS] !== Status.OK) continue;

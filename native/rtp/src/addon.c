@@ -17,9 +17,9 @@
     }                                                      \
   } while (0)
 
+/* One N-API call per array: napi_get_typedarray_info fails by itself on a non-typed-array,
+ * and every call across the boundary is what a batch of 1 pays for. */
 static int typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
-  bool is = false;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
   napi_typedarray_type type;
   napi_value ab;
   size_t off;
@@ -53,11 +53,9 @@ static napi_value parse_batch(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "codecs must be a Uint8Array (codecMap)");
     return NULL;
   }
-  napi_valuetype vt;
   double count_d = -1;
-  CALL(env, napi_typeof(env, argv[3], &vt));
-  if (vt == napi_number) CALL(env, napi_get_value_double(env, argv[3], &count_d));
-  if (vt != napi_number || !(count_d >= 0) || count_d != floor(count_d) || isinf(count_d)) {
+  napi_status count_ok = napi_get_value_double(env, argv[3], &count_d); /* napi_number_expected if not a number */
+  if (count_ok != napi_ok || !(count_d >= 0) || count_d != floor(count_d) || isinf(count_d)) {
     napi_throw_range_error(env, NULL, "count must be a non-negative integer");
     return NULL;
   }

@@ -12,8 +12,11 @@ import { F, MAX_EXT, RECORD_SIZE, type CodecMap, type FieldName } from './layout
 export type ParseBatch = (buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, out: Int32Array, codecs: CodecMap) => number;
 
 export interface BatchParser {
+  /** Which implementation the loader picked: 'native' when the addon loaded. */
   readonly impl: 'native' | 'ts';
   readonly parseBatch: ParseBatch;
+  /** With impl 'native': smaller batches run in TypeScript (faster there, see parser.ts). */
+  readonly nativeMinBatch?: number;
 }
 
 export interface RtpExtension {
@@ -71,6 +74,7 @@ export function withParseOne(p: BatchParser): RtpParser {
   return {
     impl: p.impl,
     parseBatch: p.parseBatch,
+    ...(p.nativeMinBatch === undefined ? {} : { nativeMinBatch: p.nativeMinBatch }),
     parseOne(packet: Uint8Array, codecs: CodecMap): ParsedRtp {
       lengths[0] = packet.length;
       p.parseBatch(packet, offsets, lengths, 1, out, codecs);

@@ -43,7 +43,7 @@ export const F = {
   START: 23, // 1 if the payload begins a frame (VP8 S && PID 0; VP9 B), a NAL unit (H264) or is audio
   END: 24, // 1 if the descriptor says the frame/NAL ends here (VP9 E, H264 FU E / whole NAL), -1 for VP8
   PICTURE_ID: 25, // VP8/VP9 picture id, -1 absent
-  PICTURE_ID_BITS: 26, // 7 or 15, 0 absent
+  PICTURE_ID_BITS: 26, // 7 or 15, -1 absent
   TL0PICIDX: 27,
   TID: 28, // temporal layer id (VP8 TID, VP9 TID), -1 absent
   SID: 29, // spatial layer id (VP9 SID), -1 absent

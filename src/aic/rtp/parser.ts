@@ -24,7 +24,16 @@ export interface LoadParserOptions {
   addonPath?: string;
   /** 'ts' forces the TypeScript parser (benchmarks, A/B); 'auto' (default) prefers native. */
   prefer?: 'auto' | 'ts';
+  /** Batches smaller than this go to the TypeScript parser even when the addon loaded. */
+  nativeMinBatch?: number;
 }
+
+/**
+ * Below this batch size the N-API boundary costs more than C saves: each typed-array
+ * argument costs about 75 ns to unwrap (napi_get_typedarray_info), five of them per call.
+ * bench/rtpParser.ts: TS faster at batch 1, ranges overlap at 4, native faster from 8 on.
+ */
+export const NATIVE_MIN_BATCH = 8;
 
 interface AddonExports {
   parseBatch: ParseBatch;
@@ -70,6 +79,10 @@ export function loadRtpParser(opts: LoadParserOptions): RtpParser {
     opts.logger.warn({ impl: 'ts', addonPath: path, reason: loaded.error }, 'rtp parser: native addon unavailable, using the TypeScript parser');
     return withParseOne(tsBatchParser);
   }
-  opts.logger.info({ impl: 'native', addonPath: path }, 'rtp parser: native addon');
-  return withParseOne({ impl: 'native', parseBatch: loaded.addon.parseBatch });
+  const min = opts.nativeMinBatch ?? NATIVE_MIN_BATCH;
+  const nativeBatch = loaded.addon.parseBatch;
+  const ts = tsBatchParser.parseBatch;
+  const parseBatch: ParseBatch = min <= 0 ? nativeBatch : (buf, offsets, lengths, count, out, codecs) => (count < min ? ts : nativeBatch)(buf, offsets, lengths, count, out, codecs);
+  opts.logger.info({ impl: 'native', addonPath: path, nativeMinBatch: min }, 'rtp parser: native addon');
+  return withParseOne({ impl: 'native', parseBatch, nativeMinBatch: min });
 }
