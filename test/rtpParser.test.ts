@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { decodeRecord, type RtpParser } from '../src/aic/rtp/api.js';
 import { Codec, codecMap, ExtForm, ExtStatus, F, findExt, MAX_EXT, OpusBandwidth, OpusMode, PayloadStatus, RECORD_SIZE, Status } from '../src/aic/rtp/layout.js';
@@ -358,5 +360,15 @@ describe('rtp parser on the corpus and fuzzed packets', () => {
         if (x !== y) assert.fail(`packet ${i} (${all[i]!.subarray(0, 24).toString('hex')}): ${fieldName(f)} ts ${x} native ${y}`);
       }
     }
+  });
+});
+
+describe('rtp parser C code memory safety', () => {
+  const gcc = spawnSync('gcc', ['--version']).status === 0;
+  test('parse.c under AddressSanitizer + UBSan: corpus, fuzz set, truncations, mutations', { skip: gcc ? false : 'gcc not installed' }, () => {
+    const script = fileURLToPath(new URL('../../native/rtp/test/sanitize.sh', import.meta.url));
+    const r = spawnSync('bash', [script, '5'], { encoding: 'utf8', timeout: 110_000 });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr.slice(-3000)}`);
+    assert.match(r.stdout, /sanitize: \d+ packets, \d+ parses, no sanitizer report/);
   });
 });
