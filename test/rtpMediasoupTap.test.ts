@@ -138,11 +138,16 @@ describe('RTP through a mediasoup 3.12 DirectTransport tap', () => {
         if (id === twccId) twcc.push(value.readUInt16BE(0));
         if (id === absId && value.toString('hex') === '123456') publisherAbs++;
         if (id === mediasoupId(t, URI.orientation)) assert.equal(value[0], 0x01, 'video-orientation value kept');
+        if (id === mediasoupId(t, URI.toffset)) assert.equal(value.toString('hex'), '000007', 'toffset value kept');
+        if (id === mediasoupId(t, URI.mid)) assert.equal(value.toString(), t.consumer.rtpParameters.mid, 'mid is the consumer\'s');
       }
     }
     console.log(`# transport-cc on the tap: ${twcc.slice(0, 12).join(' ')} ...`);
     assert.ok(twcc.length === r.n && twcc.every((v, i) => v !== 0xabcd && (i === 0 || v > twcc[i - 1]!)), 'transport-cc: the tap transport\'s own increasing counter');
     assert.ok(publisherAbs < r.n / 2, `abs-send-time rewritten (${publisherAbs} of ${r.n} kept the publisher's value)`);
+    // Payload type and SSRC are the consumer's.
+    assert.deepEqual([...r.pts], [t.consumer.rtpParameters.codecs[0]!.payloadType]);
+    assert.equal(r.records[F.SSRC]! >>> 0, t.consumer.rtpParameters.encodings![0]!.ssrc);
     // The VP8 payload descriptor survives: key frame and picture ids parse.
     assert.ok(Array.from({ length: r.n }, (_v, i) => r.records[i * RECORD_SIZE + F.KEY_FRAME]).includes(1));
   });
