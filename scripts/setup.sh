@@ -50,6 +50,27 @@ worker_ok "$WORKER_DEST" || { echo "[setup] FATAL: mediasoup worker missing or b
 node -e "require('uWebSockets.js')" 2>/dev/null || node --input-type=module -e "await import('uWebSockets.js')" \
   || { echo "[setup] FATAL: uWebSockets.js native binary failed to load" >&2; exit 1; }
 
+# The AIC RTP parser addon (native/rtp, N-API C). Optional: the server falls back to the
+# TypeScript parser, so a failed build warns and setup goes on. Rebuilt only when a source
+# is newer than the binary. npm's own node-gyp, against Node's installed headers (nodedir).
+RTP_ADDON="$ROOT/native/rtp/build/Release/auralink_rtp.node"
+if [ ! -f "$RTP_ADDON" ] || [ -n "$(find "$ROOT/native/rtp/src" "$ROOT/native/rtp/binding.gyp" -newer "$RTP_ADDON" 2>/dev/null)" ]; then
+  log "building the RTP parser addon (native/rtp)"
+  # No internet: node-gyp must not try to download headers. Point it at the installed ones
+  # when npm has no nodedir configured.
+  NODE_PREFIX=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
+  if [ "$(npm config get nodedir 2>/dev/null || true)" = "undefined" ] || [ -z "$(npm config get nodedir 2>/dev/null || true)" ]; then
+    [ -f "$NODE_PREFIX/include/node/node_api.h" ] && export npm_config_nodedir="$NODE_PREFIX"
+  fi
+  if ! npm run build:native --silent >/tmp/auralink-rtp-addon-build.log 2>&1; then
+    tail -n 20 /tmp/auralink-rtp-addon-build.log >&2 || true
+    echo "[setup] WARNING: the RTP parser addon did not build (log: /tmp/auralink-rtp-addon-build.log); the TypeScript parser will be used" >&2
+  fi
+fi
+if [ -f "$RTP_ADDON" ] && ! node -e "require('$RTP_ADDON')" 2>/dev/null; then
+  echo "[setup] WARNING: $RTP_ADDON does not load; the TypeScript parser will be used" >&2
+fi
+
 log "compiling TypeScript"
 npm run build --silent
 log "done. Start: npm start -- --dev    Test: npm test"
