@@ -3,7 +3,7 @@ import { createSocket, type RemoteInfo } from 'node:dgram';
 import { createRequire } from 'node:module';
 import { LRUCache } from 'lru-cache';
 import type { TurnCredentials } from './credentials.js';
-import { ownedAllocations, patchNodeTurn } from './nodeTurnPatches.js';
+import { ipLiteralLookup, ownedAllocations, patchNodeTurn } from './nodeTurnPatches.js';
 import type { PeerFilter } from './peerFilter.js';
 import { RelayPath, setBuffers, type RelayedAllocation } from './relayPath.js';
 import type { TurnStats } from './turnStats.js';
@@ -238,10 +238,13 @@ export class EmbeddedTurn {
     // One listening socket (one listening IP). ChannelData (first two bits 01) takes the relay
     // path in both directions; everything else goes to node-turn's STUN handler.
     const listen = server.network.sockets[0]!;
-    await new Promise<void>((resolve, reject) => {
-      listen.once('listening', resolve);
-      listen.once('error', reject);
-    });
+    // With the IP-literal lookup the bind completes inside start(): wait only if it has not.
+    if (!isBound(listen)) {
+      await new Promise<void>((resolve, reject) => {
+        listen.once('listening', resolve);
+        listen.once('error', reject);
+      });
+    }
     setBuffers(listen, o.listenBufferBytes);
     const relay = (this.relay = new RelayPath(listen, this.stats, o.relayBufferBytes));
     const stun = listen.listeners('message') as ((buf: Buffer, rinfo: RemoteInfo) => void)[];
@@ -275,7 +278,7 @@ async function bindEvenPort(ip: string, min: number, max: number): Promise<unkno
   const start = Math.floor(Math.random() * evens);
   for (let i = 0; i < evens; i++) {
     const port = first + ((start + i) % evens) * 2;
-    const sock = createSocket(ip.includes(':') ? 'udp6' : 'udp4');
+    const sock = createSocket({ type: ip.includes(':') ? 'udp6' : 'udp4', lookup: ipLiteralLookup });
     const ok = await new Promise<boolean>((resolve) => {
       sock.once('error', () => resolve(false));
       sock.bind({ address: ip, port, exclusive: true }, () => resolve(true));
@@ -287,6 +290,15 @@ async function bindEvenPort(ip: string, min: number, max: number): Promise<unkno
     sock.close();
   }
   throw new Error('no available even port in the relay range');
+}
+
+function isBound(sock: import('node:dgram').Socket): boolean {
+  try {
+    sock.address();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function probeUdpPort(ip: string, port: number): Promise<void> {

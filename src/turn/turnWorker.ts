@@ -14,7 +14,8 @@ const port = parentPort!;
 const post = (m: FromTurnThread): void => port.postMessage(m);
 const stats = new TurnStats();
 const drops = new SocketDrops();
-const lag = monitorEventLoopDelay({ resolution: 10 });
+const LAG_RESOLUTION_MS = 10;
+const lag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
 lag.enable();
 let elu = performance.eventLoopUtilization();
 let turn: EmbeddedTurn | undefined;
@@ -48,8 +49,9 @@ function snapshot(): TurnSnapshot {
   const now = performance.eventLoopUtilization();
   const utilization = performance.eventLoopUtilization(now, elu).utilization;
   elu = now;
-  // Like prom-client's own event-loop metrics: the window is the time since the last scrape.
-  const s = (ns: number): number => (Number.isFinite(ns) ? ns / 1e9 : 0);
+  // The window is the time since the last scrape, as prom-client's own event-loop metrics; the
+  // histogram records whole timer intervals, so the delay is what exceeds the resolution.
+  const s = (ns: number): number => (Number.isFinite(ns) ? Math.max(0, ns / 1e6 - LAG_RESOLUTION_MS) / 1000 : 0);
   const l = { p50: s(lag.percentile(50)), p99: s(lag.percentile(99)), max: s(lag.max) };
   lag.reset();
   return {
