@@ -20,8 +20,10 @@ const JOINS = Number(process.env.JOINS ?? 2000);
 const JOIN_RATE = Number(process.env.JOIN_RATE ?? 500);
 const ONLY = new Set((process.env.ONLY ?? 'relay,join').split(','));
 const SECRET = 'bench-turn-secret';
-const AURA = { port: 28478, min: 28500, max: 28900, peer: 28100 };
-const COTURN = { port: 29478, min: 29500, max: 29900, peer: 29100 };
+// Relay ranges wide enough for every round's allocations: uclient abandons one allocation per
+// client, which lives out its lifetime (10 min) on both servers. Below the tests' port blocks.
+const AURA = { port: 10478, min: 10500, max: 11999, peer: 10100 };
+const COTURN = { port: 12478, min: 12500, max: 13999, peer: 12100 };
 
 const creds = (): { u: string; p: string } => {
   const u = `${Math.floor(Date.now() / 1000) + 3600}:bench`;
@@ -103,6 +105,7 @@ const peer = (port: number): void => {
 };
 
 const range = (xs: number[], digits = 0): string => {
+  if (xs.length === 0) return '-';
   const s = [...xs].sort((a, b) => a - b);
   const f = (x: number): string => (Number.isNaN(x) ? '-' : x.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
   const med = s[Math.floor(s.length / 2)]!;
@@ -114,7 +117,7 @@ console.log(`  figures: median [min-max] over the rounds; the machine's 2 cores 
 const aura = await startAura({
   sfu: { enabled: false },
   signal: BENCH_SIGNAL_LIMITS,
-  turn: { secret: SECRET, host: '127.0.0.1', port: AURA.port, relay_min_port: AURA.min, relay_max_port: AURA.max, allowed_peer_cidrs: ['127.0.0.0/8'], max_allocations_per_user: 1000 },
+  turn: { secret: SECRET, host: '127.0.0.1', port: AURA.port, relay_min_port: AURA.min, relay_max_port: AURA.max, allowed_peer_cidrs: ['127.0.0.0/8'], max_allocations_per_user: 100000 },
 });
 const coturn = spawn('turnserver', [
   '-n', '--no-tls', '--no-dtls', '--no-cli', '-L', '127.0.0.1', '-E', '127.0.0.1', '-p', String(COTURN.port), '--min-port', String(COTURN.min), '--max-port', String(COTURN.max),
