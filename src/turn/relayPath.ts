@@ -25,6 +25,9 @@ interface Relay {
   readonly byPeer: Map<string, Map<number, Binding>>;
 }
 
+const EMPTY = Buffer.alloc(0);
+const gather: Buffer[] = [EMPTY, EMPTY];
+
 /** ChannelData headers are immutable (channel, length): made once, shared by every send. */
 const HEADERS_MAX = 65_536;
 const headers = new Map<number, Buffer>();
@@ -157,7 +160,11 @@ export class RelayPath {
     }
     const b = relay.byPeer.get(rinfo.address)?.get(rinfo.port);
     if (b === undefined) return false;
-    this.listen.send([header(b.channel, buf.length), buf], relay.clientPort, relay.clientAddress);
+    // dgram copies the list before send() returns: one array serves every send.
+    gather[0] = header(b.channel, buf.length);
+    gather[1] = buf;
+    this.listen.send(gather, relay.clientPort, relay.clientAddress);
+    gather[1] = EMPTY;
     this.stats.peerToClientPackets++;
     this.stats.peerToClientBytes += buf.length;
     return true;
