@@ -186,7 +186,10 @@ export class EmbeddedTurn {
       else this.allocationsByUser.delete(user);
       // node-turn registers an allocation before it attaches its relay socket listener: the
       // relay path takes the socket over once the constructor has finished.
-      if (delta === 1) queueMicrotask(() => this.relay?.adopt(a as RelayedAllocation));
+      if (delta === 1) {
+        const tuple = (a as { fiveTuple: string }).fiveTuple;
+        queueMicrotask(() => server.allocations[tuple] === a && this.relay?.adopt(a as RelayedAllocation));
+      }
       else this.relay?.release(a as RelayedAllocation);
       this.allocations += delta;
       this.onAllocations(this.allocations);
