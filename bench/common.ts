@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 import YAML from 'yaml';
 import { createToken } from '../src/auth/token.js';
 import { merge } from '../src/config/load.js';
+import { SUBPROTOCOL } from '../src/signal/codec.js';
 
 export const KEY = 'benchkey';
 export const SECRET = 'bench-secret-that-is-at-least-32-characters';
@@ -223,4 +224,96 @@ export async function storm<T extends { t: number }>(count: number, rate: number
   }
   await Promise.all(pending);
   return { lat, joined, secs: (performance.now() - t0) / 1000 };
+}
+
+// ---------- UDP drop counters (bench/turn) ----------
+
+/** This network namespace's UDP counters (/proc/net/snmp): where the kernel dropped datagrams. */
+export function udpCounters(): Record<'InDatagrams' | 'InErrors' | 'RcvbufErrors' | 'SndbufErrors' | 'OutDatagrams', number> {
+  const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+  const names = lines[0]!.split(/\s+/).slice(1);
+  const values = lines[1]!.split(/\s+/).slice(1).map(Number);
+  const get = (n: string): number => values[names.indexOf(n)] ?? 0;
+  return { InDatagrams: get('InDatagrams'), InErrors: get('InErrors'), RcvbufErrors: get('RcvbufErrors'), SndbufErrors: get('SndbufErrors'), OutDatagrams: get('OutDatagrams') };
+}
+
+/**
+ * Per-socket receive drops (/proc/net/udp's `drops` column) of the sockets whose local port
+ * `ports` accepts, sampled while they exist (relay sockets close when a load ends): the highest
+ * count seen per socket, summed. Call stop() for the total.
+ */
+export function socketDropSampler(ports: (port: number) => boolean, everyMs = 200): { stop(): number } {
+  const maxByInode = new Map<string, number>();
+  const sample = (): void => {
+    for (const f of ['/proc/net/udp', '/proc/net/udp6']) {
+      let text = '';
+      try {
+        text = readFileSync(f, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const line of text.split('\n').slice(1)) {
+        const c = line.trim().split(/\s+/);
+        if (c.length < 13) continue;
+        const port = parseInt(c[1]!.split(':')[1]!, 16);
+        if (!ports(port)) continue;
+        const drops = Number(c[12]);
+        maxByInode.set(c[9]!, Math.max(drops, maxByInode.get(c[9]!) ?? 0));
+      }
+    }
+  };
+  sample();
+  const base = new Map(maxByInode);
+  const timer = setInterval(sample, everyMs);
+  return {
+    stop(): number {
+      clearInterval(timer);
+      sample();
+      let sum = 0;
+      for (const [inode, d] of maxByInode) sum += d - (base.get(inode) ?? 0);
+      return sum;
+    },
+  };
+}
+
+// ---------- Prometheus text ----------
+
+export async function metricsText(port: number): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
+
+/** Sum of the samples of `name` whose labels include every one of `labels` (NaN if none). */
+export function metricSum(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  let seen = false;
+  for (const m of text.matchAll(/^([a-zA-Z_:][\w:]*)(\{[^}]*\})? (\S+)$/gm)) {
+    if (m[1] !== name) continue;
+    const lbl = m[2] ?? '';
+    if (!Object.entries(labels).every(([k, v]) => lbl.includes(`${k}="${v}"`))) continue;
+    sum += Number(m[3]);
+    seen = true;
+  }
+  return seen ? sum : Number.NaN;
+}
+
+
+// ---------- join storm against a running AuraLink server (bench/turn) ----------
+
+/** Signalling limits raised so a join storm measures the server, not its rate limiter. */
+export const BENCH_SIGNAL_LIMITS = {
+  rate_limit: { messages_per_s: 1e6, burst: 1e6, violations_before_close: 1000 },
+  ip_connect_limit: { per_s: 1e6, burst: 1e6 },
+  max_backpressure_bytes: 4 * 1024 * 1024,
+};
+
+/**
+ * `count` joins at `rate`/s over 100 rooms against a running AuraLink server: client-measured
+ * time to the join response (p50/p99 ms) and the rate achieved. Identities start with `prefix`.
+ */
+export async function joinStormOn(port: number, count: number, rate: number, prefix = 'j'): Promise<{ p50: number; p99: number; achieved: number }> {
+  // Tokens are signed before the storm (signing during it takes CPU from server and client).
+  const urls = Array.from({ length: count }, (_, i) => auraUrl(port, `${prefix}${i}`, `room${i % 100}`));
+  const { lat, joined, secs } = await storm(count, rate, (i) => connect(urls[i]!, SUBPROTOCOL.proto));
+  for (const { ws } of joined) ws.terminate();
+  return { p50: pct(lat, 50), p99: pct(lat, 99), achieved: count / secs };
 }

@@ -1,17 +1,29 @@
 // bench/turn: relayed packets/s and loss of the embedded TURN server (node-turn + our layer)
 // side by side with coturn (Debian's turnserver) in the same run, both driven by coturn's own
 // load client (turnutils_uclient: N clients, each allocating, binding a channel to a UDP echo
-// peer and sending M messages that come back through the relay).
-// Usage: npm run bench:turn   (CLIENTS, MESSAGES, INTERVAL_MS, SIZE)
+// peer and sending M messages that come back through the relay). Each load runs at 1x and 2x
+// the client count; every run records where packets were dropped (the kernel's UDP counters,
+// the servers' own sockets' drop counters) and the event-loop lag of the server's threads.
+// Then the join storm (bench/common's, as bench/signal runs it) alone and during a TURN load.
+// Usage: npm run bench:turn   (CLIENTS, MESSAGES, INTERVAL_MS, SIZE, ROUNDS, LOADS=1,2, JOINS, JOIN_RATE, ONLY=relay,join)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { cpuSeconds, sleep, startAura } from './common.js';
+import { BENCH_SIGNAL_LIMITS, cpuSeconds, joinStormOn, metricSum, metricsText, sleep, socketDropSampler, startAura, udpCounters } from './common.js';
 
 const CLIENTS = Number(process.env.CLIENTS ?? 40);
 const MESSAGES = Number(process.env.MESSAGES ?? 2000);
 const INTERVAL_MS = Number(process.env.INTERVAL_MS ?? 1);
 const SIZE = Number(process.env.SIZE ?? 160);
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const LOADS = (process.env.LOADS ?? '1,2').split(',').map(Number);
+const JOINS = Number(process.env.JOINS ?? 2000);
+const JOIN_RATE = Number(process.env.JOIN_RATE ?? 500);
+const ONLY = new Set((process.env.ONLY ?? 'relay,join').split(','));
 const SECRET = 'bench-turn-secret';
+// Relay ranges wide enough for every round's allocations: uclient abandons one allocation per
+// client, which lives out its lifetime (10 min) on both servers. Below the tests' port blocks.
+const AURA = { port: 10478, min: 10500, max: 11999, peer: 10100 };
+const COTURN = { port: 12478, min: 12500, max: 13999, peer: 12100 };
 
 const creds = (): { u: string; p: string } => {
   const u = `${Math.floor(Date.now() / 1000) + 3600}:bench`;
@@ -31,22 +43,60 @@ function run(cmd: string, args: string[]): Promise<string> {
 interface Result {
   pps: number;
   lossPct: number;
-  cpu: number;
-  seconds: number;
+  cpuPct: number;
+  /** Kernel, this network namespace (clients, peers and server alike). */
+  rcvbufErrors: number;
+  sndbufErrors: number;
+  /** Receive drops on the server's own sockets: its listening socket, its relay sockets. */
+  listenDrops: number;
+  relayDrops: number;
+  /** uclient ended without totals (node-turn answered a ChannelBind with 400 under loss). */
+  failed: boolean;
+  /** Max event-loop lag over the run, ms: the server's main thread, and its TURN thread. */
+  mainLagMs: number;
+  turnLagMs: number;
 }
 
-async function load(turnPort: number, peerPort: number, serverPid: number): Promise<Result> {
+type Srv = typeof AURA;
+
+async function load(s: Srv, clients: number, serverPid: number, auraHttp?: number): Promise<Result> {
   const { u, p } = creds();
+  // prom-client resets its event-loop histograms at each scrape: this one starts the window.
+  if (auraHttp) await metricsText(auraHttp);
+  const listenDrops = socketDropSampler((port) => port === s.port);
+  const relayDrops = socketDropSampler((port) => port >= s.min && port <= s.max);
+  const k0 = udpCounters();
   const cpu0 = cpuSeconds(serverPid);
   const t0 = performance.now();
-  const out = await run('turnutils_uclient', ['-c', '-u', u, '-w', p, '-p', String(turnPort), '-e', '127.0.0.1', '-r', String(peerPort), '-n', String(MESSAGES), '-m', String(CLIENTS), '-l', String(SIZE), '-z', String(INTERVAL_MS), '127.0.0.1']);
+  const out = await run('turnutils_uclient', ['-c', '-u', u, '-w', p, '-p', String(s.port), '-e', '127.0.0.1', '-r', String(s.peer), '-n', String(MESSAGES), '-m', String(clients), '-l', String(SIZE), '-z', String(INTERVAL_MS), '127.0.0.1']);
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(serverPid) - cpu0;
+  const k1 = udpCounters();
+  const drops = { listen: listenDrops.stop(), relay: relayDrops.stop() };
   const m = [...out.matchAll(/start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)/g)].at(-1);
-  if (!m) throw new Error(`uclient gave no totals:\n${out.slice(-1500)}`);
-  const sent = Number(m[1]);
-  const recv = Number(m[2]);
-  // Every message crosses the relay twice (client -> peer, peer -> client).
-  return { pps: (sent + recv) / seconds, lossPct: sent ? ((sent - recv) / sent) * 100 : 100, cpu: cpuSeconds(serverPid) - cpu0, seconds };
+  if (!m) console.log(`  (a uclient run gave no totals: ${out.trim().split('\n').slice(-2).join(' | ').slice(0, 200)})`);
+  const sent = Number(m?.[1] ?? 0);
+  const recv = Number(m?.[2] ?? 0);
+  let mainLagMs = Number.NaN;
+  let turnLagMs = Number.NaN;
+  if (auraHttp) {
+    const text = await metricsText(auraHttp);
+    mainLagMs = metricSum(text, 'auralink_nodejs_eventloop_lag_max_seconds') * 1000;
+    turnLagMs = metricSum(text, 'auralink_turn_eventloop_lag_seconds', { quantile: 'max' }) * 1000;
+  }
+  return {
+    // Every message crosses the relay twice (client -> peer, peer -> client).
+    pps: (sent + recv) / seconds,
+    lossPct: sent ? ((sent - recv) / sent) * 100 : 100,
+    cpuPct: (cpu / seconds) * 100,
+    rcvbufErrors: k1.RcvbufErrors - k0.RcvbufErrors,
+    sndbufErrors: k1.SndbufErrors - k0.SndbufErrors,
+    listenDrops: drops.listen,
+    relayDrops: drops.relay,
+    failed: !m,
+    mainLagMs,
+    turnLagMs,
+  };
 }
 
 const peers: ChildProcess[] = [];
@@ -54,39 +104,80 @@ const peer = (port: number): void => {
   peers.push(spawn('turnutils_peer', ['-L', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' }));
 };
 
-console.log(`bench/turn: ${CLIENTS} clients x ${MESSAGES} messages of ${SIZE} B every ${INTERVAL_MS} ms, echoed by a UDP peer`);
+const range = (xs: number[], digits = 0): string => {
+  if (xs.length === 0) return '-';
+  const s = [...xs].sort((a, b) => a - b);
+  const f = (x: number): string => (Number.isNaN(x) ? '-' : x.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+  const med = s[Math.floor(s.length / 2)]!;
+  return s.length === 1 ? f(med) : `${f(med)} [${f(s[0]!)}-${f(s.at(-1)!)}]`;
+};
+
+console.log(`bench/turn: ${MESSAGES} messages of ${SIZE} B every ${INTERVAL_MS} ms per client, echoed by a UDP peer; loads ${LOADS.map((l) => `${l}x = ${l * CLIENTS} clients`).join(', ')}; ${ROUNDS} rounds, embedded and coturn alternating`);
+console.log(`  figures: median [min-max] over the rounds; the machine's 2 cores are shared with other work`);
 const aura = await startAura({
   sfu: { enabled: false },
-  turn: { secret: SECRET, host: '127.0.0.1', port: 28478, relay_min_port: 28500, relay_max_port: 28900, allowed_peer_cidrs: ['127.0.0.0/8'], max_allocations_per_user: 1000 },
+  signal: BENCH_SIGNAL_LIMITS,
+  turn: { secret: SECRET, host: '127.0.0.1', port: AURA.port, relay_min_port: AURA.min, relay_max_port: AURA.max, allowed_peer_cidrs: ['127.0.0.0/8'], max_allocations_per_user: 100000 },
 });
 const coturn = spawn('turnserver', [
-  '-n', '--no-tls', '--no-dtls', '--no-cli', '-L', '127.0.0.1', '-E', '127.0.0.1', '-p', '29478', '--min-port', '29500', '--max-port', '29900',
+  '-n', '--no-tls', '--no-dtls', '--no-cli', '-L', '127.0.0.1', '-E', '127.0.0.1', '-p', String(COTURN.port), '--min-port', String(COTURN.min), '--max-port', String(COTURN.max),
   '--use-auth-secret', '--static-auth-secret', SECRET, '--realm', 'auralink', '--allow-loopback-peers', '--no-stdout-log', '--log-file', '/dev/null',
 ], { stdio: 'ignore' });
-peer(28100);
-peer(29100);
+peer(AURA.peer);
+peer(COTURN.peer);
 await sleep(1500);
 try {
-  const results: Record<string, Result> = {};
-  // Alternate to spread any machine noise over both.
-  for (const round of [1, 2]) {
-    results[`aura${round}`] = await load(28478, 28100, aura.proc.pid!);
-    results[`coturn${round}`] = await load(29478, 29100, coturn.pid!);
+  if (ONLY.has('relay')) {
+    for (const factor of LOADS) {
+      const clients = factor * CLIENTS;
+      const ours: Result[] = [];
+      const theirs: Result[] = [];
+      // Alternate which goes first to spread machine noise over both.
+      for (let round = 0; round < ROUNDS; round++) {
+        if (round % 2 === 0) {
+          ours.push(await load(AURA, clients, aura.proc.pid!, aura.port));
+          theirs.push(await load(COTURN, clients, coturn.pid!));
+        } else {
+          theirs.push(await load(COTURN, clients, coturn.pid!));
+          ours.push(await load(AURA, clients, aura.proc.pid!, aura.port));
+        }
+      }
+      const line = (name: string, all: Result[]): void => {
+        const rs = all.filter((r) => !r.failed);
+        if (rs.length < all.length) console.log(`  ${name}: ${all.length - rs.length} of ${all.length} runs failed (no totals), left out below`);
+        if (rs.length === 0) return;
+        console.log(`  ${name.padEnd(9)} ${range(rs.map((r) => r.pps)).padStart(24)} pkt/s  loss ${range(rs.map((r) => r.lossPct), 2)} %  CPU ${range(rs.map((r) => r.cpuPct))} % of a core`);
+        console.log(`  ${''.padEnd(9)} kernel RcvbufErrors ${range(rs.map((r) => r.rcvbufErrors))}, SndbufErrors ${range(rs.map((r) => r.sndbufErrors))}, server-socket drops listen ${range(rs.map((r) => r.listenDrops))} / relay ${range(rs.map((r) => r.relayDrops))}` +
+          (name === 'embedded' ? `, max lag main ${range(rs.map((r) => r.mainLagMs), 1)} ms / TURN thread ${range(rs.map((r) => r.turnLagMs), 1)} ms` : ''));
+      };
+      console.log(`load ${factor}x (${clients} clients, ${ROUNDS} runs each):`);
+      line('embedded', ours);
+      line('coturn', theirs);
+      const ratios = ours.flatMap((r, i) => (r.failed || theirs[i]!.failed ? [] : [r.pps / theirs[i]!.pps]));
+      console.log(`  ratio embedded/coturn pkt/s per round: ${range(ratios, 2)} (target >= 0.9 at < 0.5 % loss, at 1x)`);
+    }
   }
-  const avg = (k: string): Result => {
-    const a = results[`${k}1`]!;
-    const b = results[`${k}2`]!;
-    return { pps: (a.pps + b.pps) / 2, lossPct: (a.lossPct + b.lossPct) / 2, cpu: (a.cpu + b.cpu) / 2, seconds: (a.seconds + b.seconds) / 2 };
-  };
-  const ours = avg('aura');
-  const theirs = avg('coturn');
-  const line = (name: string, r: Result): string =>
-    `  ${name.padEnd(22)} ${Math.round(r.pps).toLocaleString('en').padStart(8)} relayed pkt/s, loss ${r.lossPct.toFixed(2)} %, server CPU ${(r.cpu / r.seconds * 100).toFixed(0)} % of a core`;
-  console.log(line('embedded (node-turn):', ours));
-  console.log(line('coturn:', theirs));
-  console.log(`  ratio embedded/coturn: ${(ours.pps / theirs.pps).toFixed(2)} (packets/s at the offered load; CPU per packet ${((ours.cpu / ours.pps) / (theirs.cpu / theirs.pps)).toFixed(1)}x coturn's)`);
+  if (ONLY.has('join')) {
+    const alone: { p50: number; p99: number }[] = [];
+    const loaded: { p50: number; p99: number }[] = [];
+    const loss: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      alone.push(await joinStormOn(aura.port, JOINS, JOIN_RATE, `a${round}-`));
+      await sleep(500);
+      const [storm, relay] = await Promise.all([joinStormOn(aura.port, JOINS, JOIN_RATE, `b${round}-`), load(AURA, CLIENTS, aura.proc.pid!, aura.port)]);
+      loaded.push(storm);
+      if (!relay.failed) loss.push(relay.lossPct);
+      await sleep(500);
+    }
+    console.log(`join storm, ${JOINS} joins at ${JOIN_RATE}/s (100 rooms), ${ROUNDS} runs each, client-measured join response:`);
+    console.log(`  alone           : p50 ${range(alone.map((r) => r.p50), 2)} ms, p99 ${range(alone.map((r) => r.p99), 2)} ms`);
+    console.log(`  with TURN load 1x: p50 ${range(loaded.map((r) => r.p50), 2)} ms, p99 ${range(loaded.map((r) => r.p99), 2)} ms (TURN loss during it ${range(loss, 2)} %)`);
+    const ratios = loaded.map((r, i) => r.p99 / alone[i]!.p99);
+    console.log(`  p99 with / without, per round: ${range(ratios, 2)} (target <= 1.2)`);
+  }
 } finally {
   for (const p of peers) p.kill('SIGKILL');
   coturn.kill('SIGKILL');
   await aura.kill();
 }
+process.exit(0);

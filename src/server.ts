@@ -336,7 +336,7 @@ export class AuraServer {
     this.sampler?.stop();
     await this.sfu?.close();
     await this.pool?.close();
-    this.turn.close();
+    await this.turn.close();
     await this.mesh.close();
     // Room/participant end rows were just queued by closeAll(): write them, then stop.
     await this.writes?.close();

@@ -84,6 +84,8 @@ export const configSchema = z
         relay_min_port: port,
         relay_max_port: port,
         max_allocations_per_user: positiveInt,
+        listen_buffer_bytes: z.number().int().min(0).max(1 << 30),
+        relay_buffer_bytes: z.number().int().min(0).max(1 << 30),
         urls: z.array(z.string().regex(/^turns?:[^\s]+$/, 'must be a turn: or turns: URL')),
         allowed_peer_cidrs: z.array(cidr),
         denied_peer_cidrs: z.array(cidr),

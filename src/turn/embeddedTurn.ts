@@ -2,11 +2,11 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { createRequire } from 'node:module';
 import { LRUCache } from 'lru-cache';
-import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Logger } from '../obs/logger.js';
 import type { TurnCredentials } from './credentials.js';
-import { ownedAllocations, patchNodeTurn } from './nodeTurnPatches.js';
+import { ipLiteralLookup, ownedAllocations, patchNodeTurn } from './nodeTurnPatches.js';
 import type { PeerFilter } from './peerFilter.js';
+import { RelayPath, setBuffers, type RelayedAllocation } from './relayPath.js';
+import type { TurnStats } from './turnStats.js';
 
 const require = createRequire(import.meta.url);
 
@@ -20,6 +20,16 @@ export interface EmbeddedTurnOptions {
   maxPort: number;
   realm: string;
   maxAllocationsPerUser: number;
+  /** Receive and send buffer asked for on the listening socket and on each relay socket. */
+  listenBufferBytes: number;
+  relayBufferBytes: number;
+}
+
+/** The logging this layer does (in the TURN thread, records go to the main thread's logger). */
+export interface TurnLog {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
 }
 
 interface TurnMsg {
@@ -50,49 +60,58 @@ interface NodeTurnServer {
   stop(): void;
 }
 
-interface RelayAllocation {
-  channelBindings: Record<number, { address: string; port: number } | undefined>;
-  permissions: Record<string, number | undefined>;
-  sockets: import('node:dgram').Socket[];
-}
-
 /**
  * The embedded TURN server (node-turn, UDP) with what it lacks added at this layer: TURN REST
  * credentials checked for expiry and signature, a peer filter (no relaying into the host's own
- * networks), a per-user allocation quota, relay sockets closed when allocations end, metrics.
+ * networks), a per-user allocation quota, relay sockets closed when allocations end, its own
+ * ChannelData path (relayPath.ts), counters. It runs in the TURN thread (turnWorker.ts).
  * Production deployments use coturn (turn.mode external) with the same secret.
  */
 export class EmbeddedTurn {
   private server: NodeTurnServer | undefined;
+  private relay: RelayPath | undefined;
+  private allocations = 0;
   private readonly allocationsByUser = new Map<string, number>();
-  private readonly refused: Counter<'reason'>;
 
   constructor(
     private readonly opts: EmbeddedTurnOptions,
     private readonly creds: TurnCredentials,
     private readonly filter: PeerFilter,
-    registry: Registry,
-    private readonly log: Logger,
-  ) {
-    const self = this;
-    new Gauge({
-      name: 'auralink_turn_allocations',
-      help: 'Live TURN allocations on the embedded server',
-      registers: [registry],
-      collect() {
-        this.set(self.allocationCount);
-      },
-    });
-    this.refused = new Counter({
-      name: 'auralink_turn_refused_total',
-      help: 'TURN requests refused by the embedded server, by reason',
-      labelNames: ['reason'],
-      registers: [registry],
-    });
-  }
+    private readonly stats: TurnStats,
+    private readonly log: TurnLog,
+    /** Called with the live allocation count whenever it changes. */
+    private readonly onAllocations: (count: number) => void = () => {},
+  ) {}
 
   get allocationCount(): number {
-    return this.server ? Object.keys(this.server.allocations).length : 0;
+    return this.allocations;
+  }
+
+  /** Local ports of the live relay sockets. */
+  relayPorts(): Set<number> {
+    const ports = new Set<number>();
+    for (const s of this.relay?.sockets() ?? []) {
+      try {
+        ports.add(s.address().port);
+      } catch {
+        /* closed */
+      }
+    }
+    return ports;
+  }
+
+  /** What the kernel granted: the listening socket's buffers, and one relay socket's. */
+  bufferSizes(): { listenRecv: number; listenSend: number; relayRecv: number; relaySend: number } {
+    const size = (s: import('node:dgram').Socket | undefined): [number, number] => {
+      try {
+        return s ? [s.getRecvBufferSize(), s.getSendBufferSize()] : [0, 0];
+      } catch {
+        return [0, 0];
+      }
+    };
+    const [listenRecv, listenSend] = size(this.server?.network.sockets[0]);
+    const [relayRecv, relaySend] = size(this.relay?.sockets()[0]);
+    return { listenRecv, listenSend, relayRecv, relaySend };
   }
 
   async start(): Promise<void> {
@@ -136,12 +155,12 @@ export class EmbeddedTurn {
     // Refusals are counted where node-turn refuses: a request that carried credentials and got
     // 401 (unknown or expired username, wrong password) or 441 (another user's allocation). The
     // first 401 of every allocation (the challenge: no MESSAGE-INTEGRITY yet) is not a refusal.
-    const refused = this.refused;
+    const refused = this.stats.refused;
     const auth = server.authentification.auth.bind(server.authentification);
     server.authentification.auth = (msg, cb) =>
       auth(msg, (err, reply) => {
         if (err && msg.getAttribute('message-integrity') !== undefined && /^(Unauthorized|Wrong Credentials)$/.test(err.message)) {
-          refused.inc({ reason: 'credentials' });
+          refused.credentials++;
         }
         cb(err, reply);
       });
@@ -165,13 +184,22 @@ export class EmbeddedTurn {
       const n = (this.allocationsByUser.get(user) ?? 0) + delta;
       if (n > 0) this.allocationsByUser.set(user, n);
       else this.allocationsByUser.delete(user);
+      // node-turn registers an allocation before it attaches its relay socket listener: the
+      // relay path takes the socket over once the constructor has finished.
+      if (delta === 1) {
+        const tuple = (a as { fiveTuple: string }).fiveTuple;
+        queueMicrotask(() => server.allocations[tuple] === a && this.relay?.adopt(a as RelayedAllocation));
+      }
+      else this.relay?.release(a as RelayedAllocation);
+      this.allocations += delta;
+      this.onAllocations(this.allocations);
     });
 
     const allocate = server.allocate.allocate.bind(server.allocate);
     server.allocate.allocate = (msg, reply) => {
       const user = String(msg.getAttribute('username') ?? '');
       if (!msg.allocation && (this.allocationsByUser.get(user) ?? 0) >= o.maxAllocationsPerUser) {
-        refused.inc({ reason: 'quota' });
+        refused.quota++;
         return reply.reject(486, 'Allocation Quota Reached');
       }
       allocate(msg, reply);
@@ -184,7 +212,7 @@ export class EmbeddedTurn {
     const peerAllowed = (msg: TurnMsg): boolean => {
       for (const p of msg.getAttributes('xor-peer-address') as ({ address?: string } | undefined)[]) {
         if (p?.address && !this.filter.permits(p.address)) {
-          refused.inc({ reason: 'peer' });
+          refused.peer++;
           this.log.debug({ peer: p.address, user: msg.allocation?.user?.username }, 'TURN peer refused');
           return false;
         }
@@ -202,38 +230,39 @@ export class EmbeddedTurn {
       const resolve = reply.resolve.bind(reply);
       reply.resolve = () => {
         reply.addAttribute('message-integrity');
+        const peer = msg.getAttribute('xor-peer-address') as { address: string; port: number };
+        if (msg.allocation) this.relay?.bind(msg.allocation as unknown as RelayedAllocation, Number(msg.getAttribute('channel-number')), peer);
         resolve();
       };
       channelBind(msg, reply);
     };
 
     server.start();
-    // node-turn relays ChannelData only from peer to client; the client-to-peer direction
-    // (what every WebRTC client uses once a channel is bound) was dropped. One dispatcher per
-    // socket: ChannelData is relayed here, everything else goes to node-turn's STUN handler
-    // (which would otherwise build and discard a Message for every media packet).
-    const tupleSuffix = `>${o.listenIp}:${o.port}`;
-    const relayChannelData = (buf: Buffer, rinfo: RemoteInfo): void => {
-      const channel = buf.readUInt16BE(0);
-      const len = buf.readUInt16BE(2);
-      if (channel > 0x7ffe || len > buf.length - 4) return;
-      const a = server.allocations[`UDP://${rinfo.address}:${rinfo.port}${tupleSuffix}`] as RelayAllocation | undefined;
-      const peer = a?.channelBindings[channel];
-      if (!a || !peer) return;
-      const perm = a.permissions[peer.address];
-      if (!perm || perm < Date.now()) return;
-      a.sockets[0]!.send(buf.subarray(4, 4 + len), peer.port, peer.address);
-    };
-    for (const sock of server.network.sockets) {
-      const stun = sock.listeners('message') as ((buf: Buffer, rinfo: RemoteInfo) => void)[];
-      sock.removeAllListeners('message');
-      sock.on('message', (buf: Buffer, rinfo: RemoteInfo) => {
-        if (buf.length >= 4 && (buf[0]! & 0xc0) === 0x40) relayChannelData(buf, rinfo);
-        else for (const fn of stun) fn(buf, rinfo);
+    // One listening socket (one listening IP). ChannelData (first two bits 01) takes the relay
+    // path in both directions; everything else goes to node-turn's STUN handler.
+    const listen = server.network.sockets[0]!;
+    // With the IP-literal lookup the bind completes inside start(): wait only if it has not.
+    if (!isBound(listen)) {
+      await new Promise<void>((resolve, reject) => {
+        listen.once('listening', resolve);
+        listen.once('error', reject);
       });
     }
+    setBuffers(listen, o.listenBufferBytes);
+    const relay = (this.relay = new RelayPath(listen, this.stats, o.relayBufferBytes));
+    const stun = listen.listeners('message') as ((buf: Buffer, rinfo: RemoteInfo) => void)[];
+    listen.removeAllListeners('message');
+    listen.on('message', (buf: Buffer, rinfo: RemoteInfo) => {
+      if (buf.length >= 4 && (buf[0]! & 0xc0) === 0x40) relay.fromClient(buf, rinfo);
+      else for (const fn of stun) fn(buf, rinfo);
+    });
+    listen.on('error', () => this.stats.dropped.send_error++);
     this.server = server;
-    this.log.info({ ip: o.listenIp, port: o.port, relay: `${o.relayIp}:${o.minPort}-${o.maxPort}` }, 'embedded TURN listening');
+    const granted = this.bufferSizes();
+    if (o.listenBufferBytes > 0 && granted.listenRecv < o.listenBufferBytes) {
+      this.log.warn({ asked: o.listenBufferBytes, granted: granted.listenRecv }, 'TURN listening socket receive buffer capped by the kernel (net.core.rmem_max)');
+    }
+    this.log.info({ ip: o.listenIp, port: o.port, relay: `${o.relayIp}:${o.minPort}-${o.maxPort}`, listenRecvBuffer: granted.listenRecv, listenSendBuffer: granted.listenSend }, 'embedded TURN listening');
   }
 
   close(): void {
@@ -252,7 +281,7 @@ async function bindEvenPort(ip: string, min: number, max: number): Promise<unkno
   const start = Math.floor(Math.random() * evens);
   for (let i = 0; i < evens; i++) {
     const port = first + ((start + i) % evens) * 2;
-    const sock = createSocket(ip.includes(':') ? 'udp6' : 'udp4');
+    const sock = createSocket({ type: ip.includes(':') ? 'udp6' : 'udp4', lookup: ipLiteralLookup });
     const ok = await new Promise<boolean>((resolve) => {
       sock.once('error', () => resolve(false));
       sock.bind({ address: ip, port, exclusive: true }, () => resolve(true));
@@ -264,6 +293,15 @@ async function bindEvenPort(ip: string, min: number, max: number): Promise<unkno
     sock.close();
   }
   throw new Error('no available even port in the relay range');
+}
+
+function isBound(sock: import('node:dgram').Socket): boolean {
+  try {
+    sock.address();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function probeUdpPort(ip: string, port: number): Promise<void> {

@@ -3,17 +3,16 @@ import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../obs/logger.js';
 import { TurnCredentials, type IceServer } from './credentials.js';
-import { EmbeddedTurn } from './embeddedTurn.js';
-import { PeerFilter } from './peerFilter.js';
+import { EmbeddedTurnThread } from './turnThread.js';
 
 /**
- * Owns the TURN side of a node: the embedded server (mode embedded), or only the credentials
+ * Owns the TURN side of a node: the embedded server in its own thread (mode embedded), or only the credentials
  * for an external coturn sharing `turn.secret` (mode external), and the iceServers handed to
  * every joining participant.
  */
 export class TurnService {
   readonly credentials: TurnCredentials;
-  readonly embedded: EmbeddedTurn | undefined;
+  readonly embedded: EmbeddedTurnThread | undefined;
   readonly urls: string[];
 
   constructor(
@@ -26,19 +25,26 @@ export class TurnService {
     const secret = cfg.secret || randomBytes(32).toString('base64url');
     this.credentials = new TurnCredentials(secret, cfg.credential_ttl_s);
     if (cfg.mode === 'embedded') {
-      this.embedded = new EmbeddedTurn(
+      this.embedded = new EmbeddedTurnThread(
         {
-          listenIp: cfg.listen_ip,
-          port: cfg.port,
-          relayIp: cfg.relay_ip || host,
-          externalIp: cfg.external_ip,
-          minPort: cfg.relay_min_port,
-          maxPort: cfg.relay_max_port,
-          realm: cfg.realm,
-          maxAllocationsPerUser: cfg.max_allocations_per_user,
+          opts: {
+            listenIp: cfg.listen_ip,
+            port: cfg.port,
+            relayIp: cfg.relay_ip || host,
+            externalIp: cfg.external_ip,
+            minPort: cfg.relay_min_port,
+            maxPort: cfg.relay_max_port,
+            realm: cfg.realm,
+            maxAllocationsPerUser: cfg.max_allocations_per_user,
+            listenBufferBytes: cfg.listen_buffer_bytes,
+            relayBufferBytes: cfg.relay_buffer_bytes,
+          },
+          // The thread checks credentials with the same secret (credentials.ts, in the thread).
+          secret,
+          ttlS: cfg.credential_ttl_s,
+          allowedPeerCidrs: cfg.allowed_peer_cidrs,
+          deniedPeerCidrs: cfg.denied_peer_cidrs,
         },
-        this.credentials,
-        new PeerFilter(cfg.allowed_peer_cidrs, cfg.denied_peer_cidrs),
         registry,
         log,
       );
@@ -56,8 +62,9 @@ export class TurnService {
     await this.embedded?.start();
   }
 
-  close(): void {
-    this.embedded?.close();
+  /** Ends the TURN thread and its sockets; resolves once the thread has exited. */
+  close(): Promise<void> {
+    return this.embedded?.close() ?? Promise.resolve();
   }
 
   /** Fresh credentials for one participant, as RTCConfiguration.iceServers entries. */
