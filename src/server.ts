@@ -272,7 +272,9 @@ export class AuraServer {
       const secret = apiKey ? c.keys[apiKey] : undefined;
       if (!apiKey || !secret) throw new Error('webhook.urls are set but there is no API key to sign webhooks with');
       notifyWebhooks(this.manager, this.sfu, this.writes, c.webhook.urls);
-      this.webhooks = new WebhookDispatcher(this.db, { apiKey, secret }, this.metrics.registry, this.log);
+      this.webhooks = new WebhookDispatcher(this.db, { apiKey, secret }, this.metrics.registry, this.log, {
+        pollMs: 200, timeoutMs: 5000, maxBackoffMs: 30_000, maxAttempts: c.webhook.max_attempts,
+      });
       this.webhooks.start();
     }
     this.log.info({ db: this.db.kind, webhooks: c.webhook.urls.length }, 'persistence ready');

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,8 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { migrate, openDatabase, type Database } from '../src/db/database.js';
 import { WriteBehind } from '../src/db/writeBehind.js';
+import { createToken } from '../src/auth/token.js';
+import { eventually, KEY, SECRET, startServer } from './helpers.js';
 
 const quiet = pino({ level: 'silent' });
 
@@ -122,4 +125,69 @@ describe('write-behind: a bad row never stops the queue (PostgreSQL)', () => {
   });
   test('poison among good statements: all good ones written in order, each bad one dead-lettered and counted', () => poisonedQueue(db));
   test('a connection-level failure is retried whole', () => connectionFailure(db));
+});
+
+/** A receiver that can never accept events about participant "refused" (HTTP 400), and takes the rest. */
+async function pickyReceiver(): Promise<{ url: string; got: string[]; close(): Promise<void> }> {
+  const got: string[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      const ev = JSON.parse(body) as { event: string; participant?: { identity: string } };
+      if (ev.participant?.identity === 'refused') return res.writeHead(400).end();
+      got.push(ev.participant ? `${ev.event}:${ev.participant.identity}` : ev.event);
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`,
+    got,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+async function poisonedWebhooks(database: Record<string, unknown>): Promise<void> {
+  const rx = await pickyReceiver();
+  const t = await startServer({ webhook: { urls: [rx.url], max_attempts: 2 }, database, room: { empty_timeout_s: 0.2 } });
+  try {
+    const a = await t.client('alice', 'hooks');
+    const bad = await t.client('refused', 'hooks');
+    const b = await t.client('bob', 'hooks');
+    await bad.leave();
+    await b.leave();
+    await a.leave();
+    const expected = ['room_started', 'participant_joined:alice', 'participant_joined:bob', 'participant_left:bob', 'participant_left:alice', 'room_finished'];
+    await eventually(() => rx.got.length === expected.length, 15_000, 'every acceptable event delivered');
+    assert.deepEqual(rx.got, expected, 'in order, past the two dead ones');
+    assert.equal(await t.metric('auralink_webhooks_dead_total'), 2);
+    assert.equal(await t.metric('auralink_webhooks_pending'), 0);
+    const get = (path: string, token?: string): Promise<Response> =>
+      fetch(`${t.http}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    assert.equal((await get('/api/v1/webhooks/dead')).status, 401);
+    const admin = createToken(KEY, SECRET, { identity: 'dash', video: { roomList: true } });
+    const r = (await (await get('/api/v1/webhooks/dead?room=hooks', admin)).json()) as { webhooks: { event: string; attempts: number; last_error: string; body: string }[] };
+    assert.deepEqual(r.webhooks.map((w) => w.event), ['participant_joined', 'participant_left']);
+    assert.ok(r.webhooks.every((w) => w.attempts === 2 && w.last_error === 'HTTP 400' && w.body.includes('"refused"')));
+  } finally {
+    await t.close();
+    await rx.close();
+  }
+}
+
+describe('webhook outbox: an event its receiver never accepts is dead after max_attempts, the room queue moves on', () => {
+  test('PGlite', () => poisonedWebhooks({}));
+  test('PostgreSQL', async () => {
+    const dbName = `auralink_wh_${process.pid}_${Date.now()}`;
+    const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${dbName}`);
+    try {
+      await poisonedWebhooks({ url: `postgres://postgres@127.0.0.1:5432/${dbName}` });
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+      await admin.end();
+    }
+  });
 });

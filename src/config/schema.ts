@@ -117,6 +117,7 @@ export const configSchema = z
     webhook: z.strictObject({
       urls: z.array(z.url()),
       api_key: z.string(),
+      max_attempts: positiveInt,
     }),
   })
   .strict();
