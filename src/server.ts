@@ -6,6 +6,7 @@ import { registerHistory } from './api/history.js';
 import { registerStatic } from './api/static.js';
 import { QualitySampler } from './db/qualitySampler.js';
 import { registerTwirp } from './api/twirp.js';
+import { roomServiceBodyLimits } from './api/twirpLimits.js';
 import { DEV_API_KEY, DEV_API_SECRET } from './config/load.js';
 import { TokenVerifier } from './auth/token.js';
 import type { Config } from './config/schema.js';
@@ -207,7 +208,9 @@ export class AuraServer {
       verifier: this.verifier,
       metrics: this.metrics,
       log: this.log,
-      maxBodyBytes: 1024 * 1024,
+      bodyLimits: roomServiceBodyLimits({ maxMetadataBytes: config.room.max_metadata_bytes, maxDataBytes: sig.max_data_bytes }),
+      defaultBodyBytes: 8 * 1024,
+      maxInflightBytes: config.api.max_inflight_body_bytes,
     });
     registerHistory(this.app, () => this.db, this.verifier);
     registerStatic(this.app, config.development ? { key: DEV_API_KEY, secret: DEV_API_SECRET } : null);

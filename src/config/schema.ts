@@ -107,6 +107,7 @@ export const configSchema = z
       redis_prefix: z.string(),
       p2p_timeout_ms: z.number().int().min(500),
     }),
+    api: z.strictObject({ max_inflight_body_bytes: positiveInt }),
     redis: z.strictObject({ url: z.string() }),
     database: z.strictObject({
       url: z.string(),
