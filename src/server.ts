@@ -1,6 +1,6 @@
 import uWS from 'uWebSockets.js';
 import { registerHealth } from './api/health.js';
-import { send } from './api/http.js';
+import { send, withHead } from './api/http.js';
 import { RoomServiceApi } from './api/roomService.js';
 import { registerHistory } from './api/history.js';
 import { registerStatic } from './api/static.js';
@@ -64,7 +64,7 @@ export class AuraServer {
   constructor(readonly config: Config, deps: ServerDeps = {}) {
     this.log = deps.logger ?? createLogger(config.log_level, config.node_id);
     this.store = deps.store;
-    this.app = uWS.App();
+    this.app = withHead(uWS.App()); // HEAD answers like GET on every route
     this.verifier = new TokenVerifier(config.keys);
     const sig = config.signal;
     this.gateway = new SignalGateway(
