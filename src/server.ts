@@ -1,11 +1,12 @@
 import uWS from 'uWebSockets.js';
 import { registerHealth } from './api/health.js';
-import { send } from './api/http.js';
+import { send, withHead } from './api/http.js';
 import { RoomServiceApi } from './api/roomService.js';
 import { registerHistory } from './api/history.js';
 import { registerStatic } from './api/static.js';
 import { QualitySampler } from './db/qualitySampler.js';
 import { registerTwirp } from './api/twirp.js';
+import { roomServiceBodyLimits } from './api/twirpLimits.js';
 import { DEV_API_KEY, DEV_API_SECRET } from './config/load.js';
 import { TokenVerifier } from './auth/token.js';
 import type { Config } from './config/schema.js';
@@ -73,7 +74,7 @@ export class AuraServer {
   constructor(readonly config: Config, deps: ServerDeps = {}) {
     this.log = deps.logger ?? createLogger(config.log_level, config.node_id);
     this.mirror = deps.mirror;
-    this.app = uWS.App();
+    this.app = withHead(uWS.App()); // HEAD answers like GET on every route
     this.verifier = new TokenVerifier(config.keys);
     const sig = config.signal;
     const relay = config.mesh.role === 'relay';
@@ -236,7 +237,9 @@ export class AuraServer {
       verifier: this.verifier,
       metrics: this.metrics,
       log: this.log,
-      maxBodyBytes: 1024 * 1024,
+      bodyLimits: roomServiceBodyLimits({ maxMetadataBytes: config.room.max_metadata_bytes, maxDataBytes: sig.max_data_bytes }),
+      defaultBodyBytes: 8 * 1024,
+      maxInflightBytes: config.api.max_inflight_body_bytes,
     });
     registerHistory(this.app, () => this.db, this.verifier);
     registerStatic(this.app, config.development ? { key: DEV_API_KEY, secret: DEV_API_SECRET } : null);
@@ -301,7 +304,9 @@ export class AuraServer {
       const secret = apiKey ? c.keys[apiKey] : undefined;
       if (!apiKey || !secret) throw new Error('webhook.urls are set but there is no API key to sign webhooks with');
       notifyWebhooks(this.manager, this.writes, c.webhook.urls);
-      this.webhooks = new WebhookDispatcher(this.db, { apiKey, secret }, this.metrics.registry, this.log);
+      this.webhooks = new WebhookDispatcher(this.db, { apiKey, secret }, this.metrics.registry, this.log, {
+        pollMs: 200, timeoutMs: 5000, maxBackoffMs: 30_000, maxAttempts: c.webhook.max_attempts,
+      });
       this.webhooks.start();
     }
     this.log.info({ db: this.db.kind, webhooks: c.webhook.urls.length }, 'persistence ready');

@@ -26,3 +26,27 @@ export function readBody(res: uWS.HttpResponse, limit: number): Promise<Buffer> 
     });
   });
 }
+
+/**
+ * Bytes that requests in progress may buffer, all together: each request reserves what it
+ * can send (its Content-Length, or its method's limit) before any of it is read, and gives
+ * it back when it is answered or aborted.
+ */
+export class ByteBudget {
+  private used = 0;
+  constructor(readonly capacity: number) {}
+  get inUse(): number {
+    return this.used;
+  }
+  /** A release function, or null when `n` more bytes would go over capacity. */
+  reserve(n: number): (() => void) | null {
+    if (this.used + n > this.capacity) return null;
+    this.used += n;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.used -= n;
+    };
+  }
+}

@@ -59,9 +59,26 @@ function timeOf(q: URLSearchParams, name: string): Date | null {
   return d;
 }
 
+/** Keyset pagination on a bigserial id: rows after the cursor, and the cursor of the next page. */
+async function pageById(db: Database, table: string, w: Where, q: URLSearchParams, columns = '*'): Promise<{ rows: unknown[]; next: string | null }> {
+  const limit = limitOf(q);
+  const cursor = q.get('cursor');
+  if (cursor) {
+    // An id (bigserial): 18 digits stay inside bigint.
+    if (!/^\d{1,18}$/.test(cursor)) throw new HttpError(400, 'INVALID_FIELD', 'bad cursor: pass next_cursor back as it came');
+    w.add('id > ?', cursor);
+  }
+  w.args.push(limit + 1);
+  const { rows } = await db.query<{ id: string }>(`SELECT ${columns} FROM ${table} ${w.sql()} ORDER BY id LIMIT $${w.args.length}`, w.args);
+  const page = rows.slice(0, limit);
+  return { rows: page, next: rows.length > limit ? String(page[page.length - 1]!.id) : null };
+}
+
 /**
  * Call history and quality, read-only: GET /api/v1/calls, /api/v1/calls/{id},
- * /api/v1/calls/{id}/participants, /api/v1/quality/metrics. Needs a token with the
+ * /api/v1/calls/{id}/participants, /api/v1/quality/metrics; and what was set aside:
+ * /api/v1/webhooks/dead (events no receiver accepted within webhook.max_attempts) and
+ * /api/v1/dead_letters (writes the database refused). Needs a token with the
  * roomList grant (an admin/dashboard token). Keyset pagination: pass next_cursor back.
  */
 export function registerHistory(app: uWS.TemplatedApp, getDb: () => Database | undefined, verifier: TokenVerifier): void {
@@ -136,17 +153,22 @@ export function registerHistory(app: uWS.TemplatedApp, getDb: () => Database | u
   );
 
   route('/api/v1/quality/metrics', async (db, q) => {
-    const limit = limitOf(q);
     const w = new Where().filters(q, { call: 'call_id', participant: 'participant_id' }, 'recorded_at');
-    const cursor = q.get('cursor');
-    if (cursor) {
-      // An id (bigserial): 18 digits stay inside bigint.
-      if (!/^\d{1,18}$/.test(cursor)) throw new HttpError(400, 'INVALID_FIELD', 'bad cursor: pass next_cursor back as it came');
-      w.add('id > ?', cursor);
-    }
-    w.args.push(limit + 1);
-    const { rows } = await db.query<{ id: string }>(`SELECT * FROM quality_metrics ${w.sql()} ORDER BY id LIMIT $${w.args.length}`, w.args);
-    const page = rows.slice(0, limit);
-    return { metrics: page, next_cursor: rows.length > limit ? String(page[page.length - 1]!.id) : null };
+    const { rows, next } = await pageById(db, 'quality_metrics', w, q);
+    return { metrics: rows, next_cursor: next };
+  });
+
+  route('/api/v1/webhooks/dead', async (db, q) => {
+    const w = new Where().filters(q, { room: 'room_name', event: 'event' }, 'dead_at');
+    w.parts.push('dead_at IS NOT NULL');
+    const columns = 'id, room_name, url, event, body, created_at, attempts, last_error, dead_at';
+    const { rows, next } = await pageById(db, 'webhook_outbox', w, q, columns);
+    return { webhooks: rows, next_cursor: next };
+  });
+
+  route('/api/v1/dead_letters', async (db, q) => {
+    const w = new Where().filters(q, { source: 'source', sqlstate: 'sqlstate' }, 'failed_at');
+    const { rows, next } = await pageById(db, 'dead_letters', w, q);
+    return { dead_letters: rows, next_cursor: next };
   });
 }

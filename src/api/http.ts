@@ -68,3 +68,60 @@ export function send(res: uWS.HttpResponse, reply: Reply): void {
     .writeHeader('content-type', reply.contentType ?? 'application/json')
     .end(text);
 }
+
+/**
+ * A HEAD request's response: the status and headers GET would send, Content-Length included,
+ * and no body (RFC 9110 §9.3.2).
+ */
+function headResponse(res: uWS.HttpResponse): uWS.HttpResponse {
+  const size = (b: unknown): number => (typeof b === 'string' ? Buffer.byteLength(b) : b ? (b as ArrayBuffer).byteLength : 0);
+  let written = 0;
+  const proxy: uWS.HttpResponse = new Proxy(res, {
+    get(target, prop) {
+      // endWithoutBody(length) aborts the process in this uWS build: write the header ourselves.
+      const finish = (length: number): void => {
+        target.writeHeader('content-length', String(length)).endWithoutBody();
+      };
+      if (prop === 'end') return (body?: uWS.RecognizedString) => (finish(written + size(body)), proxy);
+      if (prop === 'tryEnd') return (_body: uWS.RecognizedString, total: number) => (finish(total), [true, true]);
+      if (prop === 'write') return (chunk: uWS.RecognizedString) => ((written += size(chunk)), true);
+      const v = Reflect.get(target, prop) as unknown;
+      if (typeof v !== 'function') return v;
+      // Chained calls (res.writeStatus(...).end(...)) must come back to the proxy.
+      return (...args: unknown[]) => {
+        const r = (v as (...a: unknown[]) => unknown).apply(target, args);
+        return r === target ? proxy : r;
+      };
+    },
+  });
+  return proxy;
+}
+
+/**
+ * uWS serves HEAD only on routes registered with app.head. This app registers every GET route
+ * for HEAD too, and gives HEAD requests on `any` routes (the 404 fallback, Twirp) the same
+ * bodiless response, so every route answers HEAD like GET in one place.
+ */
+export function withHead(app: uWS.TemplatedApp): uWS.TemplatedApp {
+  type Handler = (res: uWS.HttpResponse, req: uWS.HttpRequest) => void | Promise<void>;
+  const headed = (h: Handler): Handler => (res, req) => h(req.getMethod() === 'head' ? headResponse(res) : res, req);
+  const proxy: uWS.TemplatedApp = new Proxy(app, {
+    get(target, prop) {
+      if (prop === 'get') {
+        return (pattern: uWS.RecognizedString, h: Handler) => {
+          target.get(pattern, h);
+          target.head(pattern, (res, req) => h(headResponse(res), req));
+          return proxy;
+        };
+      }
+      if (prop === 'any') return (pattern: uWS.RecognizedString, h: Handler) => (target.any(pattern, headed(h)), proxy);
+      const v = Reflect.get(target, prop) as unknown;
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        const r = (v as (...a: unknown[]) => unknown).apply(target, args);
+        return r === target ? proxy : r;
+      };
+    },
+  });
+  return proxy;
+}

@@ -1,17 +1,24 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { z } from 'zod';
+import { unstorableText } from '../util/text.js';
+
+/** Text that ends up in rooms, the database and webhooks: refused here if it cannot be stored. */
+const text = z.string().superRefine((s, ctx) => {
+  const why = unstorableText(s);
+  if (why) ctx.addIssue({ code: 'custom', message: why });
+});
 
 /** LiveKit's VideoGrant claim, as livekit-server-sdk's AccessToken writes it. */
 const videoGrantSchema = z.object({
-  room: z.string().optional(),
+  room: text.optional(),
   roomJoin: z.boolean().optional(),
   roomCreate: z.boolean().optional(),
   roomList: z.boolean().optional(),
   roomAdmin: z.boolean().optional(),
   roomRecord: z.boolean().optional(),
   canPublish: z.boolean().optional(),
-  canPublishSources: z.array(z.string()).optional(),
+  canPublishSources: z.array(text).optional(),
   canSubscribe: z.boolean().optional(),
   canPublishData: z.boolean().optional(),
   canUpdateOwnMetadata: z.boolean().optional(),
@@ -23,10 +30,10 @@ export type VideoGrant = z.infer<typeof videoGrantSchema>;
 
 const claimsSchema = z.object({
   iss: z.string(),
-  sub: z.string().optional(),
-  name: z.string().optional(),
-  metadata: z.string().optional(),
-  attributes: z.record(z.string(), z.string()).optional(),
+  sub: text.optional(),
+  name: text.optional(),
+  metadata: text.optional(),
+  attributes: z.record(text, text).optional(),
   video: videoGrantSchema.optional(),
   /** AuraLink extension: a mesh node token (internal mesh endpoints). */
   mesh: z.boolean().optional(),

@@ -109,6 +109,7 @@ export const configSchema = z
       redis_prefix: z.string(),
       p2p_timeout_ms: z.number().int().min(500),
     }),
+    api: z.strictObject({ max_inflight_body_bytes: positiveInt }),
     redis: z.strictObject({ url: z.string() }),
     database: z.strictObject({
       url: z.string(),
@@ -119,6 +120,7 @@ export const configSchema = z
     webhook: z.strictObject({
       urls: z.array(z.url()),
       api_key: z.string(),
+      max_attempts: positiveInt,
     }),
   })
   .strict();

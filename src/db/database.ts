@@ -2,12 +2,16 @@ import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { DatabaseError } from './sqlErrors.js';
 
 /** The little the rest of the code needs from PostgreSQL, served by pg or by embedded PGlite. */
 export interface Database {
   readonly kind: 'postgres' | 'pglite';
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: T[] }>;
-  /** Runs the statements in one transaction: all or none. */
+  /**
+   * Runs the statements in one transaction: all or none. Rejects with the failing
+   * statement's error, its SQLSTATE as `code` for both drivers (sqlErrors.ts classifies it).
+   */
   batch(ops: readonly { sql: string; params: unknown[] }[]): Promise<void>;
   close(): Promise<void>;
 }
@@ -47,11 +51,11 @@ class PgliteDatabase implements Database {
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
   private constructor(private readonly worker: Worker) {
-    worker.on('message', (m: { id: number; result?: unknown; error?: string }) => {
+    worker.on('message', (m: { id: number; result?: unknown; error?: string; code?: unknown; encode?: boolean }) => {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
-      if (m.error !== undefined) p.reject(new Error(m.error));
+      if (m.error !== undefined) p.reject(m.encode ? new TypeError(m.error) : new DatabaseError(m.error, typeof m.code === 'string' ? m.code : undefined));
       else p.resolve(m.result);
     });
     const failAll = (err: Error): void => {

@@ -32,7 +32,15 @@ port.on('message', (req: Request) => {
     }
   })().then(
     (result) => port.postMessage({ id: req.id, result }),
-    (err: unknown) => port.postMessage({ id: req.id, error: err instanceof Error ? err.message : String(err) }),
+    // An Error loses its own properties in postMessage: pass the SQLSTATE (and whether the
+    // driver could not encode a value) explicitly, so the caller can classify the failure.
+    (err: unknown) =>
+      port.postMessage({
+        id: req.id,
+        error: err instanceof Error ? err.message : String(err),
+        code: (err as { code?: unknown } | null)?.code,
+        encode: err instanceof TypeError || err instanceof RangeError,
+      }),
   );
 });
 port.postMessage({ ready: true });

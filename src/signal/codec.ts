@@ -1,6 +1,7 @@
 import protobuf from 'protobufjs/light.js';
 import { Packr } from 'msgpackr';
 import { descriptor } from './gen/descriptor.js';
+import { jsonDeeperThan, msgpackDeeperThan } from '../util/nesting.js';
 import type { ServerMessage } from './messages.js';
 
 export type Encoding = 'proto' | 'msgpack' | 'json';
@@ -57,6 +58,15 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: fal
 
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * Deepest nesting a JSON or MessagePack request frame may have, checked before decoding. The deepest
+ * legitimate request is linkReport: request {1} > linkReport {2} > rtts [3] > entry {4}
+ * (relay's candidate is 3); twice that leaves room for new fields. Deeper frames were refused
+ * only by overflowing the decoder's stack. (Protobuf nests only as deep as its schema.)
+ */
+export const MAX_DEPTH = 8;
+const tooDeep = (): DecodeError => new DecodeError(`nesting deeper than ${MAX_DEPTH} levels (the deepest request has 4)`);
+
 function toBase64(u8: Uint8Array): string {
   if (typeof Buffer !== 'undefined') return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength).toString('base64');
   let s = '';
@@ -91,18 +101,26 @@ function decodeProto(type: protobuf.Type, data: ArrayBuffer | Uint8Array | strin
   }
 }
 
-function decodeMsgpack(data: ArrayBuffer | Uint8Array | string): unknown {
+function decodeMsgpack(data: ArrayBuffer | Uint8Array | string, maxDepth = Infinity): unknown {
   if (typeof data === 'string') throw new DecodeError('expected a binary frame (MessagePack encoding)');
+  const bytes = asBytes(data);
+  if (maxDepth !== Infinity && msgpackDeeperThan(bytes, maxDepth)) throw tooDeep();
   try {
-    return packr.unpack(asBytes(data));
+    return packr.unpack(bytes);
   } catch (err) {
     throw new DecodeError(`invalid MessagePack: ${(err as Error).message}`);
   }
 }
 
-function decodeJson(data: ArrayBuffer | Uint8Array | string): unknown {
+function decodeJson(data: ArrayBuffer | Uint8Array | string, maxDepth = Infinity): unknown {
+  let text: string;
   try {
-    const text = typeof data === 'string' ? data : textDecoder.decode(asBytes(data));
+    text = typeof data === 'string' ? data : textDecoder.decode(asBytes(data));
+  } catch (err) {
+    throw new DecodeError(`invalid JSON: ${(err as Error).message}`);
+  }
+  if (maxDepth !== Infinity && jsonDeeperThan(text, maxDepth)) throw tooDeep();
+  try {
     return JSON.parse(text);
   } catch (err) {
     throw new DecodeError(`invalid JSON: ${(err as Error).message}`);
@@ -140,7 +158,7 @@ export const codecs: Record<Encoding, Codec> = {
   msgpack: {
     encoding: 'msgpack',
     binary: true,
-    decodeRequest: decodeMsgpack,
+    decodeRequest: (data) => decodeMsgpack(data, MAX_DEPTH),
     encodeServer: (msg) => packr.pack(msg),
     encodeRequest: (req) => packr.pack(req),
     decodeServer: (data) => decodeMsgpack(data) as ServerMessage,
@@ -148,7 +166,7 @@ export const codecs: Record<Encoding, Codec> = {
   json: {
     encoding: 'json',
     binary: false,
-    decodeRequest: decodeJson,
+    decodeRequest: (data) => decodeJson(data, MAX_DEPTH),
     encodeServer: (msg) => JSON.stringify(msg, jsonReplacer),
     encodeRequest: (req) => JSON.stringify(req, jsonReplacer),
     decodeServer: (data) => normalizeJsonServer(decodeJson(data) as ServerMessage),
