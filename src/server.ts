@@ -47,7 +47,7 @@ export interface ServerDeps {
 
 /**
  * Owns everything a node runs: the uWS app and its listen socket, the signalling gateway,
- * the room manager and the room store. close() releases all of it.
+ * the room manager and everything else a node runs. close() releases all of it.
  */
 export class AuraServer {
   readonly app: uWS.TemplatedApp;

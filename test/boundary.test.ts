@@ -147,6 +147,25 @@ describe('boundary: text that cannot be stored is refused before anything is cre
     const list = await fetch(`${t.http}${TWIRP}/ListRooms`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${admin()}` }, body: '{}' });
     assert.deepEqual(ListRoomsResponse.fromJson((await list.json()) as never).rooms, [], 'no room was created');
   });
+
+  test('signalling: NUL or a lone surrogate in a name, metadata or topic is INVALID_FIELD naming it; nothing changes', async () => {
+    const a = await t.client('sig-a', 'sig-text', { grant: { canUpdateOwnMetadata: true, roomAdmin: true } });
+    const b = await t.client('sig-b', 'sig-text');
+    const seen: string[] = [];
+    b.on('participantUpdated', (p) => seen.push(p.metadata));
+    b.on('roomUpdated', (r) => seen.push(r.metadata));
+    b.on('data', (d) => seen.push(d.topic ?? ''));
+    await assert.rejects(a.updateParticipant({ metadata: 'x\u0000y' }), { code: 'INVALID_FIELD', field: 'updateParticipant.metadata' });
+    await assert.rejects(a.updateParticipant({ name: 'half \ud800' }), { code: 'INVALID_FIELD', field: 'updateParticipant.name' });
+    await assert.rejects(a.updateRoomMetadata('m\u0000'), { code: 'INVALID_FIELD', field: 'updateRoomMetadata.metadata' });
+    await assert.rejects(a.sendData(new Uint8Array([1]), { topic: 't\u0000' }), { code: 'INVALID_FIELD', field: 'sendData.topic' });
+    await a.updateParticipant({ metadata: 'clean' });
+    await eventually(() => seen.includes('clean'), 3000, 'the clean update');
+    assert.deepEqual(seen, ['clean'], 'only the clean update reached the room');
+    assert.equal((await a.listParticipants()).find((p) => p.identity === 'sig-a')?.metadata, 'clean');
+    await a.leave();
+    await b.leave();
+  });
 });
 
 describe('Twirp reads no body before auth, content type and limits', () => {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { fromBase64 } from './codec.js';
 import { SignalError } from './errors.js';
+import { unstorableText } from '../util/text.js';
 
 // Validation of decoded requests. The codec gives an untrusted object; nothing reaches a
 // handler before it passes here. Errors name the field (e.g. "sendData.topic").
@@ -11,7 +12,14 @@ const bytes = z.union([
   z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: 'must be bytes' }),
   z.base64().transform((s) => fromBase64(s)),
 ]);
-const identity = z.string().min(1).max(256);
+// Text that may reach the database (names, metadata, identities, topics): NUL or a lone
+// surrogate is the client's typed error here, not a failed write later (util/text.ts).
+const storable = (max: number) =>
+  z.string().max(max).superRefine((s, ctx) => {
+    const why = unstorableText(s);
+    if (why) ctx.addIssue({ code: 'custom', message: why });
+  });
+const identity = storable(256).pipe(z.string().min(1));
 // mediasoup ids are UUIDs; anything else cannot name one of ours.
 const mediaId = z.string().min(1).max(64);
 /** mediasoup structures travel as JSON text: parsed here, shape-checked by mediasoup. */
@@ -49,14 +57,14 @@ export const requestBodies = {
   }),
   sendData: z.strictObject({
     payload: bytes.default(() => new Uint8Array(0)),
-    topic: z.string().max(256).optional(),
+    topic: storable(256).optional(),
     destinationIdentities: z.array(identity).max(256).optional(),
   }),
   updateParticipant: z.strictObject({
-    name: z.string().max(256).optional(),
-    metadata: z.string().optional(),
+    name: storable(256).optional(),
+    metadata: storable(1 << 20).optional(),
   }),
-  updateRoomMetadata: z.strictObject({ metadata: z.string().default('') }),
+  updateRoomMetadata: z.strictObject({ metadata: storable(1 << 20).default('') }),
   relay: z
     .strictObject({
       identity,
