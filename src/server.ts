@@ -30,6 +30,8 @@ import { RoomDelivery, type Delivery } from './rooms/delivery.js';
 import { ClusterDelivery } from './cluster/bridge.js';
 import { ClusterRooms } from './cluster/clusterRooms.js';
 import { RoomDirectory } from './cluster/directory.js';
+import { ClusterCommands } from './cluster/commands.js';
+import { clusterRoomService } from './cluster/roomServiceCluster.js';
 import type { RoomMirror } from './rooms/mirror.js';
 import { RoomMessaging } from './rooms/messaging.js';
 import { requestHandlers, type MediaRequests } from './node/handlers.js';
@@ -67,6 +69,7 @@ export class AuraServer {
   readonly calls: DirectCallPolicy;
   /** One room across nodes (with redis.url on an edge); none on a single node. */
   readonly cluster: ClusterRooms | undefined;
+  private readonly commands: ClusterCommands | undefined;
   private listenSocket: uWS.us_listen_socket | null = null;
   private db: Database | undefined;
   private writes: WriteBehind | undefined;
@@ -258,7 +261,13 @@ export class AuraServer {
       this.mesh.reportClientRtts(p.identity, rtts).catch((err: unknown) => this.log.debug({ err }, 'client link report not stored'));
     });
     registerMeshApi(this.app, this.mesh, this.verifier, config.node_id);
-    registerTwirp(this.app, 'livekit.RoomService', new RoomServiceApi(this.manager, this.messaging, this.sfu).methods(), {
+    const roomService = new RoomServiceApi(this.manager, this.messaging, this.sfu).methods();
+    // Signed with an API secret: only nodes holding one of the cluster's keys can command.
+    const secret = Object.values(config.keys)[0];
+    if (dir && this.cluster && secret) {
+      this.commands = new ClusterCommands(dir, config.node_id, secret, roomService, 3000, this.log);
+    }
+    registerTwirp(this.app, 'livekit.RoomService', this.commands && dir && this.cluster ? clusterRoomService(roomService, this.manager, dir, this.commands, this.cluster) : roomService, {
       verifier: this.verifier,
       metrics: this.metrics,
       log: this.log,
@@ -276,6 +285,7 @@ export class AuraServer {
     }
     if (!this.db) await this.startPersistence();
     await this.cluster?.start();
+    this.commands?.start().catch((err: Error) => this.log.warn({ err: err.message }, 'cluster command channel not subscribed'));
     await this.turn.start();
     return new Promise((resolve, reject) => {
       this.app.listen(host, port, (sock) => {
@@ -361,6 +371,7 @@ export class AuraServer {
   /** Closes everything this server owns. */
   async close(): Promise<void> {
     this.manager.closeAll('SERVER_SHUTDOWN', CloseCode.SERVICE_RESTART);
+    this.commands?.close();
     await this.cluster?.close();
     this.manager.dispose();
     this.sampler?.stop();

@@ -3,8 +3,11 @@ import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { createServer } from 'node:http';
+import pg from 'pg';
+import { RoomServiceClient, WebhookReceiver } from 'livekit-server-sdk';
 import type { SignalClient } from '../src/client/signalClient.js';
-import { bytes, eventually, sleep, startServer, text, type TestServer } from './helpers.js';
+import { bytes, eventually, KEY, SECRET, sleep, startServer, text, type TestServer } from './helpers.js';
 
 // One room over several edge nodes sharing one Redis (each test on its own key prefix).
 
@@ -164,6 +167,83 @@ describe('one room over three nodes', () => {
   });
 });
 
+describe('RoomService and webhooks over three nodes', () => {
+  const p = `test:cls:${randomUUID().slice(0, 8)}:`;
+  const room = `rs-${randomUUID().slice(0, 8)}`;
+  const events: string[] = [];
+  const verifier = new WebhookReceiver(KEY, SECRET);
+  const hook = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      verifier.receive(body, req.headers.authorization).then(
+        (ev) => {
+          if (ev.room?.name === room) events.push(ev.participant ? `${ev.event}:${ev.participant.identity}` : ev.event);
+          res.writeHead(200).end();
+        },
+        () => res.writeHead(401).end(),
+      );
+    });
+  });
+  let n: TestServer[] = [];
+  before(async () => {
+    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`;
+    n = await Promise.all([1, 2, 3].map((i) => startServer(nodeCfg(p, `edge-s${i}`, { webhook: { urls: [url] }, room: { empty_timeout_s: 0.2 } }))));
+  });
+  after(async () => {
+    await Promise.all(n.map((s) => s.close()));
+    await new Promise<void>((r) => hook.close(() => r()));
+    assert.deepEqual(await keysUnder(p), []);
+  });
+
+  test('node 1 lists the room and its participants on nodes 2 and 3, removes one on node 3, deletes the room; one of each webhook, one calls row', async () => {
+    const b = await n[1]!.client('bob', room);
+    const c = await n[2]!.client('carol', room, { autoResume: false, grant: { canUpdateOwnMetadata: true } });
+    const svc = new RoomServiceClient(n[0]!.http, KEY, SECRET);
+    await eventually(async () => (await svc.listRooms([room])).length === 1, 3000, 'room listed on node 1');
+    const [listed] = await svc.listRooms([room]);
+    assert.equal(listed!.numParticipants, 2, 'node 1 (holding nobody) counts the participants of nodes 2 and 3');
+    assert.equal(listed!.sid, b.join.room.sid);
+    assert.deepEqual((await svc.listParticipants(room)).map((x) => x.identity).sort(), ['bob', 'carol']);
+    assert.equal((await svc.getParticipant(room, 'carol')).sid, c.me.sid);
+    const upd = b.next('participantUpdated');
+    await svc.updateParticipant(room, 'carol', { metadata: 'from-node-1' });
+    assert.equal((await upd)[0].metadata, 'from-node-1', 'the update ran on node 3 and reached bob on node 2');
+    const data = b.next('data');
+    await svc.sendData(room, bytes('server says'), 0 as never, { destinationIdentities: ['bob'] });
+    assert.equal(text((await data)[0].payload), 'server says');
+    const told = c.next('disconnect');
+    const left = b.next('participantLeft');
+    await svc.removeParticipant(room, 'carol');
+    assert.equal((await told)[0].reason, 'PARTICIPANT_REMOVED', 'carol on node 3 was removed from node 1');
+    assert.equal((await left)[0].identity, 'carol');
+    await assert.rejects(svc.getParticipant(room, 'carol'), /not/);
+    const gone = b.next('disconnect');
+    await svc.deleteRoom(room);
+    assert.equal((await gone)[0].reason, 'ROOM_DELETED', 'DeleteRoom on node 1 closed the room on node 2');
+    await eventually(async () => (await svc.listRooms([room])).length === 0, 3000, 'room gone');
+    const db = new pg.Client({ connectionString: PG });
+    await db.connect();
+    try {
+      const want = ['participant_joined:bob', 'participant_joined:carol', 'participant_left:bob', 'participant_left:carol', 'room_finished', 'room_started'];
+      // Every outbox row of the room delivered (each node writes only what it emitted).
+      await eventually(async () => {
+        const { rows } = await db.query<{ n: string; pending: string }>(
+          'SELECT count(*) AS n, count(*) FILTER (WHERE delivered_at IS NULL) AS pending FROM webhook_outbox WHERE room_name = $1',
+          [room],
+        );
+        return Number(rows[0]!.n) === want.length && Number(rows[0]!.pending) === 0;
+      }, 8000, 'six outbox rows, all delivered');
+      assert.deepEqual([...events].sort(), want, 'exactly one of each, delivered once');
+      const { rows } = await db.query<{ id: string; status: string }>('SELECT id, status FROM calls WHERE room_name = $1', [room]);
+      assert.deepEqual(rows, [{ id: b.join.room.sid, status: 'ended' }], 'one calls row for the session, ended');
+    } finally {
+      await db.end();
+    }
+  });
+});
+
 describe('max_participants across nodes', () => {
   const p = `test:clm:${randomUUID().slice(0, 8)}:`;
   test('the third join is refused on whichever node it lands; a rejoin of a member is not', async () => {
@@ -237,3 +317,39 @@ describe('a node SIGKILLed mid-room', () => {
 });
 
 void sleep;
+
+describe('Redis stopped and started mid-room', () => {
+  const p = `test:clo:${randomUUID().slice(0, 8)}:`;
+  test('each node serves its own participants meanwhile; cross-node delivery resumes and the directory is rebuilt from live state', async () => {
+    const [a, b] = await Promise.all([startServer(nodeCfg(p, 'edge-o1')), startServer(nodeCfg(p, 'edge-o2'))]);
+    try {
+      const alice = await a.client('alice', 'ro');
+      const bob = await b.client('bob', 'ro');
+      await eventually(async () => (await alice.listParticipants()).length === 2, 3000, 'alice sees bob');
+      await stopRedis();
+      // Node 1 goes on: a newcomer is admitted locally and local data flows.
+      const amyJoined = alice.next('participantJoined');
+      const amy = await a.client('amy', 'ro');
+      assert.equal((await amyJoined)[0].identity, 'amy');
+      const got = nextData(amy);
+      await alice.sendData(bytes('local while redis is down'));
+      assert.equal(await got, 'local while redis is down');
+      const bobSeesAmy = bob.next('participantJoined');
+      await startRedis();
+      assert.equal((await bobSeesAmy)[0].identity, 'amy', 'node 2 learns of the participant admitted during the outage');
+      const r = new Redis(REDIS);
+      try {
+        await eventually(async () => (await r.hkeys(`${p}cluster:r:ro:parts`)).sort().join() === 'alice,amy,bob', 5000, 'directory rebuilt');
+      } finally {
+        r.disconnect();
+      }
+      const atAlice = nextData(alice);
+      await bob.sendData(bytes('cross-node again'));
+      assert.equal(await atAlice, 'cross-node again');
+      for (const x of [alice, amy, bob]) await x.leave();
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+    await eventually(async () => (await keysUnder(p)).length === 0, 3000, 'no keys left');
+  });
+});

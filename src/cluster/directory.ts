@@ -180,6 +180,15 @@ export class RoomDirectory {
     return parseParts(Object.entries(h).flat());
   }
 
+  async entry(room: string, identity: string): Promise<DirEntry | undefined> {
+    const v = await this.client.hget(`${this.prefix}r:${room}:parts`, identity);
+    return v ? parseParts([identity, v]).get(identity) : undefined;
+  }
+
+  async nodes(room: string): Promise<string[]> {
+    return this.client.hkeys(`${this.prefix}r:${room}:nodes`);
+  }
+
   async close(): Promise<void> {
     for (const c of [this.client, this.sub]) {
       try {
