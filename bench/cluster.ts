@@ -107,7 +107,7 @@ const show = (label: string, r: Result): void =>
 execFileSync('redis-server', ['--port', String(REDIS_PORT), '--bind', '127.0.0.1', '--daemonize', 'yes', '--save', '', '--appendonly', 'no', '--dir', '/tmp']);
 await sleep(300);
 const redis = new Redis(REDIS);
-const base = { sfu: { enabled: false }, turn: { mode: 'off' }, database: { url: PG }, log_level: 'warn', signal: { rate_limit: { messages_per_s: 100_000, burst: 100_000 } } };
+const base = { sfu: { enabled: false }, turn: { mode: 'off' }, database: { url: PG }, log_level: 'info', signal: { rate_limit: { messages_per_s: 100_000, burst: 100_000 } } };
 console.log(`bench/cluster: room of ${N}, ${MESSAGES} timed messages (5 ms apart), burst of ${BURST}, ${RUNS} runs`);
 const cl = await Promise.all([1, 2, 3].map((i) => startAura({ ...base, node_id: `bench-${i}`, redis: { url: REDIS }, mesh: { redis_prefix: 'bench:', heartbeat_ms: 1000, probe_interval_ms: 0 } })));
 const single = await startAura({ ...base, node_id: 'bench-single' });
