@@ -84,6 +84,11 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
         this.log.error({ err }, 'cluster message failed');
       }
     });
+    // A reconnect may be to an empty Redis (restarted) before any command failed: treat
+    // every lost connection as an outage, so the next 'ready' resyncs.
+    dir.client.on('close', () => {
+      if (!this.closed) this.markDown(new Error('Redis connection closed'));
+    });
     dir.client.on('ready', () => {
       if (this.down && !this.closed) void this.resyncAll();
     });
@@ -154,8 +159,19 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
   join(grant: JoinGrant, conn: Connection, resume: ResumeRequest | undefined, caps: { p2p?: boolean }): JoinResult | Promise<JoinResult> {
     // A resume on the node that holds the session is local; anything else is a (re)join.
     if (resume && this.manager.resumable(grant, resume)) return this.manager.join(grant, conn, resume, caps);
-    if (this.down || this.closed) return this.manager.join(grant, conn, undefined, caps); // resynced when Redis returns
+    if (this.down || this.closed) return this.localJoin(grant, conn, caps); // resynced when Redis returns
     return this.admit(grant, conn, caps);
+  }
+
+  /**
+   * Admission by this node alone (Redis away). A room it starts meanwhile is its own to
+   * report (room_started here), so participant rows have their call.
+   */
+  private localJoin(grant: JoinGrant, conn: Connection, caps: { p2p?: boolean; sid?: string }): JoinResult {
+    const had = this.manager.rooms.has(grant.room);
+    const r = this.manager.join(grant, conn, undefined, caps);
+    if (!had) this.emit('roomStarted', r.room);
+    return r;
   }
 
   private async admit(grant: JoinGrant, conn: Connection, caps: { p2p?: boolean }): Promise<JoinResult> {
@@ -190,7 +206,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
         this.markDown(err);
         return undefined;
       });
-      if (!a) return this.manager.join(grant, conn, undefined, { ...caps, sid });
+      if (!a) return this.localJoin(grant, conn, { ...caps, sid });
       if (!a.ok) throw new JoinError(403, 'ROOM_FULL', `room ${JSON.stringify(name)} is full (${a.max})`);
       let room = this.manager.rooms.get(name);
       if (!room) {
@@ -295,7 +311,14 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     const epoch = closed?.sid;
     this.track(
       this.serial(h, async () => {
-        const f = epoch ? await this.dir.release(name, this.opts.nodeId, epoch) : await this.dir.release(name, this.opts.nodeId, '');
+        let f;
+        try {
+          f = await this.dir.release(name, this.opts.nodeId, epoch ?? '');
+        } catch (err) {
+          // Redis away: the room ended here as far as this node can tell (its row, its webhook).
+          if (closed) this.emit('roomFinished', closed);
+          throw err;
+        }
         if (f && closed) this.emit('roomFinished', closed);
         else if (f) this.finished([f]);
         if (h.joining === 0 && !this.manager.rooms.has(name) && this.held.get(name) === h) {

@@ -61,7 +61,10 @@ export class RoomDirectory {
       retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
     };
     this.client = new Redis(url, opts);
-    this.sub = new Redis(url, { ...opts, enableOfflineQueue: true });
+    // The subscriber waits for Redis instead of failing its commands: ioredis re-subscribes
+    // by itself on reconnect with no handler of ours, and a retry limit would reject that
+    // (unhandled) when Redis flaps.
+    this.sub = new Redis(url, { ...opts, enableOfflineQueue: true, maxRetriesPerRequest: null });
     for (const [name, c] of [['command', this.client], ['subscriber', this.sub]] as const) {
       c.on('error', (err: Error) => this.log.debug({ err: err.message, conn: name }, 'cluster redis error'));
     }
