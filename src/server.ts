@@ -27,7 +27,12 @@ import { notifyWebhooks } from './webhooks/notifier.js';
 import { WorkerPool } from './sfu/workerPool.js';
 import { SignalGateway } from './signal/gateway.js';
 import { availableParallelism } from 'node:os';
-import { RoomDelivery } from './rooms/delivery.js';
+import { RoomDelivery, type Delivery } from './rooms/delivery.js';
+import { ClusterDelivery } from './cluster/bridge.js';
+import { ClusterRooms } from './cluster/clusterRooms.js';
+import { RoomDirectory } from './cluster/directory.js';
+import { ClusterCommands } from './cluster/commands.js';
+import { clusterRoomService } from './cluster/roomServiceCluster.js';
 import type { RoomMirror } from './rooms/mirror.js';
 import { RoomMessaging } from './rooms/messaging.js';
 import { requestHandlers, type MediaRequests } from './node/handlers.js';
@@ -63,6 +68,9 @@ export class AuraServer {
   readonly turn: TurnService;
   readonly mesh: MeshService;
   readonly calls: DirectCallPolicy;
+  /** One room across nodes (with redis.url on an edge); none on a single node. */
+  readonly cluster: ClusterRooms | undefined;
+  private readonly commands: ClusterCommands | undefined;
   private listenSocket: uWS.us_listen_socket | null = null;
   private db: Database | undefined;
   private writes: WriteBehind | undefined;
@@ -110,7 +118,11 @@ export class AuraServer {
       this.log,
     );
     const fanout = new UwsFanout(this.app, sig.max_backpressure_bytes, this.metrics, this.log);
-    const delivery = new RoomDelivery(fanout);
+    const localDelivery = new RoomDelivery(fanout);
+    // With Redis, rooms span nodes: the directory and the delivery bridge (cluster/).
+    const dir = config.redis.url && !relay ? new RoomDirectory(config.redis.url, `${mc.redis_prefix}cluster:`, this.log) : undefined;
+    const bridge = dir ? new ClusterDelivery(localDelivery, dir, config.node_id, this.log) : undefined;
+    const delivery: Delivery = bridge ?? localDelivery;
     this.manager = new RoomManager(
       {
         nodeId: config.node_id,
@@ -130,6 +142,23 @@ export class AuraServer {
       this.log,
     );
     this.messaging = new RoomMessaging(delivery, { maxDataBytes: sig.max_data_bytes });
+    this.cluster =
+      dir && bridge
+        ? new ClusterRooms(
+            this.manager,
+            dir,
+            bridge,
+            localDelivery,
+            {
+              nodeId: config.node_id,
+              heartbeatMs: mc.heartbeat_ms,
+              leaseMs: mc.heartbeat_ms * 3,
+              defaultMaxParticipants: config.room.max_participants,
+              emptyTimeoutS: config.room.empty_timeout_s,
+            },
+            this.log,
+          )
+        : undefined;
     let media: MediaRequests | undefined;
     if (config.sfu.enabled && !relay) {
       const sfu = config.sfu;
@@ -197,7 +226,7 @@ export class AuraServer {
         ipConnect: { perS: sig.ip_connect_limit.per_s, burst: sig.ip_connect_limit.burst },
       },
       this.verifier,
-      this.manager,
+      this.cluster ?? this.manager,
       requestHandlers(this.manager, this.messaging, this.calls, media),
       fanout,
       this.metrics,
@@ -233,7 +262,13 @@ export class AuraServer {
       this.mesh.reportClientRtts(p.identity, rtts).catch((err: unknown) => this.log.debug({ err }, 'client link report not stored'));
     });
     registerMeshApi(this.app, this.mesh, this.verifier, config.node_id);
-    registerTwirp(this.app, 'livekit.RoomService', new RoomServiceApi(this.manager, this.messaging, this.sfu).methods(), {
+    const roomService = new RoomServiceApi(this.manager, this.messaging, this.sfu).methods();
+    // Signed with an API secret: only nodes holding one of the cluster's keys can command.
+    const secret = Object.values(config.keys)[0];
+    if (dir && this.cluster && secret) {
+      this.commands = new ClusterCommands(dir, config.node_id, secret, roomService, 3000, this.log);
+    }
+    registerTwirp(this.app, 'livekit.RoomService', this.commands && dir && this.cluster ? clusterRoomService(roomService, this.manager, dir, this.commands, this.cluster) : roomService, {
       verifier: this.verifier,
       metrics: this.metrics,
       log: this.log,
@@ -252,6 +287,8 @@ export class AuraServer {
       await this.pool.start();
     }
     if (!this.db) await this.startPersistence();
+    await this.cluster?.start();
+    this.commands?.start().catch((err: Error) => this.log.warn({ err: err.message }, 'cluster command channel not subscribed'));
     await this.turn.start();
     return new Promise((resolve, reject) => {
       this.app.listen(host, port, (sock) => {
@@ -274,7 +311,9 @@ export class AuraServer {
     this.db = await openDatabase({ url: c.database.url, dataDir: c.database.data_dir }, this.log);
     await migrate(this.db, this.log);
     this.writes = new WriteBehind(this.db, { maxBuffered: c.database.write_queue_max }, this.metrics.registry, this.log);
-    recordCalls(this.manager, this.writes, c.node_id);
+    // Room-level events come from the cluster when there is one (once per session cluster-wide).
+    const events = this.cluster ?? this.manager;
+    recordCalls(events, this.writes, c.node_id);
     const writes = this.writes;
     // Mesh nodes as this node saw them come and go (each node writes what it sees: upserts).
     const reg = this.mesh.registry;
@@ -303,7 +342,7 @@ export class AuraServer {
       const apiKey = c.webhook.api_key || keys[0];
       const secret = apiKey ? c.keys[apiKey] : undefined;
       if (!apiKey || !secret) throw new Error('webhook.urls are set but there is no API key to sign webhooks with');
-      notifyWebhooks(this.manager, this.writes, c.webhook.urls);
+      notifyWebhooks(events, this.writes, c.webhook.urls);
       this.webhooks = new WebhookDispatcher(this.db, { apiKey, secret }, this.metrics.registry, this.log, {
         pollMs: 200, timeoutMs: 5000, maxBackoffMs: 30_000, maxAttempts: c.webhook.max_attempts,
       });
@@ -337,6 +376,8 @@ export class AuraServer {
   /** Closes everything this server owns. */
   async close(): Promise<void> {
     this.manager.closeAll('SERVER_SHUTDOWN', CloseCode.SERVICE_RESTART);
+    this.commands?.close();
+    await this.cluster?.close();
     this.manager.dispose();
     this.sampler?.stop();
     await this.sfu?.close();

@@ -9,6 +9,7 @@ import {
 } from '@livekit/protocol';
 import type { Participant } from '../rooms/participant.js';
 import type { Room } from '../rooms/room.js';
+import type { ParticipantInfo } from '../signal/messages.js';
 import type { Track } from '../rooms/track.js';
 
 // Our rooms, participants and producers in LiveKit's messages (server API and webhooks).
@@ -46,14 +47,18 @@ export function lkRoom(room: Room): LkRoom {
 }
 
 export function lkParticipant(p: Participant): LkParticipantInfo {
-  const tracks = [...p.tracks.values()].map(lkTrack);
+  return lkParticipantInfo(p.info(), [...p.tracks.values()].map(lkTrack), p.state === 'active');
+}
+
+/** From the public info (a participant on another node, as the cluster directory has it). */
+export function lkParticipantInfo(p: ParticipantInfo, tracks: TrackInfo[] = [], active = true): LkParticipantInfo {
   const perm = p.permission;
   return new LkParticipantInfo({
     sid: p.sid,
     identity: p.identity,
     name: p.name,
     metadata: p.metadata,
-    state: p.state === 'active' ? ParticipantInfo_State.ACTIVE : ParticipantInfo_State.DISCONNECTED,
+    state: active ? ParticipantInfo_State.ACTIVE : ParticipantInfo_State.DISCONNECTED,
     joinedAt: BigInt(Math.floor(p.joinedAt / 1000)),
     tracks,
     isPublisher: tracks.length > 0,

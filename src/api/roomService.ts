@@ -31,10 +31,10 @@ import { LK_TO_SOURCE, lkParticipant, lkRoom, lkTrack } from './livekitInfo.js';
 import { twirpMethod, TwirpError, type TwirpMethod } from './twirp.js';
 
 // LiveKit's grant rules for RoomService.
-function need(claims: Claims, grant: 'roomCreate' | 'roomList'): void {
+export function need(claims: Claims, grant: 'roomCreate' | 'roomList'): void {
   if (!claims.video?.[grant]) throw new TwirpError('permission_denied', `token lacks ${grant}`);
 }
-function needAdmin(claims: Claims, room: string): void {
+export function needAdmin(claims: Claims, room: string): void {
   if (!claims.video?.roomAdmin) throw new TwirpError('permission_denied', 'token lacks roomAdmin');
   if (claims.video.room !== room) throw new TwirpError('permission_denied', `token is for room ${JSON.stringify(claims.video.room ?? '')}`);
 }

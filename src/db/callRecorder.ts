@@ -1,8 +1,8 @@
-import type { RoomManager } from '../rooms/roomManager.js';
+import type { RoomEvents } from '../rooms/types.js';
 import type { WriteBehind } from './writeBehind.js';
 
 /** Room sessions become `calls` rows, participants `call_participants` rows (write-behind). */
-export function recordCalls(manager: RoomManager, writes: WriteBehind, nodeId: string): void {
+export function recordCalls(manager: RoomEvents, writes: WriteBehind, nodeId: string): void {
   manager.on('roomStarted', (room) => {
     writes.enqueue(
       `INSERT INTO calls (id, room_name, node_id, started_at, status) VALUES ($1, $2, $3, $4, 'active') ON CONFLICT (id) DO NOTHING`,

@@ -261,8 +261,12 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
   async close(): Promise<void> {
     this.closed = true;
     this.removeAllListeners();
-    this.sub.disconnect();
-    this.client.disconnect();
+    // QUIT when connected, so a resubscribe ioredis sent on reconnecting gets its answer: a
+    // disconnect would reject it, unhandled (ioredis sends it itself), and end the process.
+    for (const c of [this.sub, this.client]) {
+      if (c.status === 'ready') await c.quit().catch(() => c.disconnect());
+      else c.disconnect();
+    }
   }
 
   private onEvent(msg: string): void {

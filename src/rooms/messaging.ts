@@ -20,9 +20,9 @@ export class RoomMessaging {
     const dests = body.destinationIdentities ?? [];
     const targets: string[] = [];
     for (const id of dests) {
-      const t = room.participants.get(id);
-      if (!t) throw new SignalError('NOT_FOUND', `no participant ${JSON.stringify(id)} in the room`, 'sendData.destinationIdentities');
-      targets.push(t.sid);
+      const sid = room.sidOf(id);
+      if (!sid) throw new SignalError('NOT_FOUND', `no participant ${JSON.stringify(id)} in the room`, 'sendData.destinationIdentities');
+      targets.push(sid);
     }
     const data = packet(p.sid, p.identity, body.payload, body.topic, dests);
     if (targets.length === 0) this.delivery.toRoom(room, { data }, p.sid);
@@ -36,15 +36,15 @@ export class RoomMessaging {
       this.delivery.toRoom(room, { data });
       return;
     }
-    const sids = identities.flatMap((id) => room.participants.get(id)?.sid ?? []);
+    const sids = identities.flatMap((id) => room.sidOf(id) ?? []);
     this.delivery.toParticipants(room, sids, { data });
   }
 
   relay(room: Room, p: Participant, body: ValidBody<'relay'>): void {
-    const target = room.participants.get(body.identity);
+    const target = room.sidOf(body.identity);
     if (!target) throw new SignalError('NOT_FOUND', `no participant ${JSON.stringify(body.identity)} in the room`, 'relay.identity');
-    if (target === p) throw new SignalError('INVALID_FIELD', 'cannot relay to yourself', 'relay.identity');
-    this.delivery.toParticipants(room, [target.sid], { relay: { ...body, identity: p.identity } });
+    if (target === p.sid) throw new SignalError('INVALID_FIELD', 'cannot relay to yourself', 'relay.identity');
+    this.delivery.toParticipants(room, [target], { relay: { ...body, identity: p.identity } });
   }
 }
 

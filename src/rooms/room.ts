@@ -1,10 +1,15 @@
-import type { RoomInfo, ServerMessage } from '../signal/messages.js';
+import type { ParticipantInfo, RoomInfo, ServerMessage } from '../signal/messages.js';
 import type { Participant } from './participant.js';
 import { ReplayLog } from './replayLog.js';
 
 export class Room {
   /** By identity (the domain's key: one participant per identity). */
   readonly participants = new Map<string, Participant>();
+  /**
+   * Participants held by other nodes of the cluster, by identity (kept by cluster/ from the
+   * room directory and its events; always empty on a single node).
+   */
+  readonly remote = new Map<string, { node: string; info: ParticipantInfo }>();
   /** The same participants by sid (how delivery addresses them). */
   private readonly bySid = new Map<string, Participant>();
   readonly createdAt = Date.now();
@@ -71,7 +76,18 @@ export class Room {
   visibleCount(): number {
     let n = 0;
     for (const p of this.participants.values()) if (!p.hidden) n++;
+    for (const r of this.remote.values()) if (!r.info.permission.hidden) n++;
     return n;
+  }
+
+  /** Participants in the whole room (this node's and other nodes'). */
+  get size(): number {
+    return this.participants.size + this.remote.size;
+  }
+
+  /** The sid of an identity held here or on another node. */
+  sidOf(identity: string): string | undefined {
+    return this.participants.get(identity)?.sid ?? this.remote.get(identity)?.info.sid;
   }
 
   /** Participants with at least one published track (LiveKit's numPublishers). */

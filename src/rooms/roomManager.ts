@@ -82,14 +82,22 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
       }
       return;
     }
-    const existing = room.participants.get(grant.identity);
-    if (room.maxParticipants > 0 && !existing && !resuming && room.participants.size >= room.maxParticipants) {
+    const existing = room.participants.get(grant.identity) ?? room.remote.get(grant.identity);
+    if (room.maxParticipants > 0 && !existing && !resuming && room.size >= room.maxParticipants) {
       throw new JoinError(403, 'ROOM_FULL', `room ${JSON.stringify(grant.room)} is full (${room.maxParticipants})`);
     }
   }
 
+  /** Whether join() with this resume would resume a live session here (not start a new one). */
+  resumable(grant: JoinGrant, resume: ResumeRequest): boolean {
+    const room = this.rooms.get(grant.room);
+    const p = room?.participants.get(grant.identity);
+    return !!room && !!p && this.resumeTokens.verify(p.sid, resume.token) && room.log.since(resume.lastSeq, room.seq, p.sid) !== null;
+  }
+
   /** Joins (or resumes) and sends the JoinResponse; throws JoinError when refused. */
-  join(grant: JoinGrant, conn: Connection, resume?: ResumeRequest, caps: { p2p?: boolean } = {}): { room: Room; participant: Participant } {
+  /** `caps.sid`: the participant's sid when the cluster chose it (admitted it) first. */
+  join(grant: JoinGrant, conn: Connection, resume?: ResumeRequest, caps: { p2p?: boolean; sid?: string } = {}): { room: Room; participant: Participant } {
     this.preflight(grant, !!resume);
     let room = this.rooms.get(grant.room);
     if (room && resume) {
@@ -116,7 +124,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     }
     const c = grant.claims;
     const p = new Participant(
-      newId('PA_'),
+      caps.sid ?? newId('PA_'),
       grant.identity,
       c.name ?? '',
       c.metadata ?? '',
@@ -150,6 +158,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
   private joinResponse(room: Room, p: Participant, resumed: boolean): ServerMessage {
     const others: ParticipantInfo[] = [];
     for (const o of room.participants.values()) if (o !== p && !o.hidden) others.push(o.info());
+    for (const r of room.remote.values()) if (!r.info.permission.hidden) others.push(r.info);
     return {
       join: {
         room: room.info(),
@@ -167,11 +176,12 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     };
   }
 
-  createRoom(name: string, o: { metadata?: string; maxParticipants?: number; emptyTimeoutS?: number }): Room {
+  /** `o.sid`: the room session's sid when the cluster directory gave it. */
+  createRoom(name: string, o: { sid?: string; metadata?: string; maxParticipants?: number; emptyTimeoutS?: number }): Room {
     const existing = this.rooms.get(name);
     if (existing) return existing;
     const room = new Room(
-      newId('RM_'),
+      o.sid ?? newId('RM_'),
       name,
       o.metadata ?? '',
       o.maxParticipants ?? this.opts.maxParticipants,
@@ -258,6 +268,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
   listParticipants(room: Room, p: Participant): ParticipantInfo[] {
     const list: ParticipantInfo[] = [];
     for (const o of room.participants.values()) if (!o.hidden || o === p) list.push(o.info());
+    for (const r of room.remote.values()) if (!r.info.permission.hidden) list.push(r.info);
     return list;
   }
 

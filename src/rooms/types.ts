@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import type { DisconnectReason, IceServer } from '../signal/messages.js';
 import type { Participant } from './participant.js';
 import type { Room } from './room.js';
@@ -42,3 +43,6 @@ export interface JoinExtras {
   iceServers(identity: string): IceServer[];
   probeTargets(): { nodeId: string; url: string }[];
 }
+
+/** Where room lifecycle events come from: the RoomManager, or the cluster (cluster-wide once). */
+export type RoomEvents = Pick<EventEmitter<RoomManagerEvents>, 'on'>;

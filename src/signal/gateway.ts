@@ -27,9 +27,12 @@ export interface GatewayOptions {
 }
 
 /** The room domain as the gateway needs it: admission at upgrade, join at open, close. */
+type JoinResult = { room: Room; participant: Participant };
+
 export interface JoinService {
   preflight(grant: JoinGrant, resuming: boolean): void;
-  join(grant: JoinGrant, conn: Connection, resume: ResumeRequest | undefined, caps: { p2p?: boolean }): { room: Room; participant: Participant };
+  /** A Promise when admission waits on the cluster directory (after open: see docs/ARCHITECTURE.md). */
+  join(grant: JoinGrant, conn: Connection, resume: ResumeRequest | undefined, caps: { p2p?: boolean }): JoinResult | Promise<JoinResult>;
   connectionClosed(room: Room, p: Participant, conn: Connection): void;
 }
 
@@ -166,16 +169,26 @@ export class SignalGateway {
     const conn = (data.conn = new WsConnection(ws, pending.encoding, this.fanout));
     this.connectionCount++;
     this.metrics.connections.inc({ encoding: conn.encoding });
-    try {
-      const { room, participant } = this.joins.join(pending.grant, conn, pending.resume, { p2p: pending.p2p });
+    const joined = ({ room, participant }: JoinResult): void => {
       conn.room = room;
       conn.participant = participant;
       this.metrics.joinSeconds.observe((performance.now() - pending.t0) / 1000);
-    } catch (err) {
+      // The socket closed while the cluster admitted it: the usual close path, now.
+      if (conn.closed) this.joins.connectionClosed(room, participant, conn);
+    };
+    const failed = (err: unknown): void => {
       const message = err instanceof Error ? err.message : String(err);
       if (!(err instanceof JoinError)) this.log.error({ err }, 'join failed');
+      if (conn.closed) return;
       conn.send({ disconnect: { reason: 'UNKNOWN_REASON', message, reconnect: false } });
       conn.close(CloseCode.JOIN_FAILED, err instanceof JoinError ? err.code : 'INTERNAL');
+    };
+    try {
+      const r = this.joins.join(pending.grant, conn, pending.resume, { p2p: pending.p2p });
+      if (r instanceof Promise) r.then((x) => this.guard('join', () => joined(x)), (err: unknown) => this.guard('join', () => failed(err)));
+      else joined(r);
+    } catch (err) {
+      failed(err);
     }
   }
 

@@ -99,6 +99,13 @@ export class WebhookDispatcher {
   }
 
   private async deliver(r: Row): Promise<void> {
+    // Claim the row first: nodes of a cluster share the outbox, and only the one whose claim
+    // lands sends it (the claim lapses after the timeout if that node dies mid-delivery).
+    const claim = await this.db.query(
+      `UPDATE webhook_outbox SET next_attempt_at = now() + ($2 || ' milliseconds')::interval WHERE id = $1 AND delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= now() RETURNING id`,
+      [r.id, String(this.opts.timeoutMs + 1000)],
+    );
+    if (claim.rows.length === 0) return;
     let error: string | null = null;
     try {
       const res = await fetch(r.url, {

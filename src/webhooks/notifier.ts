@@ -4,7 +4,7 @@ import { lkParticipant, lkRoom, lkTrack } from '../api/livekitInfo.js';
 import type { WriteBehind } from '../db/writeBehind.js';
 import type { Participant } from '../rooms/participant.js';
 import type { Room } from '../rooms/room.js';
-import type { RoomManager } from '../rooms/roomManager.js';
+import type { RoomEvents } from '../rooms/types.js';
 import type { Track } from '../rooms/track.js';
 
 /**
@@ -12,7 +12,7 @@ import type { Track } from '../rooms/track.js';
  * (write-behind, so the signalling path never waits on the database). The dispatcher
  * delivers them.
  */
-export function notifyWebhooks(manager: RoomManager, writes: WriteBehind, urls: string[]): void {
+export function notifyWebhooks(manager: RoomEvents, writes: WriteBehind, urls: string[]): void {
   if (urls.length === 0) return;
   const put = (room: Room, event: string, p?: Participant, track?: Track): void => {
     const body = JSON.stringify(

@@ -1,0 +1,414 @@
+import { EventEmitter } from 'node:events';
+import type { JoinGrant } from '../auth/token.js';
+import type { Logger } from '../obs/logger.js';
+import type { Delivery } from '../rooms/delivery.js';
+import { permissionFromGrant, type Participant } from '../rooms/participant.js';
+import { CloseCode, type Connection } from '../rooms/ports.js';
+import { Room } from '../rooms/room.js';
+import type { RoomManager } from '../rooms/roomManager.js';
+import { JoinError, type ResumeRequest, type RoomManagerEvents } from '../rooms/types.js';
+import type { ParticipantInfo } from '../signal/messages.js';
+import { newId } from '../util/ids.js';
+import { isFrame, type ClusterDelivery } from './bridge.js';
+import type { DirEntry, FinishedRoom, RoomDirectory } from './directory.js';
+
+export interface ClusterOptions {
+  nodeId: string;
+  heartbeatMs: number;
+  /** A node whose heartbeat is older than this loses its rooms' entries (reaped). */
+  leaseMs: number;
+  defaultMaxParticipants: number;
+  emptyTimeoutS: number;
+}
+
+/** A directory event (published by the Lua scripts, or DeleteRoom). */
+interface DirEvent {
+  t: 'join' | 'leave' | 'finished' | 'delete';
+  id: string;
+  s: string;
+  n: string;
+  i?: string;
+  oldSid?: string;
+  reaped?: number;
+  re?: number;
+}
+
+/** A room this node holds or is joining: its channel subscription and ordered directory work. */
+interface Held {
+  subscribed: Promise<unknown>;
+  joining: number;
+  /** Directory events seen while an admission's snapshot is in flight, applied after it. */
+  buffer: DirEvent[];
+  chain: Promise<unknown>;
+}
+
+type JoinResult = { room: Room; participant: Participant };
+
+/**
+ * One room across nodes: admission through the Redis directory (after the socket opened:
+ * the upgrade stays synchronous and pre-checks only the in-process roster), the roster of
+ * other nodes' participants (`Room.remote`) kept from the directory's events, leases
+ * (heartbeat + reaper), re-synchronisation after a Redis outage, and the room-level
+ * lifecycle (room_started / room_finished once per session cluster-wide: emitted by the
+ * node whose script started or finished it). Its events replace the manager's for webhooks
+ * and call rows.
+ */
+export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
+  private readonly held = new Map<string, Held>();
+  private readonly work = new Set<Promise<unknown>>();
+  private timer: NodeJS.Timeout | undefined;
+  private down = false;
+  private closed = false;
+  private readonly chPrefix: string;
+
+  constructor(
+    private readonly manager: RoomManager,
+    private readonly dir: RoomDirectory,
+    private readonly bridge: ClusterDelivery,
+    /** The node-local delivery: what this node tells its own participants about others. */
+    private readonly local: Delivery,
+    private readonly opts: ClusterOptions,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.chPrefix = dir.roomChannel('');
+    for (const ev of ['participantJoined', 'participantLeft', 'trackPublished', 'trackUnpublished'] as const) {
+      manager.on(ev, (...args: unknown[]) => (this.emit as (e: string, ...a: unknown[]) => boolean)(ev, ...args));
+    }
+    manager.on('participantLeft', (room, p) => this.track(this.dir.leave(room.name, p.identity, p.sid)));
+    manager.on('roomFinished', (room) => this.localRoomClosed(room));
+    dir.sub.on('messageBuffer', (ch: Buffer, buf: Buffer) => {
+      try {
+        this.onMessage(ch.toString(), buf);
+      } catch (err) {
+        this.log.error({ err }, 'cluster message failed');
+      }
+    });
+    // A reconnect may be to an empty Redis (restarted) before any command failed: treat
+    // every lost connection as an outage, so the next 'ready' resyncs.
+    dir.client.on('close', () => {
+      if (!this.closed) this.markDown(new Error('Redis connection closed'));
+    });
+    dir.client.on('ready', () => {
+      if (this.down && !this.closed) void this.resyncAll();
+    });
+  }
+
+  /** Connects and starts the lease; forgets whatever an earlier process with this id held. */
+  async start(): Promise<void> {
+    try {
+      await this.dir.connect();
+      this.finished(await this.dir.forget(this.opts.nodeId));
+      await this.dir.heartbeat(this.opts.nodeId, Date.now() + this.opts.leaseMs);
+    } catch (err) {
+      this.down = true;
+      this.log.warn({ err: (err as Error).message }, 'cluster: Redis unavailable; serving this node only until it returns');
+    }
+    this.timer = setInterval(() => void this.tick(), this.opts.heartbeatMs);
+    this.timer.unref();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.down || this.closed) return;
+    try {
+      await this.dir.heartbeat(this.opts.nodeId, Date.now() + this.opts.leaseMs);
+      this.finished(await this.dir.reap());
+    } catch (err) {
+      this.markDown(err);
+    }
+  }
+
+  private markDown(err: unknown): void {
+    if (this.down) return;
+    this.down = true;
+    this.log.warn({ err: (err as Error).message }, 'cluster: Redis lost; this node serves its own participants, resyncing when it returns');
+  }
+
+  private track<T>(p: Promise<T>): void {
+    const w = p.catch((err: Error) => this.markDown(err)).finally(() => this.work.delete(w));
+    this.work.add(w);
+  }
+
+  private hold(name: string): Held {
+    let h = this.held.get(name);
+    if (!h) {
+      h = { subscribed: this.dir.sub.subscribe(this.dir.roomChannel(name)), joining: 0, buffer: [], chain: Promise.resolve() };
+      h.subscribed.catch(() => undefined);
+      this.held.set(name, h);
+    }
+    return h;
+  }
+
+  /** Directory work for one room runs in order (admissions, releases, resyncs). */
+  private serial<T>(h: Held, fn: () => Promise<T>): Promise<T> {
+    const next = h.chain.then(fn, fn);
+    h.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  // ---------- JoinService (the gateway's) ----------
+
+  preflight(grant: JoinGrant, resuming: boolean): void {
+    this.manager.preflight(grant, resuming);
+  }
+
+  connectionClosed(room: Room, p: Participant, conn: Connection): void {
+    this.manager.connectionClosed(room, p, conn);
+  }
+
+  join(grant: JoinGrant, conn: Connection, resume: ResumeRequest | undefined, caps: { p2p?: boolean }): JoinResult | Promise<JoinResult> {
+    // A resume on the node that holds the session is local; anything else is a (re)join.
+    if (resume && this.manager.resumable(grant, resume)) return this.manager.join(grant, conn, resume, caps);
+    if (this.down || this.closed) return this.localJoin(grant, conn, caps); // resynced when Redis returns
+    return this.admit(grant, conn, caps);
+  }
+
+  /**
+   * Admission by this node alone (Redis away). A room it starts meanwhile is its own to
+   * report (room_started here), so participant rows have their call.
+   */
+  private localJoin(grant: JoinGrant, conn: Connection, caps: { p2p?: boolean; sid?: string }): JoinResult {
+    const had = this.manager.rooms.has(grant.room);
+    const r = this.manager.join(grant, conn, undefined, caps);
+    if (!had) this.emit('roomStarted', r.room);
+    return r;
+  }
+
+  private async admit(grant: JoinGrant, conn: Connection, caps: { p2p?: boolean }): Promise<JoinResult> {
+    const name = grant.room;
+    const h = this.hold(name);
+    h.joining++;
+    const sid = newId('PA_');
+    try {
+      await h.subscribed;
+      const c = grant.claims;
+      const info: ParticipantInfo = {
+        sid,
+        identity: grant.identity,
+        name: c.name ?? '',
+        metadata: c.metadata ?? '',
+        joinedAt: Date.now(),
+        permission: permissionFromGrant(grant.video),
+      };
+      const a = await this.serial(h, () =>
+        this.dir.admit({
+          room: name,
+          node: this.opts.nodeId,
+          identity: grant.identity,
+          sid,
+          info,
+          defaultMax: this.manager.rooms.get(name)?.maxParticipants ?? this.opts.defaultMaxParticipants,
+          newRoomSid: newId('RM_'),
+          leaseExpiry: Date.now() + this.opts.leaseMs,
+          emptyTimeoutS: this.opts.emptyTimeoutS,
+        }),
+      ).catch((err: Error) => {
+        this.markDown(err);
+        return undefined;
+      });
+      if (!a) return this.localJoin(grant, conn, { ...caps, sid });
+      if (!a.ok) throw new JoinError(403, 'ROOM_FULL', `room ${JSON.stringify(name)} is full (${a.max})`);
+      let room = this.manager.rooms.get(name);
+      if (!room) {
+        room = this.manager.createRoom(name, { sid: a.meta.sid, metadata: a.meta.metadata, maxParticipants: a.meta.maxParticipants, emptyTimeoutS: a.meta.emptyTimeoutS });
+      }
+      room.metadata = a.meta.metadata;
+      room.maxParticipants = a.meta.maxParticipants;
+      this.applySnapshot(room, a.parts);
+      if (a.started) this.emit('roomStarted', room);
+      try {
+        return this.manager.join(grant, conn, undefined, { ...caps, sid });
+      } catch (err) {
+        this.track(this.dir.leave(name, grant.identity, sid));
+        throw err;
+      }
+    } finally {
+      h.joining--;
+      if (h.joining === 0) {
+        const room = this.manager.rooms.get(name);
+        const buffered = h.buffer.splice(0);
+        if (room) for (const e of buffered) this.apply(room, e);
+        else this.maybeRelease(name, undefined);
+      }
+    }
+  }
+
+  private applySnapshot(room: Room, parts: Map<string, DirEntry>): void {
+    room.remote.clear();
+    for (const [identity, e] of parts) if (e.node !== this.opts.nodeId) room.remote.set(identity, { node: e.node, info: e.info });
+  }
+
+  // ---------- events from Redis ----------
+
+  private onMessage(channel: string, buf: Buffer): void {
+    if (!channel.startsWith(this.chPrefix)) return;
+    const name = channel.slice(this.chPrefix.length);
+    const h = this.held.get(name);
+    if (!h) return;
+    const room = this.manager.rooms.get(name);
+    if (isFrame(buf)) {
+      if (room) this.bridge.receive(room, buf);
+      return;
+    }
+    const e = JSON.parse(buf.toString()) as DirEvent;
+    if (h.joining > 0) h.buffer.push(e);
+    else if (room) this.apply(room, e);
+  }
+
+  private apply(room: Room, e: DirEvent): void {
+    const me = this.opts.nodeId;
+    switch (e.t) {
+      case 'join': {
+        if (e.n === me) return;
+        const info = JSON.parse(e.i!) as ParticipantInfo;
+        const known = room.remote.get(e.id)?.info.sid === e.s;
+        room.remote.set(e.id, { node: e.n, info });
+        const mine = room.participants.get(e.id);
+        if (mine && mine.sid === e.oldSid) {
+          this.manager.removeParticipant(room, mine, 'DUPLICATE_IDENTITY', {
+            closeCode: CloseCode.REPLACED,
+            message: 'another connection joined with the same identity (on another node)',
+          });
+        }
+        // Re-announced after an outage: this node's participants were told it left.
+        if (e.re && !known && !info.permission.hidden) this.local.toRoom(room, { participantJoined: info });
+        return;
+      }
+      case 'leave': {
+        if (e.n === me) {
+          // Reaped while alive (a lease lapse): put this node's live state back.
+          if (e.reaped && room.participants.get(e.id)?.sid === e.s) this.resync(room.name);
+          return;
+        }
+        const r = room.remote.get(e.id);
+        if (!r || r.info.sid !== e.s) return;
+        room.remote.delete(e.id);
+        // Its node is gone: nobody else will tell this node's participants.
+        if (e.reaped && !r.info.permission.hidden) {
+          this.local.toRoom(room, { participantLeft: { sid: e.s, identity: e.id, reason: 'UNKNOWN_REASON' } });
+        }
+        return;
+      }
+      case 'finished':
+        if (room.participants.size > 0) this.resync(room.name);
+        return;
+      case 'delete':
+        this.manager.closeRoom(room, 'ROOM_DELETED');
+        return;
+    }
+  }
+
+  // ---------- releases, leases, resync ----------
+
+  private localRoomClosed(room: Room): void {
+    this.maybeRelease(room.name, room);
+  }
+
+  /** This node no longer holds the room (no local Room, no admission in flight): release it. */
+  private maybeRelease(name: string, closed: Room | undefined): void {
+    const h = this.held.get(name);
+    if (!h || h.joining > 0 || this.manager.rooms.has(name)) return;
+    const epoch = closed?.sid;
+    this.track(
+      this.serial(h, async () => {
+        let f;
+        try {
+          f = await this.dir.release(name, this.opts.nodeId, epoch ?? '');
+        } catch (err) {
+          // Redis away: the room ended here as far as this node can tell (its row, its webhook).
+          if (closed) this.emit('roomFinished', closed);
+          throw err;
+        }
+        if (f && closed) this.emit('roomFinished', closed);
+        else if (f) this.finished([f]);
+        if (h.joining === 0 && !this.manager.rooms.has(name) && this.held.get(name) === h) {
+          this.held.delete(name);
+          await this.dir.sub.unsubscribe(this.dir.roomChannel(name));
+        }
+      }),
+    );
+  }
+
+  /** Room sessions this node ended in Redis (reaped, forgotten): their room_finished. */
+  private finished(list: FinishedRoom[]): void {
+    for (const f of list) {
+      const r = this.manager.rooms.get(f.name);
+      this.emit('roomFinished', r && r.sid === f.sid ? r : detachedRoom(f));
+    }
+  }
+
+  private resync(name: string): void {
+    const h = this.held.get(name);
+    const room = this.manager.rooms.get(name);
+    if (!h || !room) return;
+    this.track(
+      this.serial(h, async () => {
+        const live = [...room.participants.values()].map((p) => p.info());
+        const meta = { sid: room.sid, metadata: room.metadata, maxParticipants: room.maxParticipants, createdAt: room.createdAt, emptyTimeoutS: room.emptyTimeoutS };
+        const r = await this.dir.resync(name, this.opts.nodeId, meta, Date.now() + this.opts.leaseMs, live);
+        if (r.sid !== room.sid) this.log.warn({ room: name, local: room.sid, cluster: r.sid }, 'cluster: room session differs after resync');
+        const before = new Map(room.remote);
+        this.applySnapshot(room, r.parts);
+        // Tell this node's participants what changed while Redis was away.
+        for (const [id, old] of before) {
+          if (room.remote.get(id)?.info.sid !== old.info.sid && !old.info.permission.hidden) {
+            this.local.toRoom(room, { participantLeft: { sid: old.info.sid, identity: id, reason: 'UNKNOWN_REASON' } });
+          }
+        }
+        for (const [id, now] of room.remote) {
+          if (before.get(id)?.info.sid !== now.info.sid && !now.info.permission.hidden) this.local.toRoom(room, { participantJoined: now.info });
+        }
+      }),
+    );
+  }
+
+  /** Redis is back: heartbeat, then put every held room's live state back. */
+  private async resyncAll(): Promise<void> {
+    try {
+      await this.dir.heartbeat(this.opts.nodeId, Date.now() + this.opts.leaseMs);
+    } catch {
+      return; // still away: the next 'ready' tries again
+    }
+    this.down = false;
+    this.log.info('cluster: Redis is back; resyncing rooms');
+    for (const name of this.manager.rooms.keys()) {
+      this.hold(name);
+      this.resync(name);
+    }
+    for (const name of [...this.held.keys()]) this.maybeRelease(name, undefined);
+  }
+
+  // ---------- server API helpers ----------
+
+  /** Publishes a directory event on the room's channel (DeleteRoom from any node). */
+  async publishEvent(room: string, e: Partial<DirEvent>): Promise<void> {
+    await this.dir.client.publish(this.dir.roomChannel(room), JSON.stringify(e));
+  }
+
+  get isDown(): boolean {
+    return this.down;
+  }
+
+  /** Waits for directory work, drops what this node holds, closes Redis. After manager.closeAll(). */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    while (this.work.size > 0) await Promise.allSettled([...this.work]);
+    if (!this.down) {
+      try {
+        this.finished(await this.dir.forget(this.opts.nodeId));
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'cluster: could not drop this node from Redis');
+      }
+    }
+    this.held.clear();
+    await this.dir.close();
+    this.removeAllListeners();
+  }
+}
+
+function detachedRoom(f: FinishedRoom): Room {
+  const r = new Room(f.sid, f.name, '', 0, 0, 0);
+  r.closed = true;
+  return r;
+}
