@@ -36,6 +36,8 @@ import { registerSfuMetrics } from './sfu/sfuMetrics.js';
 import { TransportRequests } from './sfu/transportRequests.js';
 import { PublishRequests } from './sfu/publishRequests.js';
 import { SubscribeRequests } from './sfu/subscribeRequests.js';
+import { AicService } from './aic/aicService.js';
+import { NO_MEDIA_CONTROL, type MediaControl } from './sfu/mediaControl.js';
 import { VERSION } from './version.js';
 
 export interface ServerDeps {
@@ -59,6 +61,8 @@ export class AuraServer {
   readonly mirror: RoomMirror | undefined;
   readonly pool: WorkerPool | undefined;
   readonly sfu: SfuService | undefined;
+  /** AIC (aic.enabled): the SFU's layer controller. */
+  readonly aic: AicService | undefined;
   readonly turn: TurnService;
   readonly mesh: MeshService;
   readonly calls: DirectCallPolicy;
@@ -157,6 +161,11 @@ export class AuraServer {
         },
         this.log,
       );
+      let control: MediaControl = NO_MEDIA_CONTROL;
+      if (config.aic.enabled) {
+        this.aic = new AicService(config.aic, this.manager, (room, sid, producerId, layer) => notifier.layersWanted(room, sid, producerId, layer), this.metrics.registry, this.log);
+        control = this.aic;
+      }
       media = {
         transports: new TransportRequests(
           this.sfu,
@@ -168,9 +177,10 @@ export class AuraServer {
             announcedIp: sfu.announced_ip,
           },
           (identity) => this.turn.iceServersFor(identity),
+          control,
         ),
-        publish: new PublishRequests(this.sfu, this.manager, notifier),
-        subscribe: new SubscribeRequests(this.sfu, notifier),
+        publish: new PublishRequests(this.sfu, this.manager, notifier, control),
+        subscribe: new SubscribeRequests(this.sfu, notifier, control),
       };
       registerSfuMetrics(this.metrics.registry, this.pool, this.sfu.rooms);
     }
@@ -334,6 +344,7 @@ export class AuraServer {
     this.manager.closeAll('SERVER_SHUTDOWN', CloseCode.SERVICE_RESTART);
     this.manager.dispose();
     this.sampler?.stop();
+    this.aic?.close();
     await this.sfu?.close();
     await this.pool?.close();
     this.turn.close();
