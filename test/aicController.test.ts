@@ -53,16 +53,17 @@ describe('AIC controller', () => {
     assert.equal(one(track('a', shown(960, 540, { fps: 15 }))).temporalLayer, 1);
   });
 
-  test('upgrades only when the bandwidth estimate allows, with headroom', () => {
+  test('on a constrained link, upgrades only when the bandwidth estimate allows, with headroom', () => {
     const big = shown(1280, 720);
-    assert.equal(one(track('a', big), { availableBitrate: 5_000_000 }).spatialLayer, 2);
-    const capped = one(track('a', big), { availableBitrate: 1_000_000 });
-    assert.deepEqual([capped.spatialLayer, capped.reason], [1, 'bandwidth']);
-    // Currently on layer 1: 1.25 Mb/s fits 1.2 Mb/s but not with 15% headroom, so no upgrade.
-    assert.equal(one(track('a', big, { current: 1 }), { availableBitrate: 1_250_000 }).spatialLayer, 1);
-    // Already on layer 2, the same estimate keeps it (no flapping down).
-    assert.equal(one(track('a', big, { current: 2 }), { availableBitrate: 1_250_000 }).spatialLayer, 2);
-    assert.equal(one(track('a', big, { current: 1 }), { availableBitrate: 1_500_000 }).spatialLayer, 2);
+    // Unconstrained (estimate over low_bandwidth_kbps): the preferred layer is the need;
+    // mediasoup upgrades to it when its own estimate allows.
+    assert.equal(one(track('a', big), { availableBitrate: 1_000_000 }).spatialLayer, 2);
+    // Constrained (RTT high): the estimate caps it, screen first / big first.
+    const capped = one(track('a', big), { availableBitrate: 400_000, rttMs: 200 });
+    assert.deepEqual([capped.spatialLayer, capped.reason], [0, 'bandwidth']);
+    const big2 = track('a', big, { current: 0, layers: CAM });
+    assert.equal(one(big2, { availableBitrate: 520_000, rttMs: 200 }).spatialLayer, 0, 'no upgrade while constrained, even if it fits');
+    assert.equal(one(track('a', big, { current: 1 }), { availableBitrate: 550_000, rttMs: 200 }).spatialLayer, 1, 'kept when it fits');
     // The lowest layer is always allowed (mediasoup itself goes below it when it must).
     assert.equal(one(track('a', big), { availableBitrate: 10_000 }).spatialLayer, 0);
     // adaptive.enabled false: the estimate is ignored.
@@ -76,9 +77,13 @@ describe('AIC controller', () => {
       assert.ok(d.spatialLayer <= 1, JSON.stringify(link));
       assert.ok(d.reason === 'constrained' || d.reason === 'bandwidth', JSON.stringify(link));
     }
+    // A low estimate that covers what is asked for is not a constraint (mediasoup probes only to the desired rate).
+    assert.equal(one(track('a', big), { availableBitrate: 400_000, desiredBitrate: 150_000 }).spatialLayer, 2);
+    assert.equal(one(track('a', big), { availableBitrate: 400_000, desiredBitrate: 1_500_000 }).spatialLayer, 0, 'short of the need: 400k fits only 180p');
     assert.equal(one(track('a', big), { rttMs: 200 }).spatialLayer, 1);
     assert.equal(one(track('a', big), { rttMs: 140, lossPct: 4.9 }).spatialLayer, 2, 'under the thresholds nothing changes');
-    assert.equal(one(track('a', big, { score: 3 }), {}).spatialLayer, 1, 'consumer score 3/10');
+    assert.equal(one(track('a', big, { score: 3 }), {}).spatialLayer, 2, 'a low consumer score alone (a layer switch dips it) is not enough');
+    assert.equal(one(track('a', big, { score: 3 }), { lossPct: 3 }).spatialLayer, 1, 'consumer score 3/10 with 3% loss');
     // Constrained while on layer 0: the small tile's need (0) is kept, no upgrade to the big need.
     assert.equal(one(track('a', big, { current: 0 }), { lossPct: 10 }).spatialLayer, 0);
     assert.equal(one(track('a', big), { rttMs: 200 }, { ...POLICY, adaptive: false }).spatialLayer, 2);
@@ -88,10 +93,10 @@ describe('AIC controller', () => {
     const screen = track('s', shown(1280, 720), { source: 'screen_share' });
     const speaker = track('big', shown(1280, 720));
     const small = track('small', shown(240, 135));
-    const ds = decide([small, speaker, screen], { availableBitrate: 1_600_000 }, POLICY);
+    const ds = decide([small, speaker, screen], { availableBitrate: 1_600_000, rttMs: 200 }, POLICY);
     const by = Object.fromEntries(ds.map((d) => [d.consumerId, d]));
     assert.equal(by.s!.spatialLayer, 2, 'the screen share keeps its top layer');
-    assert.equal(by.big!.spatialLayer, 0, 'what is left (400k) fits only 180p for the speaker');
+    assert.equal(by.big!.spatialLayer, 0, 'constrained: what is left (400k) fits only 180p for the speaker');
     assert.equal(by.small!.spatialLayer, 0);
     assert.deepEqual([by.s!.priority, by.big!.priority, by.small!.priority], [3, 2, 1]);
     // With loss, the screen share is not stepped down; cameras are.

@@ -112,10 +112,11 @@ export class AicRoom {
   }
 
   /** The send-side bandwidth estimate towards a subscriber (its transport's `bwe` trace). */
-  bandwidth(subscriberSid: string, bps: number): void {
+  bandwidth(subscriberSid: string, bps: number, desired: number | undefined): void {
     const sub = this.subscriber(subscriberSid);
     const was = sub.link.availableBitrate;
     sub.link.availableBitrate = bps;
+    if (desired !== undefined) sub.link.desiredBitrate = desired;
     // Re-decide on a 10% move: the estimate changes every few hundred ms by small steps.
     if (was === undefined || Math.abs(bps - was) > was * 0.1) void this.run(subscriberSid);
   }

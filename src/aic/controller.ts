@@ -30,6 +30,8 @@ export interface TrackInput {
 export interface LinkInput {
   /** Send-side bandwidth estimate towards the subscriber, bits/s (undefined: none yet). */
   availableBitrate?: number;
+  /** What the consumers' preferred layers ask for, bits/s (the same trace's desiredBitrate). */
+  desiredBitrate?: number;
   rttMs?: number;
   lossPct?: number;
 }
@@ -66,8 +68,13 @@ export function constrained(link: LinkInput, tracks: readonly TrackInput[], poli
   const t = policy.thresholds;
   if (link.rttMs !== undefined && link.rttMs > t.high_latency_ms) return true;
   if (link.lossPct !== undefined && link.lossPct > t.packet_loss_percent) return true;
-  if (link.availableBitrate !== undefined && link.availableBitrate < t.low_bandwidth_kbps * 1000) return true;
-  return tracks.some((x) => x.score !== undefined && x.score < LOW_SCORE && x.settings && !x.settings.hidden);
+  // A low estimate counts only when it is short of what is asked for: mediasoup probes only up
+  // to the desired bitrate, so a subscriber of small layers always has a low estimate.
+  const short = link.desiredBitrate === undefined || link.availableBitrate! < link.desiredBitrate * 0.9;
+  if (link.availableBitrate !== undefined && link.availableBitrate < t.low_bandwidth_kbps * 1000 && short) return true;
+  // A low consumer score counts only with the other signals: a layer switch (dynacast turning
+  // an encoding off) dips it for a moment, and reacting to that made layers flap (Chromium test).
+  return tracks.some((x) => x.score !== undefined && x.score < LOW_SCORE && x.settings && !x.settings.hidden) && link.lossPct !== undefined && link.lossPct > t.packet_loss_percent / 2;
 }
 
 /**
@@ -75,16 +82,20 @@ export function constrained(link: LinkInput, tracks: readonly TrackInput[], poli
  * - hidden → paused;
  * - the smallest layer that covers the displayed size (top when unreported or unknown);
  * - constrained link (RTT, loss, low estimate, low score) → non-screen tracks one layer lower;
- * - the bandwidth estimate is shared out screen share first, then larger tiles first: each
- *   track gets the highest layer up to its need that fits what is left (upgrades need 15%
- *   headroom over the layer's bitrate); the lowest layer is always allowed (mediasoup itself
- *   drops below the preferred layer when the estimate falls);
+ * - on a constrained link the bandwidth estimate is shared out screen share first, then larger
+ *   tiles first: each track gets the highest layer up to its need that fits what is left
+ *   (upgrades need 15% headroom over the layer's bitrate); the lowest layer is always allowed.
+ *   Unconstrained, mediasoup upgrades to the preferred layer only when its estimate allows;
  * - priority: screen 3, the largest visible camera 2, others 1.
  */
 export function decide(tracks: readonly TrackInput[], link: LinkInput, policy: Policy): Decision[] {
   const tight = constrained(link, tracks, policy);
   const order = [...tracks].sort((a, b) => Number(isScreen(b.source)) - Number(isScreen(a.source)) || area(b.settings) - area(a.settings));
-  let budget = policy.adaptive && link.availableBitrate !== undefined ? link.availableBitrate : Number.POSITIVE_INFINITY;
+  // The estimate caps preferred layers only on a constrained link. Otherwise mediasoup itself
+  // upgrades to the preferred layer when its estimate allows, and it probes only up to what
+  // the preferred layers need: capping them by the estimate froze a grown tile at its small
+  // layer (the estimate never grows past what is asked for; Chromium test).
+  let budget = policy.adaptive && tight && link.availableBitrate !== undefined ? link.availableBitrate : Number.POSITIVE_INFINITY;
   let largestCamera = true;
   const out = new Map<string, Decision>();
   for (const t of order) {
