@@ -121,9 +121,7 @@ describe('AIC in a real browser', () => {
 
   test('enlarged: the top layer arrives', async () => {
     await layout(viewer, 'pub', 1280, 720);
-    const start = Date.now();
     await eventually(async () => (await inbound(viewer, 'pub'))?.frameHeight === 720, 15_000, 'the 720p layer at a 1280×720 tile');
-    t.logs.push(`aic: top layer after enlarging in ${Date.now() - start} ms`);
   });
 
   test('scrolled out of view: the consumer is paused and bytes stop; back in view it flows again', async () => {
@@ -146,9 +144,16 @@ describe('AIC in a real browser', () => {
 
   test('the overlay shows the layer received and a quality score', async () => {
     const pubSid = await viewer.evaluate(() => (window as unknown as RoomWin).auralinkRoom.participants.get('pub')!.sid);
+    await layout(viewer, 'pub', 1280, 720);
+    // From a fresh start the publisher's own send estimate must ramp up before Chromium sends r2.
+    await eventually(async () => (await inbound(viewer, 'pub'))?.frameHeight === 720, 45_000, 'the 720p layer');
     await eventually(async () => /^1280×720 .* q \d+$/.test((await viewer.textContent(`#tile-${pubSid} .aic`)) ?? ''), 10_000, 'overlay text');
-    const score = Number(await viewer.getAttribute(`#tile-${pubSid} .aic`, 'data-score'));
-    assert.ok(score >= 70, `a 1280×720 tile fed 720p scores ≥ 70 (${score})`);
+    // Right after a layer switch or a resume the window holds freezes; once 720p flows it settles.
+    let last = '';
+    await eventually(async () => {
+      last = (await viewer.textContent(`#tile-${pubSid} .aic`)) ?? '';
+      return Number(await viewer.getAttribute(`#tile-${pubSid} .aic`, 'data-score')) >= 70;
+    }, 20_000, `a 1280×720 tile fed 720p scoring ≥ 70 (last: ${last})`);
     assert.ok((await t.metric('auralink_aic_bytes_forwarded_total', { arm: 'aic' })) > 0);
     assert.ok((await t.metric('auralink_aic_forward_all_bytes_total', { arm: 'aic' })) > 0);
   });

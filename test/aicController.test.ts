@@ -65,21 +65,23 @@ describe('AIC controller', () => {
     assert.equal(one(big2, { availableBitrate: 520_000, rttMs: 200 }).spatialLayer, 0, 'no upgrade while constrained, even if it fits');
     assert.equal(one(track('a', big, { current: 1 }), { availableBitrate: 550_000, rttMs: 200 }).spatialLayer, 1, 'kept when it fits');
     // The lowest layer is always allowed (mediasoup itself goes below it when it must).
-    assert.equal(one(track('a', big), { availableBitrate: 10_000 }).spatialLayer, 0);
+    assert.equal(one(track('a', big), { availableBitrate: 10_000, rttMs: 200 }).spatialLayer, 0);
     // adaptive.enabled false: the estimate is ignored.
     assert.equal(one(track('a', big), { availableBitrate: 10_000 }, { ...POLICY, adaptive: false }).spatialLayer, 2);
   });
 
   test('RTT, loss, low estimate or a low consumer score past the thresholds: one layer lower, no upgrades', () => {
     const big = shown(1280, 720);
-    for (const link of [{ rttMs: 200 }, { lossPct: 8 }, { availableBitrate: 400_000 }] as LinkInput[]) {
+    for (const link of [{ rttMs: 200 }, { lossPct: 8 }] as LinkInput[]) {
       const d = one(track('a', big), link);
       assert.ok(d.spatialLayer <= 1, JSON.stringify(link));
       assert.ok(d.reason === 'constrained' || d.reason === 'bandwidth', JSON.stringify(link));
     }
-    // A low estimate that covers what is asked for is not a constraint (mediasoup probes only to the desired rate).
-    assert.equal(one(track('a', big), { availableBitrate: 400_000, desiredBitrate: 150_000 }).spatialLayer, 2);
-    assert.equal(one(track('a', big), { availableBitrate: 400_000, desiredBitrate: 1_500_000 }).spatialLayer, 0, 'short of the need: 400k fits only 180p');
+    // A low estimate alone is not a constraint (mediasoup probes only up to what is preferred)...
+    assert.equal(one(track('a', big, { current: 0, forwarded: 0 }), { availableBitrate: 400_000 }).spatialLayer, 2);
+    // ...but it is when mediasoup already forwards less than preferred: 400k fits only 180p.
+    const short = one(track('a', big, { current: 2, forwarded: 1 }), { availableBitrate: 400_000 });
+    assert.deepEqual([short.spatialLayer, short.need], [0, 2], 'the display still needs 720p (what dynacast asks for)');
     assert.equal(one(track('a', big), { rttMs: 200 }).spatialLayer, 1);
     assert.equal(one(track('a', big), { rttMs: 140, lossPct: 4.9 }).spatialLayer, 2, 'under the thresholds nothing changes');
     assert.equal(one(track('a', big, { score: 3 }), {}).spatialLayer, 2, 'a low consumer score alone (a layer switch dips it) is not enough');

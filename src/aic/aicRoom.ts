@@ -112,11 +112,10 @@ export class AicRoom {
   }
 
   /** The send-side bandwidth estimate towards a subscriber (its transport's `bwe` trace). */
-  bandwidth(subscriberSid: string, bps: number, desired: number | undefined): void {
+  bandwidth(subscriberSid: string, bps: number): void {
     const sub = this.subscriber(subscriberSid);
     const was = sub.link.availableBitrate;
     sub.link.availableBitrate = bps;
-    if (desired !== undefined) sub.link.desiredBitrate = desired;
     // Re-decide on a 10% move: the estimate changes every few hundred ms by small steps.
     if (was === undefined || Math.abs(bps - was) > was * 0.1) void this.run(subscriberSid);
   }
@@ -137,6 +136,7 @@ export class AicRoom {
         sourceFps: SOURCE_FPS,
         settings: c.settings,
         ...(c.applied ? { current: c.applied.spatialLayer } : {}),
+        ...(c.pc.currentLayers ? { forwarded: c.pc.currentLayers.spatialLayer } : {}),
         ...(c.pc.score !== undefined ? { score: c.pc.score } : {}),
       });
     }
@@ -158,7 +158,9 @@ export class AicRoom {
     const was = c.applied;
     c.applied = d;
     const pc = c.pc;
-    this.dynacast.want(pc.producerId, pc.id, d.paused ? -1 : d.spatialLayer);
+    // Publishers encode what viewers display; each viewer's link limits are mediasoup's and
+    // the controller's business (asking publishers for less starved the estimate of probes).
+    this.dynacast.want(pc.producerId, pc.id, d.need);
     const count = (action: string): void => this.metrics.decisions.inc({ arm: this.arm, action, reason: d.reason });
     try {
       let changed = false;

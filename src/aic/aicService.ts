@@ -75,8 +75,8 @@ export class AicService implements MediaControl {
     void transport.enableTraceEvent(['bwe']).catch(() => undefined);
     transport.on('trace', (t) => {
       // Outgoing estimate (towards the subscriber), from transport-cc or REMB feedback.
-      const info = t.info as { availableBitrate?: number; desiredBitrate?: number };
-      if (t.type === 'bwe' && t.direction === 'out' && typeof info.availableBitrate === 'number') r.bandwidth(participantSid, info.availableBitrate, info.desiredBitrate);
+      const info = t.info as { availableBitrate?: number };
+      if (t.type === 'bwe' && t.direction === 'out' && typeof info.availableBitrate === 'number') r.bandwidth(participantSid, info.availableBitrate);
     });
   }
 

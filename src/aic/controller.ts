@@ -22,6 +22,8 @@ export interface TrackInput {
   settings: ViewerSettings | undefined;
   /** The preferred spatial layer applied last (for upgrade headroom), if any. */
   current?: number;
+  /** The spatial layer mediasoup forwards now (below `current` when its estimate is short). */
+  forwarded?: number;
   /** mediasoup's consumer score, 0..10 (10 = no loss). */
   score?: number;
 }
@@ -30,8 +32,6 @@ export interface TrackInput {
 export interface LinkInput {
   /** Send-side bandwidth estimate towards the subscriber, bits/s (undefined: none yet). */
   availableBitrate?: number;
-  /** What the consumers' preferred layers ask for, bits/s (the same trace's desiredBitrate). */
-  desiredBitrate?: number;
   rttMs?: number;
   lossPct?: number;
 }
@@ -51,6 +51,8 @@ export interface Decision {
   /** mediasoup consumer priority (1..255): who gets the transport's bandwidth first. */
   priority: number;
   reason: Reason;
+  /** The layer the display needs (before link limits; -1 hidden): what dynacast asks publishers for. */
+  need: number;
 }
 
 // An upgrade must fit with this much headroom, so an estimate hovering at a layer's bitrate
@@ -68,10 +70,11 @@ export function constrained(link: LinkInput, tracks: readonly TrackInput[], poli
   const t = policy.thresholds;
   if (link.rttMs !== undefined && link.rttMs > t.high_latency_ms) return true;
   if (link.lossPct !== undefined && link.lossPct > t.packet_loss_percent) return true;
-  // A low estimate counts only when it is short of what is asked for: mediasoup probes only up
-  // to the desired bitrate, so a subscriber of small layers always has a low estimate.
-  const short = link.desiredBitrate === undefined || link.availableBitrate! < link.desiredBitrate * 0.9;
-  if (link.availableBitrate !== undefined && link.availableBitrate < t.low_bandwidth_kbps * 1000 && short) return true;
+  // A low estimate alone is not a constraint: mediasoup probes only up to what the preferred
+  // layers ask for, so the estimate of a viewer of small tiles is always low, and treating it
+  // as a constraint kept grown tiles (and, through dynacast, publishers) at small layers. It
+  // counts when mediasoup already forwards less than preferred (the link is really short).
+  if (link.availableBitrate !== undefined && link.availableBitrate < t.low_bandwidth_kbps * 1000 && tracks.some((x) => x.forwarded !== undefined && x.current !== undefined && x.forwarded < x.current)) return true;
   // A low consumer score counts only with the other signals: a layer switch (dynacast turning
   // an encoding off) dips it for a moment, and reacting to that made layers flap (Chromium test).
   return tracks.some((x) => x.score !== undefined && x.score < LOW_SCORE && x.settings && !x.settings.hidden) && link.lossPct !== undefined && link.lossPct > t.packet_loss_percent / 2;
@@ -105,10 +108,11 @@ export function decide(tracks: readonly TrackInput[], link: LinkInput, policy: P
     if (!isScreen(t.source) && s && !s.hidden) largestCamera = false;
     const temporalLayer = temporalFor(s?.fps ?? 0, t.sourceFps);
     if (s?.hidden) {
-      out.set(t.consumerId, { consumerId: t.consumerId, paused: true, spatialLayer: 0, temporalLayer, priority: 1, reason: 'hidden' });
+      out.set(t.consumerId, { consumerId: t.consumerId, paused: true, spatialLayer: 0, temporalLayer, priority: 1, reason: 'hidden', need: -1 });
       continue;
     }
-    let want = s ? coveringLayer(t.layers, s) : top;
+    const need = s ? coveringLayer(t.layers, s) : top;
+    let want = need;
     let reason: Reason = s ? 'display' : 'unreported';
     if (tight && !isScreen(t.source) && want > 0) {
       want--;
@@ -123,7 +127,7 @@ export function decide(tracks: readonly TrackInput[], link: LinkInput, policy: P
     if (layer < want) reason = 'bandwidth';
     if (tight && t.current !== undefined && layer > t.current) layer = Math.max(t.current, 0); // no upgrades while constrained
     budget -= t.layers[layer]?.bitrate ?? 0;
-    out.set(t.consumerId, { consumerId: t.consumerId, paused: false, spatialLayer: layer, temporalLayer, priority, reason });
+    out.set(t.consumerId, { consumerId: t.consumerId, paused: false, spatialLayer: layer, temporalLayer, priority, reason, need });
   }
   return tracks.map((t) => out.get(t.consumerId)!);
 }
