@@ -130,7 +130,8 @@ describe('AIC in a real browser', () => {
     assert.ok((await t.metric('auralink_aic_decisions_total', { arm: 'aic', action: 'pause', reason: 'hidden' })) >= 1);
     await layout(viewer, 'pub', 1280, 720, 0);
     await eventually(() => flowing(viewer, 'pub'), 10_000, 'packets again in view');
-    await eventually(async () => (await inbound(viewer, 'pub'))?.frameHeight === 720, 15_000, 'the top layer again');
+    // The publisher ramps r1/r2 back up after they were off (its send estimate): a generous bound.
+    await eventually(async () => (await inbound(viewer, 'pub'))?.frameHeight === 720, 30_000, 'the top layer again');
   });
 
   test('a tab hidden and shown again recovers the top layer (livekit#3742, client-sdk-js#1555)', async () => {
@@ -139,7 +140,8 @@ describe('AIC in a real browser', () => {
     await setTabHidden(viewer, false);
     const before = (await inbound(viewer, 'pub'))!.framesDecoded;
     await eventually(async () => (await inbound(viewer, 'pub'))!.framesDecoded > before + 10, 10_000, 'frames decoded again');
-    await eventually(async () => (await inbound(viewer, 'pub'))?.frameHeight === 720, 15_000, 'the top layer again');
+    // The publisher ramps r1/r2 back up after they were off (its send estimate): a generous bound.
+    await eventually(async () => (await inbound(viewer, 'pub'))?.frameHeight === 720, 30_000, 'the top layer again');
   });
 
   test('the overlay shows the layer received and a quality score', async () => {
@@ -153,7 +155,8 @@ describe('AIC in a real browser', () => {
     await eventually(async () => {
       last = (await viewer.textContent(`#tile-${pubSid} .aic`)) ?? '';
       return Number(await viewer.getAttribute(`#tile-${pubSid} .aic`, 'data-score')) >= 70;
-    }, 20_000, `a 1280×720 tile fed 720p scoring ≥ 70 (last: ${last})`);
+    }, 20_000, 'a 1280×720 tile fed 720p scoring ≥ 70');
+    assert.match(last, / q \d+$/);
     assert.ok((await t.metric('auralink_aic_bytes_forwarded_total', { arm: 'aic' })) > 0);
     assert.ok((await t.metric('auralink_aic_forward_all_bytes_total', { arm: 'aic' })) > 0);
   });

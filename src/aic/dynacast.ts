@@ -52,7 +52,11 @@ export class Dynacast {
   }
 
   private needed(p: ProducerWants): number {
-    let max = -1;
+    // While anyone subscribes, even with every tile hidden, the lowest layer stays on: with
+    // every encoding off, Chromium took tens of seconds to ramp the top layer up again when
+    // a tile came back (its send estimate had nothing to grow on; Chromium test). Off
+    // entirely only with no subscriber.
+    let max = p.wants.size > 0 ? 0 : -1;
     for (const l of p.wants.values()) max = Math.max(max, Math.min(l, p.top));
     return max;
   }
