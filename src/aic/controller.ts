@@ -70,11 +70,11 @@ export function constrained(link: LinkInput, tracks: readonly TrackInput[], poli
   const t = policy.thresholds;
   if (link.rttMs !== undefined && link.rttMs > t.high_latency_ms) return true;
   if (link.lossPct !== undefined && link.lossPct > t.packet_loss_percent) return true;
-  // A low estimate alone is not a constraint: mediasoup probes only up to what the preferred
-  // layers ask for, so the estimate of a viewer of small tiles is always low, and treating it
-  // as a constraint kept grown tiles (and, through dynacast, publishers) at small layers. It
-  // counts when mediasoup already forwards less than preferred (the link is really short).
-  if (link.availableBitrate !== undefined && link.availableBitrate < t.low_bandwidth_kbps * 1000 && tracks.some((x) => x.forwarded !== undefined && x.current !== undefined && x.forwarded < x.current)) return true;
+  // low_bandwidth_kbps is not a constraint on its own: mediasoup probes only up to what the
+  // preferred layers ask for, so the estimate of a viewer of small tiles, or of one just
+  // resumed, is always low; treating that as a constraint kept grown or resumed tiles at
+  // small layers (Chromium tests). mediasoup's own layer choice under its estimate covers a
+  // really short link; the estimate is shared out here only when RTT or loss say so.
   // A low consumer score counts only with the other signals: a layer switch (dynacast turning
   // an encoding off) dips it for a moment, and reacting to that made layers flap (Chromium test).
   return tracks.some((x) => x.score !== undefined && x.score < LOW_SCORE && x.settings && !x.settings.hidden) && link.lossPct !== undefined && link.lossPct > t.packet_loss_percent / 2;
