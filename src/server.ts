@@ -42,6 +42,8 @@ import { registerSfuMetrics } from './sfu/sfuMetrics.js';
 import { TransportRequests } from './sfu/transportRequests.js';
 import { PublishRequests } from './sfu/publishRequests.js';
 import { SubscribeRequests } from './sfu/subscribeRequests.js';
+import { AicService } from './aic/aicService.js';
+import { NO_MEDIA_CONTROL, type MediaControl } from './sfu/mediaControl.js';
 import { VERSION } from './version.js';
 
 export interface ServerDeps {
@@ -65,6 +67,8 @@ export class AuraServer {
   readonly mirror: RoomMirror | undefined;
   readonly pool: WorkerPool | undefined;
   readonly sfu: SfuService | undefined;
+  /** AIC (aic.enabled): the SFU's layer controller. */
+  readonly aic: AicService | undefined;
   readonly turn: TurnService;
   readonly mesh: MeshService;
   readonly calls: DirectCallPolicy;
@@ -187,6 +191,11 @@ export class AuraServer {
         },
         this.log,
       );
+      let control: MediaControl = NO_MEDIA_CONTROL;
+      if (config.aic.enabled) {
+        this.aic = new AicService(config.aic, this.manager, (room, sid, producerId, layer) => notifier.layersWanted(room, sid, producerId, layer), this.metrics.registry, this.log);
+        control = this.aic;
+      }
       media = {
         transports: new TransportRequests(
           this.sfu,
@@ -198,9 +207,10 @@ export class AuraServer {
             announcedIp: sfu.announced_ip,
           },
           (identity) => this.turn.iceServersFor(identity),
+          control,
         ),
-        publish: new PublishRequests(this.sfu, this.manager, notifier),
-        subscribe: new SubscribeRequests(this.sfu, notifier),
+        publish: new PublishRequests(this.sfu, this.manager, notifier, control),
+        subscribe: new SubscribeRequests(this.sfu, notifier, control),
       };
       registerSfuMetrics(this.metrics.registry, this.pool, this.sfu.rooms);
     }
@@ -380,6 +390,7 @@ export class AuraServer {
     await this.cluster?.close();
     this.manager.dispose();
     this.sampler?.stop();
+    this.aic?.close();
     await this.sfu?.close();
     await this.pool?.close();
     await this.turn.close();

@@ -37,6 +37,7 @@ export const corpus = (ids: Ids): Record<string, unknown>[] => [
   { id: 19, pauseConsumer: { consumerId: 'c' } },
   { id: 20, closeProducer: { producerId: ids.producer } },
   { id: 21, consumeData: { dataProducerId: 'd', transportId: ids.recv } },
+  { id: 22, trackSettings: { consumerId: 'c', width: 320, height: 180, hidden: false, fps: 15 } },
 ];
 
 export const pick = <T>(xs: readonly T[], rnd: () => number): T => xs[Math.floor(rnd() * xs.length)]!;

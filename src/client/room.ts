@@ -1,4 +1,5 @@
 import type { ParticipantInfo, RouteDecision } from '../signal/messages.js';
+import { AdaptiveStream } from './adaptiveStream.js';
 import { DirectPath } from './directPath.js';
 import { Emitter } from './emitter.js';
 import type { MediaRoute, RemoteTrack, TrackSource } from './remoteTrack.js';
@@ -53,6 +54,8 @@ export class Room extends Emitter<RoomEvents> {
   activeSpeakerSid: string | null = null;
   /** Where our media goes now. */
   route: MediaRoute = 'sfu';
+  /** Viewer-side AIC reports (created on the first attach: browsers only). */
+  private adaptive: AdaptiveStream | null = null;
 
   private constructor(
     readonly signal: SignalClient,
@@ -105,6 +108,7 @@ export class Room extends Emitter<RoomEvents> {
     s.on('mediaReset', () => void this.rebuildMedia());
     s.on('route', (d) => void this.onRoute(d));
     s.on('trackMuted', ({ producerId, muted }) => this.sfu.mutedByServer(producerId, muted));
+    s.on('layersWanted', ({ producerId, maxSpatialLayer }) => void this.sfu.setMaxLayer(producerId, maxSpatialLayer));
     s.on('reconnecting', () => this.emit('reconnecting'));
     s.on('reconnected', ({ resumed }) => {
       this.emit('reconnected');
@@ -114,9 +118,33 @@ export class Room extends Emitter<RoomEvents> {
       else void this.rebuildMedia();
     });
     s.on('closed', (e) => {
+      this.adaptive?.close();
+      this.adaptive = null;
       this.sfu.close();
       this.emit('disconnected', e);
     });
+  }
+
+  /**
+   * Shows a remote video in `el` and reports how it is shown (size × devicePixelRatio,
+   * visibility, wanted fps) to the server, which sends the layer that covers it and pauses it
+   * while hidden (AIC). Returns the function that stops the reports. Direct-path tracks are
+   * only shown (there is no server between the two peers).
+   */
+  attach(r: RemoteTrack, el: HTMLVideoElement, opts: { fps?: number } = {}): () => void {
+    const stream = el.srcObject instanceof MediaStream ? el.srcObject : new MediaStream();
+    if (!stream.getTracks().includes(r.track)) {
+      for (const t of stream.getTracks()) if (t.kind === r.track.kind) stream.removeTrack(t);
+      stream.addTrack(r.track);
+    }
+    if (el.srcObject !== stream) el.srcObject = stream;
+    if (r.kind !== 'video' || !r.consumer) return () => undefined;
+    const consumerId = r.consumer.id;
+    this.adaptive ??= new AdaptiveStream((rep) => {
+      const { consumerId: id, ...settings } = rep;
+      void this.signal.request('trackSettings', { consumerId: id, ...settings }).catch(() => undefined);
+    });
+    return this.adaptive.attach(consumerId, el, opts.fps ?? 0);
   }
 
   private addRemote(r: RemoteTrack): void {
@@ -127,6 +155,7 @@ export class Room extends Emitter<RoomEvents> {
   private removeRemote(r: RemoteTrack): void {
     if (this.remote.get(r.producerId) !== r) return;
     this.remote.delete(r.producerId);
+    if (r.consumer) this.adaptive?.forget(r.consumer.id);
     this.emit('trackUnsubscribed', r);
   }
 
@@ -230,6 +259,8 @@ export class Room extends Emitter<RoomEvents> {
   }
 
   async leave(): Promise<void> {
+    this.adaptive?.close();
+    this.adaptive = null;
     this.leaveDirect();
     for (const track of this.local.values()) track.stop();
     this.local.clear();

@@ -29,6 +29,8 @@ export class SfuPath extends Emitter<RemoteTrackEvents> {
   private recvTransport: ms.Transport | null = null;
   private readonly pending: Record<Direction, Promise<ms.Transport> | null> = { producing: null, consuming: null };
   private readonly consuming = new Set<string>();
+  private readonly wantedLayer = new Map<string, number>();
+  private readonly layerQueue = new Map<string, Promise<void>>();
 
   constructor(
     private readonly signal: SignalClient,
@@ -66,8 +68,10 @@ export class SfuPath extends Emitter<RemoteTrackEvents> {
     if (dir === 'producing') {
       t.on('produce', ({ kind, rtpParameters, appData }, ok, fail) => {
         const source = isTrackSource(appData.source) ? appData.source : undefined;
+        // The source size lets the server's layer controller know each layer's resolution.
+        const size = typeof appData.width === 'number' && typeof appData.height === 'number' ? { width: appData.width, height: appData.height } : {};
         this.signal
-          .request('produce', { transportId: t.id, kind, rtpParameters: JSON.stringify(rtpParameters), ...(source ? { source } : {}) })
+          .request('produce', { transportId: t.id, kind, rtpParameters: JSON.stringify(rtpParameters), ...(source ? { source } : {}), ...size })
           .then(({ id }) => ok({ id }), fail);
       });
     }
@@ -153,16 +157,19 @@ export class SfuPath extends Emitter<RemoteTrackEvents> {
 
   async publish(track: MediaStreamTrack, source: TrackSource): Promise<void> {
     const t = await this.transport('producing');
+    const { width, height } = track.kind === 'video' ? track.getSettings() : {};
     const producer = await t.produce({
       track,
       // The Room owns its tracks: closing a producer (transport lost, media rebuilt) must not
       // end the camera, or there would be nothing left to republish.
       stopTracks: false,
-      appData: { source },
+      appData: { source, ...(width && height ? { width, height } : {}) },
       ...(source === 'camera' ? { encodings: CAMERA_ENCODINGS } : {}),
       ...(track.kind === 'audio' ? { codecOptions: { opusStereo: false, opusDtx: true } } : {}),
     });
     this.producers.set(source, producer);
+    const early = this.wantedLayer.get(producer.id);
+    if (early !== undefined) void this.setMaxLayer(producer.id, early);
   }
 
   /** Stops a source's producer here and on the server (its track is the Room's). */
@@ -189,6 +196,39 @@ export class SfuPath extends Emitter<RemoteTrackEvents> {
       p.resume();
       await this.signal.request('resumeProducer', { producerId: p.id });
     }
+  }
+
+  /**
+   * Dynacast (AIC): encode only simulcast layers 0..max (-1: none); the others' encodings are
+   * switched off (RTCRtpSender.setParameters, encodings[i].active). Calls for one producer run
+   * one after another (setParameters must follow its own getParameters), the newest wins.
+   */
+  setMaxLayer(producerId: string, max: number): Promise<void> {
+    this.wantedLayer.set(producerId, max); // kept if the producer is not registered yet (publish applies it)
+    const p = [...this.producers.values()].find((x) => x.id === producerId);
+    if (!p) return Promise.resolve();
+    const run = (this.layerQueue.get(producerId) ?? Promise.resolve()).then(async () => {
+      const sender = p.rtpSender;
+      const want = this.wantedLayer.get(producerId);
+      if (p.closed || !sender || want === undefined) return;
+      const params = sender.getParameters();
+      if (params.encodings.length < 2) return;
+      let changed = false;
+      params.encodings.forEach((e, i) => {
+        const active = i <= want;
+        if (e.active !== active) changed = true;
+        e.active = active;
+      });
+      if (changed) await sender.setParameters(params);
+    }).catch(() => undefined);
+    this.layerQueue.set(producerId, run);
+    return run;
+  }
+
+  /** Which of a source's simulcast encodings are on (dynacast), for the app and tests. */
+  activeEncodings(source: TrackSource): boolean[] {
+    const sender = this.producers.get(source)?.rtpSender;
+    return sender ? sender.getParameters().encodings.map((e) => e.active !== false) : [];
   }
 
   /** Muted by an admin: stop sending too (the server already paused the producer). */

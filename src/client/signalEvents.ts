@@ -30,12 +30,14 @@ export interface SignalClientEvents extends Record<string, unknown[]> {
   audioLevels: [NonNullable<ServerMessage['audioLevels']>];
   mediaReset: [NonNullable<ServerMessage['mediaReset']>];
   trackMuted: [NonNullable<ServerMessage['trackMuted']>];
+  layersWanted: [NonNullable<ServerMessage['layersWanted']>];
   route: [NonNullable<ServerMessage['route']>];
 }
 
 export const SFU_EVENTS = [
   'producerAdded', 'producerRemoved', 'consumerClosed', 'consumerPaused', 'consumerResumed',
   'layersChanged', 'score', 'activeSpeaker', 'audioLevels', 'mediaReset', 'trackMuted',
+  'layersWanted',
 ] as const;
 
 // Close codes after which resuming makes no sense (see docs/PROTOCOL.md).

@@ -117,6 +117,33 @@ export const configSchema = z
       write_queue_max: positiveInt,
       quality_sample_s: z.number().positive(),
     }),
+    aic: z.strictObject({
+      enabled: z.boolean(),
+      ai_core_endpoint: z.union([z.literal(''), z.url()]),
+      compression: z.strictObject({
+        target_reduction_percent: z.number().min(0).max(100),
+        min_quality_threshold: z.number().min(0).max(100),
+        max_latency_ms: z.number().positive(),
+      }),
+      adaptive: z.strictObject({
+        enabled: z.boolean(),
+        thresholds: z.strictObject({
+          high_latency_ms: z.number().positive(),
+          packet_loss_percent: z.number().min(0).max(100),
+          low_bandwidth_kbps: z.number().nonnegative(),
+        }),
+        fallback_enabled: z.boolean(),
+      }),
+      monitoring: z.strictObject({
+        enabled: z.boolean(),
+        track_compression_ratio: z.boolean(),
+        track_latency: z.boolean(),
+        track_quality_score: z.boolean(),
+      }),
+      ab_testing: z.strictObject({ enabled: z.boolean(), percent: z.number().min(0).max(100) }),
+      stats_interval_ms: z.number().int().min(100),
+      pause_hold_down_ms: z.number().int().nonnegative(),
+    }),
     webhook: z.strictObject({
       urls: z.array(z.url()),
       api_key: z.string(),

@@ -11,7 +11,7 @@ import type { TransportRequests } from '../sfu/transportRequests.js';
 type MediaKind =
   | 'getRouterCapabilities' | 'createTransport' | 'connectTransport' | 'produce' | 'closeProducer' | 'pauseProducer'
   | 'resumeProducer' | 'consume' | 'resumeConsumer' | 'pauseConsumer' | 'closeConsumer' | 'setPreferredLayers'
-  | 'setPriority' | 'restartIce' | 'getStats' | 'produceData' | 'consumeData';
+  | 'setPriority' | 'trackSettings' | 'restartIce' | 'getStats' | 'produceData' | 'consumeData';
 type Handlers<K extends RequestKind> = { readonly [P in K]: Handler<P> };
 
 export interface MediaRequests {
@@ -55,6 +55,7 @@ function mediaHandlers({ transports, publish, subscribe }: MediaRequests): Handl
     setPreferredLayers: async ({ room, participant }, b) => (await subscribe.setPreferredLayers(room, participant, b), OK),
     setPriority: async ({ room, participant }, b) => (await subscribe.setPriority(room, participant, b), OK),
     consumeData: ({ room, participant }, b) => subscribe.consumeData(room, participant, b),
+    trackSettings: ({ room, participant }, b) => (subscribe.trackSettings(room, participant, b), OK),
   };
 }
 
@@ -69,7 +70,7 @@ function disabledMediaHandlers(): Handlers<MediaKind> {
     produce: refuse('produce'), closeProducer: refuse('closeProducer'), pauseProducer: refuse('pauseProducer'),
     resumeProducer: refuse('resumeProducer'), produceData: refuse('produceData'), consume: refuse('consume'),
     pauseConsumer: refuse('pauseConsumer'), resumeConsumer: refuse('resumeConsumer'), closeConsumer: refuse('closeConsumer'),
-    setPreferredLayers: refuse('setPreferredLayers'), setPriority: refuse('setPriority'), consumeData: refuse('consumeData'),
+    setPreferredLayers: refuse('setPreferredLayers'), setPriority: refuse('setPriority'), trackSettings: refuse('trackSettings'), consumeData: refuse('consumeData'),
   };
 }
 

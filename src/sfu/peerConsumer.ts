@@ -27,19 +27,38 @@ export interface PeerConsumerEvents {
  * one place a layer controller can sit between a subscriber and what it receives.
  */
 export class PeerConsumer extends EventEmitter<PeerConsumerEvents> {
+  /** The layers mediasoup forwards now (from 'layerschange'; undefined: none). */
+  currentLayers: types.ConsumerLayers | undefined;
+  /** mediasoup's last consumer score (0..10), if any came. */
+  score: number | undefined;
+  // Paused is the union of two wishes: the subscriber's own (pause/resumeConsumer; consumers
+  // start paused until the client resumes) and the layer controller's (a hidden tile), so
+  // neither can resume what the other paused.
+  private clientPaused: boolean;
+  private controlPaused = false;
+  private appliedPaused: boolean;
+
   constructor(
     readonly consumer: types.Consumer,
     readonly slot: RouterSlot,
     readonly track: ConsumedTrack,
   ) {
     super();
+    this.clientPaused = consumer.paused;
+    this.appliedPaused = consumer.paused;
     slot.consumers++;
     slot.worker.consumers++;
     consumer.on('producerclose', () => this.emit('producerClosed'));
     consumer.on('producerpause', () => this.emit('producerPaused'));
     consumer.on('producerresume', () => this.emit('producerResumed'));
-    consumer.on('layerschange', (l) => this.emit('layers', l));
-    consumer.on('score', (s) => this.emit('score', s));
+    consumer.on('layerschange', (l) => {
+      this.currentLayers = l;
+      this.emit('layers', l);
+    });
+    consumer.on('score', (s) => {
+      this.score = s.score;
+      this.emit('score', s);
+    });
     consumer.observer.once('close', () => {
       slot.consumers--;
       slot.worker.consumers--;
@@ -68,12 +87,39 @@ export class PeerConsumer extends EventEmitter<PeerConsumerEvents> {
     return this.consumer.setPriority(priority);
   }
 
-  pause(): Promise<void> {
-    return this.consumer.pause();
+  get kind(): types.MediaKind {
+    return this.consumer.kind;
   }
 
+  /** Paused by the subscriber (pauseConsumer) or by the layer controller. */
+  get paused(): boolean {
+    return this.appliedPaused;
+  }
+
+  /** The subscriber's pause (pauseConsumer). */
+  pause(): Promise<void> {
+    this.clientPaused = true;
+    return this.applyPaused();
+  }
+
+  /** The subscriber's resume (resumeConsumer): media flows unless the controller holds it paused. */
   resume(): Promise<void> {
-    return this.consumer.resume();
+    this.clientPaused = false;
+    return this.applyPaused();
+  }
+
+  /** The layer controller's pause (e.g. the tile is hidden). */
+  setControlPaused(paused: boolean): Promise<void> {
+    this.controlPaused = paused;
+    return this.applyPaused();
+  }
+
+  private async applyPaused(): Promise<void> {
+    const want = this.clientPaused || this.controlPaused;
+    if (want === this.appliedPaused || this.consumer.closed) return;
+    this.appliedPaused = want;
+    if (want) await this.consumer.pause();
+    else await this.consumer.resume();
   }
 
   getStats(): Promise<unknown[]> {

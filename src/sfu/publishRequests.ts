@@ -4,6 +4,7 @@ import type { Room } from '../rooms/room.js';
 import type { RoomManager } from '../rooms/roomManager.js';
 import { SignalError } from '../signal/errors.js';
 import type { ValidBody } from '../signal/rpc.js';
+import type { MediaControl } from './mediaControl.js';
 import { media } from './mediaErrors.js';
 import type { SfuNotifier } from './sfuNotifier.js';
 import type { SfuService } from './sfuService.js';
@@ -19,6 +20,7 @@ export class PublishRequests {
     private readonly sfu: SfuService,
     private readonly manager: RoomManager,
     private readonly notifier: SfuNotifier,
+    private readonly control: MediaControl,
   ) {}
 
   async produce(room: Room, p: Participant, body: ValidBody<'produce'>): Promise<{ id: string }> {
@@ -48,6 +50,7 @@ export class PublishRequests {
     });
     await sfuRoom.addProducer(producer, peer, source);
     if (producer.closed) return { id: producer.id };
+    this.control.producerCreated(room, p.sid, producer, source, { width: body.width, height: body.height });
     this.notifier.producerAdded(room, peer, producer, source);
     this.manager.trackPublished(room, p, {
       producerId: producer.id,

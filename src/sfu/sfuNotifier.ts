@@ -76,6 +76,11 @@ export class SfuNotifier {
     this.delivery.toParticipants(room, [publisherSid], { trackMuted: { producerId, muted } });
   }
 
+  /** AIC dynacast: the highest layer of a producer any subscriber needs (-1: none). Reliable: it is state. */
+  layersWanted(room: Room, publisherSid: string, producerId: string, maxSpatialLayer: number): void {
+    this.delivery.toParticipants(room, [publisherSid], { layersWanted: { producerId, maxSpatialLayer } });
+  }
+
   activeSpeaker(room: Room, sfuRoom: SfuRoom, producerId: string): void {
     const owner = sfuRoom.producers.get(producerId);
     if (owner) this.delivery.lossyToRoom(room, { activeSpeaker: { participantSid: owner.peer.sid, producerId } });

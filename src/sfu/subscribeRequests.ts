@@ -4,6 +4,7 @@ import type { Room } from '../rooms/room.js';
 import { SignalError } from '../signal/errors.js';
 import type { ConsumerInfo, DataConsumerInfo } from '../signal/messages.js';
 import type { ValidBody } from '../signal/rpc.js';
+import type { MediaControl } from './mediaControl.js';
 import { media } from './mediaErrors.js';
 import { PeerConsumer } from './peerConsumer.js';
 import type { SfuNotifier } from './sfuNotifier.js';
@@ -14,6 +15,7 @@ export class SubscribeRequests {
   constructor(
     private readonly sfu: SfuService,
     private readonly notifier: SfuNotifier,
+    private readonly control: MediaControl,
   ) {}
 
   async consume(room: Room, p: Participant, body: ValidBody<'consume'>): Promise<{ consumer: ConsumerInfo }> {
@@ -41,6 +43,7 @@ export class SubscribeRequests {
     const pc = new PeerConsumer(consumer, t.slot, track);
     peer.addConsumer(pc);
     this.notifier.watchConsumer(room, p.sid, pc);
+    this.control.consumerCreated(room, p.sid, pc);
     return {
       consumer: {
         id: consumer.id,
@@ -80,6 +83,17 @@ export class SubscribeRequests {
   async setPriority(room: Room, p: Participant, body: ValidBody<'setPriority'>): Promise<void> {
     const c = this.own(room, p, body.consumerId, 'setPriority');
     await media('setPriority', () => c.setPriority(body.priority));
+  }
+
+  /** How the viewer shows a consumer (by its id, or the producer it consumes): for the layer controller. */
+  trackSettings(room: Room, p: Participant, body: ValidBody<'trackSettings'>): void {
+    const peer = this.sfu.ownPeer(room, p);
+    let c: PeerConsumer | undefined;
+    if (body.consumerId) c = peer.consumer(body.consumerId, 'trackSettings.consumerId');
+    else for (const x of peer.consumers.values()) if (x.producerId === body.producerId) c = x;
+    if (!c) throw new SignalError('NOT_FOUND', `no consumer of producer ${body.producerId} of yours`, 'trackSettings.producerId');
+    if (c.kind !== 'video') throw new SignalError('INVALID_FIELD', 'trackSettings is for video consumers', 'trackSettings');
+    this.control.trackSettings(room, p.sid, c, { width: body.width, height: body.height, hidden: body.hidden, fps: body.fps });
   }
 
   async consumeData(room: Room, p: Participant, body: ValidBody<'consumeData'>): Promise<{ dataConsumer: DataConsumerInfo }> {

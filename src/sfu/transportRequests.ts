@@ -4,6 +4,7 @@ import type { Room } from '../rooms/room.js';
 import { SignalError } from '../signal/errors.js';
 import type { IceServer, TransportInfo } from '../signal/messages.js';
 import type { ValidBody } from '../signal/rpc.js';
+import type { MediaControl } from './mediaControl.js';
 import { media } from './mediaErrors.js';
 import type { SfuService } from './sfuService.js';
 import type { WorkerPool } from './workerPool.js';
@@ -25,6 +26,7 @@ export class TransportRequests {
     private readonly opts: TransportOptions,
     /** TURN servers with fresh credentials for one identity. */
     private readonly iceServers: (identity: string) => IceServer[],
+    private readonly control: MediaControl,
   ) {}
 
   /** JSON of the routers' RTP capabilities (the same for every router: one codec list). */
@@ -73,6 +75,7 @@ export class TransportRequests {
       appData: { participantSid: p.sid },
     });
     this.sfu.keep(room, p, transport).addTransport({ transport, slot, producing, consuming, connected: false, plain: false });
+    this.control.transportCreated(room, p.sid, transport, consuming);
     return {
       transport: {
         id: transport.id,

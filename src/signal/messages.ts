@@ -182,6 +182,7 @@ export interface ServerMessage {
   audioLevels?: { levels: { participantSid: string; producerId: string; volume: number }[] };
   mediaReset?: { reason: string };
   trackMuted?: { producerId: string; muted: boolean };
+  layersWanted?: { producerId: string; maxSpatialLayer: number };
   route?: RouteDecision;
 }
 
@@ -218,6 +219,7 @@ export const SERVER_BODY_KINDS = [
   'audioLevels',
   'mediaReset',
   'trackMuted',
+  'layersWanted',
   'route',
 ] as const;
 export type ServerBodyKind = (typeof SERVER_BODY_KINDS)[number];

@@ -36,6 +36,7 @@ export const RESPONSE_FIELD = {
   closeConsumer: 'ok',
   setPreferredLayers: 'ok',
   setPriority: 'ok',
+  trackSettings: 'ok',
   restartIce: 'json',
   getStats: 'json',
   produceData: 'id',

@@ -105,6 +105,8 @@ export const requestBodies = {
     rtpParameters: json,
     source: z.enum(['camera', 'microphone', 'screen_share', 'screen_share_audio', '']).optional().transform((v) => v || undefined),
     paused: z.boolean().optional(),
+    width: z.number().int().min(0).max(16384).default(0),
+    height: z.number().int().min(0).max(16384).default(0),
   }),
   closeProducer: z.strictObject({ producerId: mediaId }),
   pauseProducer: z.strictObject({ producerId: mediaId }),
@@ -115,6 +117,17 @@ export const requestBodies = {
   closeConsumer: z.strictObject({ consumerId: mediaId }),
   setPreferredLayers: z.strictObject({ consumerId: mediaId, spatialLayer: z.number().int().min(0).max(15).default(0), temporalLayer: z.number().int().min(0).max(15).optional() }),
   setPriority: z.strictObject({ consumerId: mediaId, priority: z.number().int().min(1).max(255) }),
+  trackSettings: z
+    .strictObject({
+      // '' is proto3's "not set".
+      consumerId: z.literal('').or(mediaId).optional().transform((v) => v || undefined),
+      producerId: z.literal('').or(mediaId).optional().transform((v) => v || undefined),
+      width: z.number().int().min(0).max(16384).default(0),
+      height: z.number().int().min(0).max(16384).default(0),
+      hidden: z.boolean().default(false),
+      fps: z.number().int().min(0).max(240).default(0),
+    })
+    .refine((b) => !!b.consumerId !== !!b.producerId, { message: 'name exactly one of consumerId and producerId', path: ['consumerId'] }),
   restartIce: z.strictObject({ transportId: mediaId }),
   getStats: z.strictObject({ id: mediaId }),
   produceData: z.strictObject({ transportId: mediaId, sctpStreamParameters: json, label: z.string().max(256).optional(), protocol: z.string().max(256).optional() }),

@@ -1,6 +1,7 @@
 // The demo page: join a room, publish camera + microphone, see and hear everyone, mute,
 // camera off, screen share, leave. Served by the server at "/".
 import { Room, type RemoteTrack } from '../room.js';
+import { updateOverlay } from './overlay.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const grid = $('grid');
@@ -18,7 +19,7 @@ function tile(key: string, label: string): HTMLVideoElement {
     el = document.createElement('div');
     el.id = `tile-${key}`;
     el.className = 'tile';
-    el.innerHTML = `<video autoplay playsinline></video><span class="name"></span>`;
+    el.innerHTML = `<video autoplay playsinline></video><span class="name"></span><span class="aic"></span>`;
     grid.append(el);
   }
   el.querySelector('.name')!.textContent = label;
@@ -33,6 +34,25 @@ function attach(key: string, label: string, track: MediaStreamTrack, muted: bool
   video.srcObject = stream;
   video.muted = muted;
   void video.play().catch(() => undefined);
+}
+
+// Remote videos shown, for the overlay (layer received, quality score), every second.
+const shown = new Map<RemoteTrack, HTMLVideoElement>();
+setInterval(() => {
+  for (const [r, video] of shown) {
+    const label = video.parentElement?.querySelector<HTMLElement>('.aic');
+    if (label) void updateOverlay(r, video, label).catch(() => undefined);
+  }
+}, 1000);
+
+function attachRemote(r: RemoteTrack): void {
+  const label = `${r.participantIdentity}${r.source.startsWith('screen') ? ' (screen)' : ''}`;
+  const video = tile(remoteKey(r), label);
+  // Room.attach reports the tile's size and visibility to the server (AIC).
+  room!.attach(r, video);
+  video.muted = false;
+  void video.play().catch(() => undefined);
+  if (r.kind === 'video') shown.set(r, video);
 }
 
 function remoteKey(r: RemoteTrack): string {
@@ -72,8 +92,11 @@ $('join').addEventListener('submit', (ev) => {
         status(`media route: ${r}`);
       });
       (window as unknown as { auralinkRoom: Room }).auralinkRoom = room;
-      room.on('trackSubscribed', (r) => attach(remoteKey(r), `${r.participantIdentity}${r.source.startsWith('screen') ? ' (screen)' : ''}`, r.track, false));
+      room.on('trackSubscribed', (r) => attachRemote(r));
+      // Tracks already in the room were subscribed inside connect(), before this listener.
+      for (const r of room.remote.values()) attachRemote(r);
       room.on('trackUnsubscribed', (r) => {
+        shown.delete(r);
         const video = document.querySelector<HTMLVideoElement>(`#tile-${remoteKey(r)} video`);
         const stream = video?.srcObject as MediaStream | null;
         stream?.removeTrack(r.track);
@@ -89,7 +112,9 @@ $('join').addEventListener('submit', (ev) => {
       room.on('reconnecting', () => status('reconnecting…'));
       room.on('reconnected', () => status(`in ${roomName}`));
       room.on('disconnected', () => status('disconnected'));
-      const media = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+      // ?video=1280x720: the camera size (the AIC tests want three real simulcast layers).
+      const [vw, vh] = (q.get('video') ?? '640x480').split('x').map(Number);
+      const media = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: vw || 640, height: vh || 480 } });
       const [audio] = media.getAudioTracks();
       const [video] = media.getVideoTracks();
       if (video) {

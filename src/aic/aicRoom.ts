@@ -1,0 +1,285 @@
+import type { types } from 'mediasoup';
+import type { Logger } from 'pino';
+import type { PeerConsumer } from '../sfu/peerConsumer.js';
+import type { Arm } from './arm.js';
+import type { AicMetrics } from './aicMetrics.js';
+import { decide, type Decision, type LinkInput, type Policy, type TrackInput, type ViewerSettings } from './controller.js';
+import { Dynacast } from './dynacast.js';
+import { layersOf, type Layer } from './layers.js';
+import { qualityScore } from './quality.js';
+
+// Assumed when the publisher does not say (mediasoup knows neither size nor frame rate).
+const DEFAULT_SIZE = { width: 1280, height: 720 };
+const SOURCE_FPS = 30;
+const MAX_TEMPORAL = 2;
+
+interface ProducerModel {
+  producer: types.Producer;
+  publisherSid: string;
+  source: string;
+  layers: Layer[];
+  /** Bits/s forwarding the top layer costs (EWMA while the top layer is sent; kept while it is paused). */
+  topBitrate: number;
+}
+
+interface ConsumerState {
+  pc: PeerConsumer;
+  settings: ViewerSettings | undefined;
+  applied: Decision | undefined;
+  /** When the last settings arrived (for the reaction histogram), until a decision change is applied. */
+  settingsAt: bigint | undefined;
+  lastBytes: number | undefined;
+  /** The controller gave up on it (fallback): forwarded as without AIC. */
+  fallback: boolean;
+  quality: number | undefined;
+}
+
+interface Subscriber {
+  link: LinkInput;
+  consumers: Map<string, ConsumerState>;
+}
+
+export interface AicRoomOptions {
+  policy: Policy;
+  holdDownMs: number;
+  minQuality: number;
+  fallback: boolean;
+}
+
+/** One room's AIC state: its producers' layers, each subscriber's consumers and link, dynacast. */
+export class AicRoom {
+  readonly producers = new Map<string, ProducerModel>();
+  readonly subscribers = new Map<string, Subscriber>();
+  readonly dynacast: Dynacast;
+
+  constructor(
+    readonly name: string,
+    readonly arm: Arm,
+    private readonly opts: AicRoomOptions,
+    tellPublisher: (publisherSid: string, producerId: string, maxSpatialLayer: number) => void,
+    private readonly metrics: AicMetrics,
+    private readonly log: Logger,
+  ) {
+    this.dynacast = new Dynacast(opts.holdDownMs, (producerId, layer) => {
+      const p = this.producers.get(producerId);
+      if (!p) return;
+      metrics.dynacast.inc({ arm, direction: layer < p.layers.length - 1 ? 'down' : 'up' });
+      tellPublisher(p.publisherSid, producerId, layer);
+    });
+  }
+
+  private subscriber(sid: string): Subscriber {
+    let s = this.subscribers.get(sid);
+    if (!s) this.subscribers.set(sid, (s = { link: {}, consumers: new Map() }));
+    return s;
+  }
+
+  addProducer(publisherSid: string, producer: types.Producer, source: string, size: { width: number; height: number }): void {
+    if (producer.kind !== 'video') return;
+    const w = size.width || DEFAULT_SIZE.width;
+    const h = size.height || DEFAULT_SIZE.height;
+    const layers = layersOf(w, h, producer.rtpParameters.encodings ?? [{}]);
+    this.producers.set(producer.id, { producer, publisherSid, source, layers, topBitrate: layers.at(-1)?.bitrate ?? 0 });
+    producer.observer.once('close', () => {
+      this.producers.delete(producer.id);
+      this.dynacast.removeProducer(producer.id);
+    });
+    if (this.arm === 'aic') this.dynacast.addProducer(producer.id, layers.length);
+  }
+
+  addConsumer(subscriberSid: string, pc: PeerConsumer): void {
+    if (pc.kind !== 'video' || !this.producers.has(pc.producerId)) return;
+    const sub = this.subscriber(subscriberSid);
+    sub.consumers.set(pc.id, { pc, settings: undefined, applied: undefined, settingsAt: undefined, lastBytes: undefined, fallback: false, quality: undefined });
+    pc.once('closed', () => {
+      sub.consumers.delete(pc.id);
+      this.dynacast.drop(pc.producerId, pc.id);
+      if (sub.consumers.size === 0 && sub.link.availableBitrate === undefined) this.subscribers.delete(subscriberSid);
+    });
+    pc.on('score', (s) => {
+      const c = sub.consumers.get(pc.id);
+      if (c && s.score < 5) void this.run(subscriberSid);
+    });
+    void this.run(subscriberSid);
+  }
+
+  settings(subscriberSid: string, pc: PeerConsumer, s: ViewerSettings): void {
+    const c = this.subscribers.get(subscriberSid)?.consumers.get(pc.id);
+    if (!c) return;
+    c.settings = s;
+    c.settingsAt = process.hrtime.bigint();
+    void this.run(subscriberSid);
+  }
+
+  /** The send-side bandwidth estimate towards a subscriber (its transport's `bwe` trace). */
+  bandwidth(subscriberSid: string, bps: number): void {
+    const sub = this.subscriber(subscriberSid);
+    const was = sub.link.availableBitrate;
+    sub.link.availableBitrate = bps;
+    // Re-decide on a 10% move: the estimate changes every few hundred ms by small steps.
+    if (was === undefined || Math.abs(bps - was) > was * 0.1) void this.run(subscriberSid);
+  }
+
+  removeSubscriber(sid: string): void {
+    this.subscribers.delete(sid);
+  }
+
+  private inputs(sub: Subscriber): TrackInput[] {
+    const out: TrackInput[] = [];
+    for (const c of sub.consumers.values()) {
+      const p = this.producers.get(c.pc.producerId);
+      if (!p || c.fallback) continue;
+      out.push({
+        consumerId: c.pc.id,
+        source: p.source,
+        layers: p.layers,
+        sourceFps: SOURCE_FPS,
+        settings: c.settings,
+        ...(c.applied ? { current: c.applied.spatialLayer } : {}),
+        ...(c.pc.currentLayers ? { forwarded: c.pc.currentLayers.spatialLayer } : {}),
+        ...(c.pc.score !== undefined ? { score: c.pc.score } : {}),
+      });
+    }
+    return out;
+  }
+
+  /** Decide for one subscriber and apply what changed (AIC arm only). */
+  async run(subscriberSid: string): Promise<void> {
+    if (this.arm !== 'aic') return;
+    const sub = this.subscribers.get(subscriberSid);
+    if (!sub) return;
+    for (const d of decide(this.inputs(sub), sub.link, this.opts.policy)) {
+      const c = sub.consumers.get(d.consumerId);
+      if (c) await this.apply(c, d);
+    }
+  }
+
+  private async apply(c: ConsumerState, d: Decision): Promise<void> {
+    const was = c.applied;
+    c.applied = d;
+    const pc = c.pc;
+    // Publishers encode what viewers display; each viewer's link limits are mediasoup's and
+    // the controller's business (asking publishers for less starved the estimate of probes).
+    this.dynacast.want(pc.producerId, pc.id, d.need);
+    const count = (action: string): void => this.metrics.decisions.inc({ arm: this.arm, action, reason: d.reason });
+    try {
+      let changed = false;
+      if (!was || was.paused !== d.paused) {
+        await pc.setControlPaused(d.paused);
+        count(d.paused ? 'pause' : 'resume');
+        changed = true;
+      }
+      if (!d.paused && (!was || was.spatialLayer !== d.spatialLayer || was.temporalLayer !== d.temporalLayer)) {
+        await pc.setPreferredLayers({ spatialLayer: d.spatialLayer, temporalLayer: d.temporalLayer });
+        count('layer');
+        changed = true;
+      }
+      if (!was || was.priority !== d.priority) {
+        await pc.setPriority(d.priority);
+        count('priority');
+      }
+      if (changed && c.settingsAt !== undefined) {
+        this.metrics.reaction.observe({ arm: this.arm }, Number(process.hrtime.bigint() - c.settingsAt) / 1e9);
+        c.settingsAt = undefined;
+      }
+    } catch (err) {
+      if (pc.closed) return;
+      this.log.warn({ err, consumerId: pc.id }, 'AIC decision failed');
+      if (!this.opts.fallback) throw err;
+      // Forward as without AIC from now on: resumed (unless the subscriber paused it), every layer.
+      c.fallback = true;
+      count('fallback');
+      this.dynacast.want(pc.producerId, pc.id, Number.MAX_SAFE_INTEGER);
+      await pc.setControlPaused(false).catch(() => undefined);
+      await pc.setPreferredLayers({ spatialLayer: 15, temporalLayer: 15 }).catch(() => undefined);
+    }
+  }
+
+  /** Every stats interval: measured layer bitrates, bytes per arm, RTT/loss, quality; then re-decide. */
+  async sample(dtS: number): Promise<void> {
+    for (const p of this.producers.values()) await this.sampleProducer(p);
+    for (const [sid, sub] of this.subscribers) {
+      let rtt: number | undefined;
+      let loss: number | undefined;
+      for (const c of sub.consumers.values()) {
+        const st = ((await c.pc.getStats().catch(() => [])) as { type: string; byteCount?: number; roundTripTime?: number; fractionLost?: number }[]).filter(
+          (s) => s.type === 'outbound-rtp',
+        );
+        const bytes = st.reduce((n, s) => n + (s.byteCount ?? 0), 0);
+        const p = this.producers.get(c.pc.producerId);
+        // A consumer's first sample only sets its baseline (it did not exist for the whole interval).
+        const first = c.lastBytes === undefined;
+        const fwd = first ? 0 : Math.max(0, bytes - c.lastBytes!);
+        c.lastBytes = bytes;
+        const all = p && !first && !p.producer.paused ? (p.topBitrate / 8) * dtS : 0;
+        this.metrics.bytes(this.arm, fwd, all);
+        const s0 = st[0];
+        const lossPct = s0?.fractionLost !== undefined ? (s0.fractionLost / 256) * 100 : 0;
+        if (s0?.roundTripTime !== undefined) rtt = Math.max(rtt ?? 0, s0.roundTripTime);
+        loss = Math.max(loss ?? 0, lossPct);
+        c.quality = p ? this.score(c, p, lossPct, s0?.roundTripTime ?? 0) : undefined;
+        if (c.quality !== undefined) {
+          this.metrics.quality.observe({ arm: this.arm }, c.quality);
+          if (c.quality < this.opts.minQuality) this.metrics.belowThreshold.inc({ arm: this.arm });
+        }
+      }
+      if (rtt !== undefined) sub.link.rttMs = rtt;
+      if (loss !== undefined) sub.link.lossPct = loss;
+      await this.run(sid);
+    }
+  }
+
+  private async sampleProducer(p: ProducerModel): Promise<void> {
+    const stats = (await p.producer.getStats().catch(() => [])) as { type: string; rid?: string; bitrate?: number }[];
+    const encodings = p.producer.rtpParameters.encodings ?? [];
+    for (const s of stats) {
+      if (s.type !== 'inbound-rtp' || !s.bitrate) continue;
+      const i = encodings.length > 1 ? encodings.findIndex((e) => e.rid === s.rid) : 0;
+      const layer = p.layers[i];
+      if (!layer) continue;
+      layer.bitrate = s.bitrate;
+      if (i === p.layers.length - 1) p.topBitrate = p.topBitrate > 0 ? 0.7 * p.topBitrate + 0.3 * s.bitrate : s.bitrate;
+    }
+  }
+
+  /** The quality score of what this consumer is being sent, against how it is shown (undefined: hidden or paused by its viewer). */
+  private score(c: ConsumerState, p: ProducerModel, lossPct: number, rttMs: number): number | undefined {
+    if (c.settings?.hidden) return undefined;
+    if (c.pc.paused && !c.applied?.paused) return undefined; // the subscriber paused it itself
+    const l = c.pc.currentLayers;
+    const layer = l ? p.layers[Math.min(l.spatialLayer, p.layers.length - 1)] : undefined;
+    const temporal = l?.temporalLayer ?? MAX_TEMPORAL;
+    const top = p.layers.at(-1)!;
+    return qualityScore({
+      displayWidth: c.settings?.width || top.width,
+      displayHeight: c.settings?.height || top.height,
+      receivedWidth: layer?.width ?? 0,
+      receivedHeight: layer?.height ?? 0,
+      fps: layer ? SOURCE_FPS / 2 ** (MAX_TEMPORAL - Math.min(temporal, MAX_TEMPORAL)) : 0,
+      sourceFps: SOURCE_FPS,
+      freezeFraction: 0,
+      lossPct,
+      jitterMs: 0,
+      rttMs,
+    });
+  }
+
+  /** Per consumer of a subscriber: the last decision and score (health / debugging). */
+  snapshot(): Record<string, { consumerId: string; decision?: Decision; quality?: number }[]> {
+    const out: Record<string, { consumerId: string; decision?: Decision; quality?: number }[]> = {};
+    for (const [sid, sub] of this.subscribers) {
+      out[sid] = [...sub.consumers.values()].map((c) => ({
+        consumerId: c.pc.id,
+        ...(c.applied ? { decision: c.applied } : {}),
+        ...(c.quality !== undefined ? { quality: c.quality } : {}),
+      }));
+    }
+    return out;
+  }
+
+  close(): void {
+    this.dynacast.close();
+    this.producers.clear();
+    this.subscribers.clear();
+  }
+}
