@@ -15,6 +15,7 @@ import { Metrics } from './obs/metrics.js';
 import { CloseCode } from './rooms/ports.js';
 import { RoomManager } from './rooms/roomManager.js';
 import { recordCalls } from './db/callRecorder.js';
+import { recordMesh } from './db/meshRecorder.js';
 import { migrate, openDatabase, type Database } from './db/database.js';
 import { WriteBehind } from './db/writeBehind.js';
 import { SfuService } from './sfu/sfuService.js';
@@ -324,25 +325,7 @@ export class AuraServer {
     // Room-level events come from the cluster when there is one (once per session cluster-wide).
     const events = this.cluster ?? this.manager;
     recordCalls(events, this.writes, c.node_id);
-    const writes = this.writes;
-    // Mesh nodes as this node saw them come and go (each node writes what it sees: upserts).
-    const reg = this.mesh.registry;
-    reg.on('nodeOnline', (n) =>
-      writes.enqueue(
-        `INSERT INTO mesh_nodes (id, role, region, addresses, capacity, trust_score, version, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
-         ON CONFLICT (id) DO UPDATE SET role = EXCLUDED.role, region = EXCLUDED.region, addresses = EXCLUDED.addresses, capacity = EXCLUDED.capacity,
-           trust_score = EXCLUDED.trust_score, version = EXCLUDED.version, last_seen = EXCLUDED.last_seen`,
-        [n.id, n.role, n.region, JSON.stringify(n.addresses), n.capacity, n.trust, n.version, new Date()],
-      ),
-    );
-    reg.on('nodeOffline', (id) => writes.enqueue(`UPDATE mesh_nodes SET last_seen = $2 WHERE id = $1`, [id, new Date()]));
-    reg.on('trustChanged', (id, trust) => writes.enqueue(`UPDATE mesh_nodes SET trust_score = $2 WHERE id = $1`, [id, trust]));
-    this.calls.on('outcome', (o) =>
-      writes.enqueue(
-        `INSERT INTO route_performance (call_id, route_type, path, predicted_quality, actual_quality, latency_ms, packet_loss_percent, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        [o.callId, o.tier, JSON.stringify(o.path), o.predictedQuality, o.connected ? o.observedQuality : 0, o.latencyMs, o.lossPct, new Date()],
-      ),
-    );
+    recordMesh(this.mesh.registry, this.calls, this.writes);
     if (this.sfu) {
       this.sampler = new QualitySampler(this.sfu, this.writes, c.database.quality_sample_s, this.log);
       this.sampler.start();

@@ -11,38 +11,7 @@ import type { ParticipantInfo } from '../signal/messages.js';
 import { newId } from '../util/ids.js';
 import { isFrame, type ClusterDelivery } from './bridge.js';
 import type { DirEntry, FinishedRoom, RoomDirectory } from './directory.js';
-
-export interface ClusterOptions {
-  nodeId: string;
-  heartbeatMs: number;
-  /** A node whose heartbeat is older than this loses its rooms' entries (reaped). */
-  leaseMs: number;
-  defaultMaxParticipants: number;
-  emptyTimeoutS: number;
-}
-
-/** A directory event (published by the Lua scripts, or DeleteRoom). */
-interface DirEvent {
-  t: 'join' | 'leave' | 'finished' | 'delete';
-  id: string;
-  s: string;
-  n: string;
-  i?: string;
-  oldSid?: string;
-  reaped?: number;
-  re?: number;
-}
-
-/** A room this node holds or is joining: its channel subscription and ordered directory work. */
-interface Held {
-  subscribed: Promise<unknown>;
-  joining: number;
-  /** Directory events seen while an admission's snapshot is in flight, applied after it. */
-  buffer: DirEvent[];
-  chain: Promise<unknown>;
-}
-
-type JoinResult = { room: Room; participant: Participant };
+import type { ClusterOptions, DirEvent, Held, JoinResult } from './clusterTypes.js';
 
 /**
  * One room across nodes: admission through the Redis directory (after the socket opened:

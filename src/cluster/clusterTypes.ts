@@ -1,0 +1,36 @@
+import type { Participant } from '../rooms/participant.js';
+import type { Room } from '../rooms/room.js';
+
+// The cluster room roster's own types (clusterRooms.ts).
+
+export interface ClusterOptions {
+  nodeId: string;
+  heartbeatMs: number;
+  /** A node whose heartbeat is older than this loses its rooms' entries (reaped). */
+  leaseMs: number;
+  defaultMaxParticipants: number;
+  emptyTimeoutS: number;
+}
+
+/** A directory event (published by the Lua scripts, or DeleteRoom). */
+export interface DirEvent {
+  t: 'join' | 'leave' | 'finished' | 'delete';
+  id: string;
+  s: string;
+  n: string;
+  i?: string;
+  oldSid?: string;
+  reaped?: number;
+  re?: number;
+}
+
+/** A room this node holds or is joining: its channel subscription and ordered directory work. */
+export interface Held {
+  subscribed: Promise<unknown>;
+  joining: number;
+  /** Directory events seen while an admission's snapshot is in flight, applied after it. */
+  buffer: DirEvent[];
+  chain: Promise<unknown>;
+}
+
+export type JoinResult = { room: Room; participant: Participant };
