@@ -67,6 +67,17 @@ program
     if (o.logLevel) overrides.log_level = o.logLevel;
     const config = loadOrExit(o.config, overrides);
     const server = new AuraServer(config);
+    // Signals are taken from the start: one that comes while the server is still starting is
+    // acted on once it has started (a clean drain and close), a second one exits at once.
+    let started = false;
+    let early: string | undefined;
+    const onSignal = (signal: string): void => {
+      if (started) return stop(signal);
+      if (early) process.exit(1);
+      early = signal;
+    };
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+    process.on('SIGINT', () => onSignal('SIGINT'));
     try {
       await server.listen();
     } catch (err) {
@@ -99,8 +110,8 @@ program
           process.exit(0);
         });
     };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    started = true;
+    if (early) stop(early);
   });
 
 const token = program.command('token').description('access tokens');

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
 import { TokenVerifier } from '../src/auth/token.js';
-import { bytes, eventually, startServer, upgradeStatus } from './helpers.js';
+import { bytes, eventually, KEY, SECRET, startServer, upgradeStatus } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const run = promisify(execFile);
@@ -128,6 +131,31 @@ describe('graceful drain on SIGTERM', () => {
     assert.equal(d.reconnect, true);
     assert.equal((await closed)[0].code, 1012);
     assert.equal(await exited, 0);
+  });
+});
+
+describe('SIGTERM while starting', () => {
+  test('a signal that comes before the server listens is acted on once it has started: drained, closed, exit 0', async () => {
+    const base = 20000 + Math.floor(Math.random() * 300) * 40;
+    const dir = mkdtempSync(join(tmpdir(), 'auralink-early-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({
+      keys: { [KEY]: SECRET }, port: 0, bind_address: '127.0.0.1',
+      sfu: { workers: 1, webrtc_port: base, rtc_min_port: base + 4, rtc_max_port: base + 19 },
+      turn: { port: base + 20, relay_min_port: base + 21, relay_max_port: base + 39 },
+      database: { data_dir: join(dir, 'pglite') },
+    }));
+    const proc = spawn(process.execPath, [fileURLToPath(new URL('../src/cli.js', import.meta.url)), 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exit = new Promise<{ code: number | null; signal: string | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+    // Its first media worker is up: it is starting (the embedded database takes seconds more).
+    await eventually(() => out.includes('"msg":"mediasoup worker started"'), 20_000, 'starting');
+    assert.ok(!out.includes('"msg":"listening"'), 'signalled before listening');
+    proc.kill('SIGTERM');
+    const { code, signal } = await exit;
+    assert.deepEqual({ code, signal }, { code: 0, signal: null }, out.slice(-2000));
+    assert.match(out, /"msg":"stopped"/);
   });
 });
 
