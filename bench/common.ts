@@ -317,3 +317,36 @@ export async function joinStormOn(port: number, count: number, rate: number, pre
   for (const { ws } of joined) ws.terminate();
   return { p50: pct(lat, 50), p99: pct(lat, 99), achieved: count / secs };
 }
+
+// ---------- fan-out pump (bench/signal, bench/peers) ----------
+
+/**
+ * Sends `frame` M times from `sender`, keeping at most 200 messages ahead of the slowest
+ * receiver (so the server's buffers do not decide the result), until every receiver has all
+ * M. Delivered messages per second and server CPU µs per delivery (server `pid`).
+ */
+export async function pumpFanout(
+  sender: WebSocket,
+  frame: Uint8Array | string,
+  receivers: { got: number }[],
+  M: number,
+  pid: number,
+): Promise<{ rate: number; cpuPerDeliveryUs: number }> {
+  const WINDOW = 200;
+  const minGot = (): number => receivers.reduce((m, r) => Math.min(m, r.got), Infinity);
+  const cpu0 = cpuSeconds(pid);
+  const t0 = performance.now();
+  let sent = 0;
+  while (sent < M) {
+    while (sent < M && sent - minGot() < WINDOW) {
+      sender.send(frame);
+      sent++;
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  while (minGot() < M) await new Promise((r) => setImmediate(r));
+  const secs = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(pid) - cpu0;
+  const n = M * receivers.length;
+  return { rate: n / secs, cpuPerDeliveryUs: (cpu / n) * 1e6 };
+}

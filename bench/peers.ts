@@ -17,7 +17,7 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type WebSocket from 'ws';
-import { auraUrl, connect, cpuSeconds, pct, rssBytes, serverJoinQuantiles, sleep, startAuraSignal, startProc, storm, type ProcOptions, type Server } from './common.js';
+import { auraUrl, connect, cpuSeconds, pct, pumpFanout, rssBytes, serverJoinQuantiles, sleep, startAuraSignal, startProc, storm, type ProcOptions, type Server } from './common.js';
 import { codecs, SUBPROTOCOL } from '../src/signal/codec.js';
 
 const { values: args } = parseArgs({
@@ -143,24 +143,10 @@ async function fanout(t: Target): Promise<FanoutResult> {
     await sleep(300); // presence events settle
     for (const r of receivers) r.got = 0;
     const frame = t.frame(Number(args.payload));
-    const WINDOW = 200;
-    const minGot = (): number => receivers.reduce((m, r) => Math.min(m, r.got), Infinity);
-    const cpu0 = cpuSeconds(srv.proc.pid!);
-    const t0 = performance.now();
-    let sent = 0;
-    while (sent < M) {
-      while (sent < M && sent - minGot() < WINDOW) {
-        sender.send(frame);
-        sent++;
-      }
-      await new Promise((r) => setImmediate(r));
-    }
-    while (minGot() < M) await new Promise((r) => setImmediate(r));
-    const secs = (performance.now() - t0) / 1000;
-    const cpu = cpuSeconds(srv.proc.pid!) - cpu0;
-    for (const r of receivers) r.ws.terminate();
+    const r = await pumpFanout(sender, frame, receivers, M, srv.proc.pid!);
+    for (const x of receivers) x.ws.terminate();
     sender.terminate();
-    return { rate: (M * N) / secs, cpuPerDeliveryUs: (cpu / (M * N)) * 1e6 };
+    return r;
   } finally {
     await srv.kill();
   }

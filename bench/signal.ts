@@ -8,7 +8,7 @@ import { execSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { auraUrl, connect, cpuSeconds, pct, rssBytes, serverJoinQuantiles, sleep, startAuraSignal as startAuraSignalWith, startProc, type Server } from './common.js';
+import { auraUrl, connect, cpuSeconds, pct, pumpFanout, rssBytes, serverJoinQuantiles, sleep, startAuraSignal as startAuraSignalWith, startProc, type Server } from './common.js';
 import { codecs, SUBPROTOCOL } from '../src/signal/codec.js';
 
 const { values: args } = parseArgs({
@@ -48,25 +48,11 @@ async function fanout(kind: 'aura' | 'raw'): Promise<{ rate: number; cpuPerMsgUs
   for (const r of receivers) r.got = 0;
   const payload = new Uint8Array(PAYLOAD).fill(7);
   const frame = kind === 'aura' ? (codecs.proto.encodeRequest({ sendData: { payload } }) as Uint8Array) : payload;
-  const WINDOW = 200;
-  const cpu0 = cpuSeconds(srv.proc.pid!);
-  const t0 = performance.now();
-  let sent = 0;
-  const minGot = (): number => receivers.reduce((m, r) => Math.min(m, r.got), Infinity);
-  while (sent < M) {
-    while (sent < M && sent - minGot() < WINDOW) {
-      sender.send(frame);
-      sent++;
-    }
-    await new Promise((r) => setImmediate(r));
-  }
-  while (minGot() < M) await new Promise((r) => setImmediate(r));
-  const secs = (performance.now() - t0) / 1000;
-  const cpu = cpuSeconds(srv.proc.pid!) - cpu0;
+  const { rate, cpuPerDeliveryUs } = await pumpFanout(sender, frame, receivers, M, srv.proc.pid!);
   for (const r of receivers) r.ws.terminate();
   sender.terminate();
   await srv.kill();
-  return { rate: (M * N) / secs, cpuPerMsgUs: (cpu / (M * N)) * 1e6 };
+  return { rate, cpuPerMsgUs: cpuPerDeliveryUs };
 }
 
 // ---------- join storm ----------
