@@ -73,6 +73,7 @@ async function connectionFailure(db: Database): Promise<void> {
     kind: db.kind,
     query: (sql, params) => db.query(sql, params),
     batch: (ops) => (failuresLeft-- > 0 ? Promise.reject(new Error('Connection terminated unexpectedly')) : db.batch(ops)),
+    exclusive: (key, fn) => db.exclusive(key, fn),
     close: () => db.close(),
   };
   const registry = new Registry();

@@ -13,6 +13,11 @@ export interface Database {
    * statement's error, its SQLSTATE as `code` for both drivers (sqlErrors.ts classifies it).
    */
   batch(ops: readonly { sql: string; params: unknown[] }[]): Promise<void>;
+  /**
+   * Runs `fn` while holding the database-wide lock `key` (nodes sharing one PostgreSQL that
+   * start together must not both apply a migration). Embedded PGlite has one user: no lock.
+   */
+  exclusive<T>(key: number, fn: (db: Pick<Database, 'query'>) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -35,6 +40,22 @@ class PgDatabase implements Database {
         broken = true; // the connection itself is gone: do not return it to the pool
       });
       throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+  async exclusive<T>(key: number, fn: (db: Pick<Database, 'query'>) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('SELECT pg_advisory_lock($1)', [key]);
+      try {
+        return await fn({ query: async <R>(sql: string, params: unknown[] = []) => ({ rows: (await client.query(sql, params)).rows as R[] }) });
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1)', [key]).catch(() => {
+          broken = true; // a session-level lock dies with its connection: drop it
+        });
+      }
     } finally {
       client.release(broken);
     }
@@ -91,6 +112,10 @@ class PgliteDatabase implements Database {
     await this.call({ op: 'batch', ops });
   }
 
+  exclusive<T>(_key: number, fn: (db: Pick<Database, 'query'>) => Promise<T>): Promise<T> {
+    return fn(this);
+  }
+
   async close(): Promise<void> {
     await this.call({ op: 'close' }).catch(() => undefined);
     await this.worker.terminate();
@@ -117,7 +142,14 @@ export async function openDatabase(opts: DatabaseOptions, log: Logger): Promise<
 const MIGRATIONS = new URL('../../../src/db/migrations/', import.meta.url);
 
 /** Applies src/db/migrations/*.sql in name order, each once (recorded in schema_migrations). */
-export async function migrate(db: Database, log: Logger): Promise<string[]> {
+/** pg_advisory_lock key of the migrations (any fixed number; "AURA" in ASCII). */
+const MIGRATION_LOCK = 0x41555241;
+
+export function migrate(db: Database, log: Logger): Promise<string[]> {
+  return db.exclusive(MIGRATION_LOCK, (q) => applyMigrations(q, db.kind, log));
+}
+
+async function applyMigrations(db: Pick<Database, 'query'>, kind: Database['kind'], log: Logger): Promise<string[]> {
   await db.query('CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL)');
   const done = new Set((await db.query<{ version: string }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
   const applied: string[] = [];
@@ -126,7 +158,7 @@ export async function migrate(db: Database, log: Logger): Promise<string[]> {
     await db.query(readFileSync(new URL(file, MIGRATIONS), 'utf8'));
     await db.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())', [file]);
     applied.push(file);
-    log.info({ migration: file, db: db.kind }, 'migration applied');
+    log.info({ migration: file, db: kind }, 'migration applied');
   }
   return applied;
 }
