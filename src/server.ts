@@ -40,6 +40,7 @@ import { requestHandlers, type MediaRequests } from './node/handlers.js';
 import { UwsFanout } from './signal/uwsFanout.js';
 import { SfuNotifier } from './sfu/sfuNotifier.js';
 import { registerSfuMetrics } from './sfu/sfuMetrics.js';
+import { registerClusterMetrics } from './cluster/clusterMetrics.js';
 import { TransportRequests } from './sfu/transportRequests.js';
 import { PublishRequests } from './sfu/publishRequests.js';
 import { SubscribeRequests } from './sfu/subscribeRequests.js';
@@ -164,6 +165,7 @@ export class AuraServer {
             this.log,
           )
         : undefined;
+    if (this.cluster) registerClusterMetrics(this.metrics.registry, this.cluster);
     let media: MediaRequests | undefined;
     if (config.sfu.enabled && !relay) {
       const sfu = config.sfu;
@@ -221,6 +223,7 @@ export class AuraServer {
       this.mesh,
       { nodeId: config.node_id, region: mc.region, p2pTimeoutMs: mc.p2p_timeout_ms, turnAvailable: this.turn.enabled },
       this.log,
+      this.cluster?.roster,
     );
     this.gateway = new SignalGateway(
       this.app,

@@ -11,7 +11,8 @@ import type { ParticipantInfo } from '../signal/messages.js';
 import { newId } from '../util/ids.js';
 import { isFrame, type ClusterDelivery } from './bridge.js';
 import type { DirEntry, FinishedRoom, RoomDirectory } from './directory.js';
-import type { ClusterOptions, DirEvent, Held, JoinResult } from './clusterTypes.js';
+import type { ClusterOptions, DirEvent, Held, JoinResult, RosterEvents } from './clusterTypes.js';
+import { markRoster, reconcile, type RosterChange } from './reconcile.js';
 
 /**
  * One room across nodes: admission through the Redis directory (after the socket opened:
@@ -23,9 +24,17 @@ import type { ClusterOptions, DirEvent, Held, JoinResult } from './clusterTypes.
  * and call rows.
  */
 export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
+  /** `Room.remote` changes (a direct call is node-local: the call policy listens). */
+  readonly roster = new EventEmitter<RosterEvents>();
   private readonly held = new Map<string, Held>();
   private readonly work = new Set<Promise<unknown>>();
   private timer: NodeJS.Timeout | undefined;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  /**
+   * No reaping until then: after an outage every lease in a Redis that kept its data has
+   * lapsed, live nodes included; they renew within a lease of its return.
+   */
+  private reapAfter = 0;
   private down = false;
   private closed = false;
   private readonly chPrefix: string;
@@ -45,6 +54,12 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
       manager.on(ev, (...args: unknown[]) => (this.emit as (e: string, ...a: unknown[]) => boolean)(ev, ...args));
     }
     manager.on('participantLeft', (room, p) => this.track(this.dir.leave(room.name, p.identity, p.sid)));
+    // Tracks in the directory: lists from other nodes show them.
+    for (const ev of ['trackPublished', 'trackUnpublished', 'trackMuted'] as const) {
+      manager.on(ev, (room, p) => {
+        if (!this.down && !this.closed) this.track(this.dir.updateTracks(room.name, p.identity, p.sid, [...p.tracks.values()]));
+      });
+    }
     manager.on('roomFinished', (room) => this.localRoomClosed(room));
     dir.sub.on('messageBuffer', (ch: Buffer, buf: Buffer) => {
       try {
@@ -60,6 +75,13 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     });
     dir.client.on('ready', () => {
       if (this.down && !this.closed) void this.resyncAll();
+    });
+    // The subscriber came back (ioredis re-subscribes): events published while it was away
+    // were not heard; a read of each held room finds them.
+    let subOnce = false;
+    dir.sub.on('ready', () => {
+      if (subOnce && !this.closed) for (const name of this.held.keys()) this.later(name, opts.heartbeatMs);
+      subOnce = true;
     });
   }
 
@@ -81,7 +103,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     if (this.down || this.closed) return;
     try {
       await this.dir.heartbeat(this.opts.nodeId, Date.now() + this.opts.leaseMs);
-      this.finished(await this.dir.reap());
+      if (Date.now() >= this.reapAfter) this.finished(await this.dir.reap());
     } catch (err) {
       this.markDown(err);
     }
@@ -101,7 +123,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
   private hold(name: string): Held {
     let h = this.held.get(name);
     if (!h) {
-      h = { subscribed: this.dir.sub.subscribe(this.dir.roomChannel(name)), joining: 0, buffer: [], chain: Promise.resolve() };
+      h = { subscribed: this.dir.sub.subscribe(this.dir.roomChannel(name)), joining: 0, buffer: [], chain: Promise.resolve(), reads: 0, gone: new Set() };
       h.subscribed.catch(() => undefined);
       this.held.set(name, h);
     }
@@ -205,6 +227,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
   private applySnapshot(room: Room, parts: Map<string, DirEntry>): void {
     room.remote.clear();
     for (const [identity, e] of parts) if (e.node !== this.opts.nodeId) room.remote.set(identity, { node: e.node, info: e.info });
+    this.roster.emit('remoteChanged', room);
   }
 
   // ---------- events from Redis ----------
@@ -232,6 +255,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
         const info = JSON.parse(e.i!) as ParticipantInfo;
         const known = room.remote.get(e.id)?.info.sid === e.s;
         room.remote.set(e.id, { node: e.n, info });
+        if (!known) this.roster.emit('remoteChanged', room);
         const mine = room.participants.get(e.id);
         if (mine && mine.sid === e.oldSid) {
           this.manager.removeParticipant(room, mine, 'DUPLICATE_IDENTITY', {
@@ -249,9 +273,12 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
           if (e.reaped && room.participants.get(e.id)?.sid === e.s) this.resync(room.name);
           return;
         }
+        const h = this.held.get(room.name);
+        if (h && h.reads > 0) h.gone.add(e.s);
         const r = room.remote.get(e.id);
         if (!r || r.info.sid !== e.s) return;
         room.remote.delete(e.id);
+        this.roster.emit('remoteChanged', room);
         // Its node is gone: nobody else will tell this node's participants.
         if (e.reaped && !r.info.permission.hidden) {
           this.local.toRoom(room, { participantLeft: { sid: e.s, identity: e.id, reason: 'UNKNOWN_REASON' } });
@@ -306,29 +333,65 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     }
   }
 
+  /**
+   * Puts this node's live state for the room back into the directory and takes in what the
+   * others have put back so far; a lease later, a second read settles who is really gone
+   * (other nodes resync at their own pace, and events published before this node's
+   * subscription came back are not heard: the read finds them).
+   */
   private resync(name: string): void {
     const h = this.held.get(name);
     const room = this.manager.rooms.get(name);
     if (!h || !room) return;
     this.track(
-      this.serial(h, async () => {
-        const live = [...room.participants.values()].map((p) => p.info());
-        const meta = { sid: room.sid, metadata: room.metadata, maxParticipants: room.maxParticipants, createdAt: room.createdAt, emptyTimeoutS: room.emptyTimeoutS };
-        const r = await this.dir.resync(name, this.opts.nodeId, meta, Date.now() + this.opts.leaseMs, live);
-        if (r.sid !== room.sid) this.log.warn({ room: name, local: room.sid, cluster: r.sid }, 'cluster: room session differs after resync');
-        const before = new Map(room.remote);
-        this.applySnapshot(room, r.parts);
-        // Tell this node's participants what changed while Redis was away.
-        for (const [id, old] of before) {
-          if (room.remote.get(id)?.info.sid !== old.info.sid && !old.info.permission.hidden) {
-            this.local.toRoom(room, { participantLeft: { sid: old.info.sid, identity: id, reason: 'UNKNOWN_REASON' } });
-          }
-        }
-        for (const [id, now] of room.remote) {
-          if (before.get(id)?.info.sid !== now.info.sid && !now.info.permission.hidden) this.local.toRoom(room, { participantJoined: now.info });
-        }
-      }),
+      this.serial(h, () =>
+        this.reading(h, room, false, async () => {
+          const live = [...room.participants.values()].map((p) => ({ info: p.info(), tracks: [...p.tracks.values()] }));
+          const meta = { sid: room.sid, metadata: room.metadata, maxParticipants: room.maxParticipants, createdAt: room.createdAt, emptyTimeoutS: room.emptyTimeoutS };
+          const r = await this.dir.resync(name, this.opts.nodeId, meta, Date.now() + this.opts.leaseMs, live);
+          if (r.sid !== room.sid) this.log.warn({ room: name, local: room.sid, cluster: r.sid }, 'cluster: room session differs after resync');
+          return r.parts;
+        }),
+      ),
     );
+    this.later(name, this.opts.leaseMs);
+  }
+
+  /** Reads the room's directory entries and brings the roster in line, removals included. */
+  private verify(name: string): void {
+    const h = this.held.get(name);
+    const room = this.manager.rooms.get(name);
+    if (!h || !room || this.down || this.closed) return;
+    this.track(this.serial(h, () => this.reading(h, room, true, () => this.dir.participants(name))));
+  }
+
+  private async reading(h: Held, room: Room, removeMissing: boolean, read: () => Promise<Map<string, DirEntry>>): Promise<void> {
+    const mark = markRoster(room.remote);
+    h.reads++;
+    try {
+      const snapshot = await read();
+      if (room.closed) return;
+      const change = reconcile(room.remote, snapshot, this.opts.nodeId, mark, h.gone, removeMissing);
+      this.announce(room, change);
+      this.roster.emit('remoteChanged', room);
+    } finally {
+      if (--h.reads === 0) h.gone.clear();
+    }
+  }
+
+  /** Tells this node's participants what changed while they could not hear it. */
+  private announce(room: Room, c: RosterChange): void {
+    for (const l of c.left) this.local.toRoom(room, { participantLeft: { ...l, reason: 'UNKNOWN_REASON' } });
+    for (const info of c.joined) this.local.toRoom(room, { participantJoined: info });
+  }
+
+  /** A verify pass for the room after `ms` (timers owned here, cleared on close). */
+  private later(name: string, ms: number): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      this.verify(name);
+    }, ms);
+    this.timers.add(t);
   }
 
   /** Redis is back: heartbeat, then put every held room's live state back. */
@@ -339,6 +402,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
       return; // still away: the next 'ready' tries again
     }
     this.down = false;
+    this.reapAfter = Date.now() + this.opts.leaseMs;
     this.log.info('cluster: Redis is back; resyncing rooms');
     for (const name of this.manager.rooms.keys()) {
       this.hold(name);
@@ -358,10 +422,18 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     return this.down;
   }
 
+  stats(): { held: number; remote: number; timers: number } {
+    let remote = 0;
+    for (const name of this.held.keys()) remote += this.manager.rooms.get(name)?.remote.size ?? 0;
+    return { held: this.held.size, remote, timers: this.timers.size };
+  }
+
   /** Waits for directory work, drops what this node holds, closes Redis. After manager.closeAll(). */
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
     while (this.work.size > 0) await Promise.allSettled([...this.work]);
     if (!this.down) {
       try {
@@ -373,6 +445,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     this.held.clear();
     await this.dir.close();
     this.removeAllListeners();
+    this.roster.removeAllListeners();
   }
 }
 

@@ -1,6 +1,11 @@
 import type { Participant } from '../rooms/participant.js';
 import type { Room } from '../rooms/room.js';
 
+export interface RosterEvents {
+  /** `Room.remote` changed (a participant on another node joined, left or was replaced). */
+  remoteChanged: [Room];
+}
+
 // The cluster room roster's own types (clusterRooms.ts).
 
 export interface ClusterOptions {
@@ -31,6 +36,9 @@ export interface Held {
   /** Directory events seen while an admission's snapshot is in flight, applied after it. */
   buffer: DirEvent[];
   chain: Promise<unknown>;
+  /** Directory reads in flight for a reconcile, and the sessions that left meanwhile. */
+  reads: number;
+  gone: Set<string>;
 }
 
 export type JoinResult = { room: Room; participant: Participant };

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../obs/logger.js';
 import type { ParticipantInfo } from '../signal/messages.js';
+import type { Track } from '../rooms/track.js';
 import { ADMIT, FORGET_NODE, LEAVE, REAP, RELEASE, RESYNC, SET_META, UPDATE_PART } from './scripts.js';
 
 /** A participant as the directory holds it. */
@@ -8,6 +9,8 @@ export interface DirEntry {
   node: string;
   sid: string;
   info: ParticipantInfo;
+  /** Published tracks (what the server API lists for a participant on another node). */
+  tracks: Track[];
 }
 
 export interface RoomMeta {
@@ -34,8 +37,8 @@ type Scripts = Record<'clAdmit' | 'clLeave' | 'clUpdate' | 'clMeta' | 'clRelease
 function parseParts(flat: string[]): Map<string, DirEntry> {
   const m = new Map<string, DirEntry>();
   for (let i = 0; i + 1 < flat.length; i += 2) {
-    const e = JSON.parse(flat[i + 1]!) as { n: string; s: string; i: string };
-    m.set(flat[i]!, { node: e.n, sid: e.s, info: JSON.parse(e.i) as ParticipantInfo });
+    const e = JSON.parse(flat[i + 1]!) as { n: string; s: string; i: string; t?: string };
+    m.set(flat[i]!, { node: e.n, sid: e.s, info: JSON.parse(e.i) as ParticipantInfo, tracks: e.t ? (JSON.parse(e.t) as Track[]) : [] });
   }
   return m;
 }
@@ -126,7 +129,11 @@ export class RoomDirectory {
   }
 
   async updateParticipant(room: string, info: ParticipantInfo): Promise<void> {
-    await this.cmds.clUpdate(this.prefix, room, info.identity, info.sid, JSON.stringify(info));
+    await this.cmds.clUpdate(this.prefix, room, info.identity, info.sid, 'i', JSON.stringify(info));
+  }
+
+  async updateTracks(room: string, identity: string, sid: string, tracks: readonly Track[]): Promise<void> {
+    await this.cmds.clUpdate(this.prefix, room, identity, sid, 't', JSON.stringify(tracks));
   }
 
   async setMetadata(room: string, metadata: string): Promise<void> {
@@ -158,10 +165,10 @@ export class RoomDirectory {
     node: string,
     meta: RoomMeta,
     leaseExpiry: number,
-    live: ParticipantInfo[],
+    live: { info: ParticipantInfo; tracks: readonly Track[] }[],
   ): Promise<{ sid: string; parts: Map<string, DirEntry> }> {
     const args: (string | number)[] = [this.prefix, room, node, meta.sid, meta.metadata, meta.maxParticipants, meta.createdAt, meta.emptyTimeoutS, leaseExpiry];
-    for (const p of live) args.push(p.identity, p.sid, JSON.stringify(p));
+    for (const { info, tracks } of live) args.push(info.identity, info.sid, JSON.stringify(info), JSON.stringify(tracks));
     const [sid, parts] = (await this.cmds.clResync(...args)) as [string, string[]];
     return { sid, parts: parseParts(parts) };
   }

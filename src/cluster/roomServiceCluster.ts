@@ -7,7 +7,7 @@ import {
   Room as LkRoom,
   type ParticipantInfo as LkParticipantInfo,
 } from '@livekit/protocol';
-import { lkParticipant, lkParticipantInfo, lkRoom } from '../api/livekitInfo.js';
+import { lkParticipant, lkParticipantInfo, lkRoom, lkTrack } from '../api/livekitInfo.js';
 import { need, needAdmin } from '../api/roomService.js';
 import { twirpMethod, TwirpError, type TwirpMethod } from '../api/twirp.js';
 import type { Claims } from '../auth/token.js';
@@ -89,6 +89,7 @@ export function clusterRoomService(
               creationTime: BigInt(Math.floor(meta.createdAt / 1000)),
               metadata: meta.metadata,
               numParticipants: parts.filter((p) => !p.info.permission.hidden).length,
+              numPublishers: parts.filter((p) => p.tracks.length > 0).length,
             }),
           );
         }
@@ -107,7 +108,7 @@ export function clusterRoomService(
       if (room) for (const p of room.participants.values()) if (!p.hidden) list.set(p.identity, lkParticipant(p));
       if (!cluster.isDown) {
         for (const [id, e] of await dir.participants(r.room)) {
-          if (!list.has(id) && !e.info.permission.hidden) list.set(id, lkParticipantInfo(e.info));
+          if (!list.has(id) && !e.info.permission.hidden) list.set(id, lkParticipantInfo(e.info, e.tracks.map(lkTrack)));
         }
       } else if (room) {
         for (const [id, e] of room.remote) if (!list.has(id) && !e.info.permission.hidden) list.set(id, lkParticipantInfo(e.info));

@@ -5,7 +5,7 @@
 //   P n:<node>         set   rooms a node holds
 //   P r:<room>:meta    hash  sid (the epoch: one per room session), metadata, max, created, empty
 //   P r:<room>:nodes   hash  node -> 1 (nodes holding the room)
-//   P r:<room>:parts   hash  identity -> {"n":node,"s":sid,"i":<ParticipantInfo JSON>}
+//   P r:<room>:parts   hash  identity -> {"n":node,"s":sid,"i":<ParticipantInfo JSON>,"t":<Track[] JSON>}
 // Events go to the room's channel as JSON (the delivery bridge's frames are msgpack).
 
 /** Shared Lua: removes one node from one room; returns 1 when that finished the room. */
@@ -88,14 +88,18 @@ redis.call('HDEL', rk .. ':parts', ARGV[3])
 redis.call('PUBLISH', ARGV[1] .. 'ch:' .. ARGV[2], cjson.encode({t='leave', id=ARGV[3], s=ARGV[4], n=e.n}))
 return 1`;
 
-/** ARGV: P, room, identity, sid, info. Updates a participant's info if still this session's. */
+/**
+ * ARGV: P, room, identity, sid, field ('i' info or 't' tracks), value. Updates one field of a
+ * participant's entry if the entry is still this session's.
+ */
 export const UPDATE_PART = `
 local rk = ARGV[1] .. 'r:' .. ARGV[2]
 local prev = redis.call('HGET', rk .. ':parts', ARGV[3])
 if not prev then return 0 end
 local e = cjson.decode(prev)
 if e.s ~= ARGV[4] then return 0 end
-redis.call('HSET', rk .. ':parts', ARGV[3], cjson.encode({n=e.n, s=e.s, i=ARGV[5]}))
+if ARGV[5] == 'i' then e.i = ARGV[6] else e.t = ARGV[6] end
+redis.call('HSET', rk .. ':parts', ARGV[3], cjson.encode(e))
 return 1`;
 
 /** ARGV: P, room, metadata. */
@@ -133,8 +137,8 @@ return finished`;
 export const FORGET_NODE = DROP_NODE_FROM_ROOM + `return drop_node_everywhere(ARGV[1], ARGV[2], 1)`;
 
 /**
- * ARGV: P, room, node, roomSid, metadata, max, created, empty, leaseExpiry, then identity/sid/info
- * triples of this node's live participants. Redis came back (or lost our entries): put this
+ * ARGV: P, room, node, roomSid, metadata, max, created, empty, leaseExpiry, then
+ * identity/sid/info/tracks quadruples of this node's live participants. Redis came back (or lost our entries): put this
  * node's live state back, drop our entries that are no longer live, return the room's parts.
  */
 export const RESYNC = `
@@ -149,13 +153,13 @@ end
 redis.call('HSET', rk .. ':nodes', node, '1')
 redis.call('SADD', P .. 'n:' .. node, room)
 local live = {}
-for i = 10, #ARGV, 3 do
+for i = 10, #ARGV, 4 do
   live[ARGV[i]] = true
   local prev = redis.call('HGET', rk .. ':parts', ARGV[i])
   local mine = true
   if prev then mine = cjson.decode(prev).n == node end
   if mine then
-    redis.call('HSET', rk .. ':parts', ARGV[i], cjson.encode({n=node, s=ARGV[i + 1], i=ARGV[i + 2]}))
+    redis.call('HSET', rk .. ':parts', ARGV[i], cjson.encode({n=node, s=ARGV[i + 1], i=ARGV[i + 2], t=ARGV[i + 3]}))
     if not prev then
       redis.call('PUBLISH', ch, cjson.encode({t='join', id=ARGV[i], s=ARGV[i + 1], n=node, i=ARGV[i + 2], oldSid='', oldNode='', re=1}))
     end

@@ -57,8 +57,11 @@ export class DirectCallPolicy extends EventEmitter<DirectCallPolicyEvents> {
     private readonly mesh: MeshService,
     private readonly opts: { nodeId: string; region: string; p2pTimeoutMs: number; turnAvailable: boolean },
     private readonly log: Logger,
+    /** In a cluster: the roster of other nodes' participants changed (a direct call is node-local). */
+    remote?: EventEmitter<{ remoteChanged: [Room] }>,
   ) {
     super();
+    remote?.on('remoteChanged', (room) => this.schedule(room));
     manager.on('participantJoined', (room) => this.schedule(room));
     manager.on('participantLeft', (room) => this.schedule(room));
     manager.on('roomFinished', (room) => this.end(room.name));
@@ -81,12 +84,14 @@ export class DirectCallPolicy extends EventEmitter<DirectCallPolicyEvents> {
   private async evaluate(room: Room): Promise<void> {
     const visible = firstVisible(room, 3);
     const current = this.calls.get(room.name);
-    if (visible.length === 2 && visible.every((p) => p.p2p)) {
+    // Both on this node: a participant on another node makes it a room for the SFU (the
+    // call's two ends are told by this node, which knows only its own participants' paths).
+    if (visible.length === 2 && visible.every((p) => p.p2p) && !hasVisibleRemote(room)) {
       const [a, b] = visible as [Participant, Participant];
       if (current && ((current.a === a && current.b === b) || (current.a === b && current.b === a))) return;
       const plan = await this.mesh.query({ from: endpoint(a, this.opts.nodeId, this.opts.region), to: endpoint(b, this.opts.nodeId, this.opts.region), participants: 2, edgeId: this.opts.nodeId });
       // The room may have changed while the plan was computed.
-      if (room.participants.get(a.identity) !== a || room.participants.get(b.identity) !== b || firstVisible(room, 3).length !== 2) return;
+      if (room.participants.get(a.identity) !== a || room.participants.get(b.identity) !== b || firstVisible(room, 3).length !== 2 || hasVisibleRemote(room)) return;
       if (plan.candidates[0]?.tier !== 'p2p') return this.toSfu(room, current);
       // The clients' TURN is this node's (its iceServers), so the fallback exists when it does.
       const fallbacks: ('turn' | 'sfu')[] = this.opts.turnAvailable ? ['turn', 'sfu'] : ['sfu'];
@@ -162,6 +167,11 @@ function firstVisible(room: Room, max: number): Participant[] {
     if (out.length >= max) break;
   }
   return out;
+}
+
+function hasVisibleRemote(room: Room): boolean {
+  for (const r of room.remote.values()) if (!r.info.permission.hidden) return true;
+  return false;
 }
 
 /** A participant as the planner sees it: near this edge (it reached us), at its measured RTT. */

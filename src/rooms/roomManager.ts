@@ -340,9 +340,11 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     if (t) this.emit('trackUnpublished', room, p, t);
   }
 
-  trackPaused(p: Participant, producerId: string, paused: boolean): void {
+  trackPaused(room: Room, p: Participant, producerId: string, paused: boolean): void {
     const t = p.tracks.get(producerId);
-    if (t) t.paused = paused;
+    if (!t || t.paused === paused) return;
+    t.paused = paused;
+    this.emit('trackMuted', room, p, t);
   }
 
   /** Explicit Leave from the client. */

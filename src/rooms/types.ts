@@ -28,6 +28,8 @@ export interface RoomManagerEvents {
   linkReport: [Room, Participant, LinkRtt[]];
   trackPublished: [Room, Participant, Track];
   trackUnpublished: [Room, Participant, Track];
+  /** Paused by its publisher or muted by an admin, or resumed. */
+  trackMuted: [Room, Participant, Track];
   /** Permissions changed (server API): the SFU undoes what they no longer allow. */
   permissionChanged: [Room, Participant];
 }

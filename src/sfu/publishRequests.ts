@@ -71,7 +71,7 @@ export class PublishRequests {
     const producer = this.sfu.ownPeer(room, p).producer(producerId, field);
     if (paused) await producer.pause();
     else await producer.resume();
-    this.manager.trackPaused(p, producerId, paused);
+    this.manager.trackPaused(room, p, producerId, paused);
   }
 
   async produceData(room: Room, p: Participant, body: ValidBody<'produceData'>): Promise<{ id: string }> {

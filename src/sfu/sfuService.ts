@@ -157,7 +157,7 @@ export class SfuService implements TrackControl {
     if (!pr) return false;
     if (muted) await pr.pause();
     else await pr.resume();
-    this.manager.trackPaused(p, producerId, muted);
+    this.manager.trackPaused(room, p, producerId, muted);
     this.notifier.trackMuted(room, p.sid, producerId, muted);
     return true;
   }
