@@ -123,7 +123,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
   private hold(name: string): Held {
     let h = this.held.get(name);
     if (!h) {
-      h = { subscribed: this.dir.sub.subscribe(this.dir.roomChannel(name)), joining: 0, buffer: [], chain: Promise.resolve(), reads: 0, gone: new Set() };
+      h = { subscribed: this.dir.sub.subscribe(this.dir.roomChannel(name)), joining: 0, buffer: [], chain: Promise.resolve(), reads: 0, gone: new Set(), synced: false };
       h.subscribed.catch(() => undefined);
       this.held.set(name, h);
     }
@@ -181,6 +181,8 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
         joinedAt: Date.now(),
         permission: permissionFromGrant(grant.video),
       };
+      // A node holding the room is subscribed and hears every change: no snapshot needed.
+      let wantParts = false;
       const a = await this.serial(h, () =>
         this.dir.admit({
           room: name,
@@ -192,6 +194,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
           newRoomSid: newId('RM_'),
           leaseExpiry: Date.now() + this.opts.leaseMs,
           emptyTimeoutS: this.opts.emptyTimeoutS,
+          wantParts: (wantParts = !h.synced || !this.manager.rooms.has(name)),
         }),
       ).catch((err: Error) => {
         this.markDown(err);
@@ -205,7 +208,13 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
       }
       room.metadata = a.meta.metadata;
       room.maxParticipants = a.meta.maxParticipants;
-      this.applySnapshot(room, a.parts);
+      if (wantParts) {
+        this.applySnapshot(room, a.parts);
+        h.synced = true;
+      }
+      // The identity is this node's now (a replacement of a session elsewhere): the old one
+      // leaves the roster quietly (its node removes it; the newcomer's join is announced).
+      if (room.remote.delete(grant.identity)) this.roster.emit('remoteChanged', room);
       if (a.started) this.emit('roomStarted', room);
       try {
         return this.manager.join(grant, conn, undefined, { ...caps, sid });

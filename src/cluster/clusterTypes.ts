@@ -39,6 +39,8 @@ export interface Held {
   /** Directory reads in flight for a reconcile, and the sessions that left meanwhile. */
   reads: number;
   gone: Set<string>;
+  /** The local room's roster was filled from the directory while subscribed (events keep it). */
+  synced: boolean;
 }
 
 export type JoinResult = { room: Room; participant: Participant };

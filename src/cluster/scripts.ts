@@ -47,8 +47,10 @@ end
 
 /**
  * ARGV: P, room, node, identity, sid, info, defaultMax, newRoomSid, now, leaseExpiry,
- * emptyTimeout. Returns {'full', max} or {'ok', started, sid, metadata, max, created, empty,
- * parts (flat identity/json list), replacedNode, replacedSid}.
+ * emptyTimeout, wantParts. Returns {'full', max} or {'ok', started, sid, metadata, max, created,
+ * empty, parts (flat identity/json list; empty unless wantParts is '1': a node already
+ * holding the room keeps its roster from the events, and a join would otherwise cost O(room)),
+ * replacedNode, replacedSid}.
  */
 export const ADMIT = `
 local P, room, node, identity, sid, info = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -75,7 +77,9 @@ redis.call('HSET', rk .. ':nodes', node, '1')
 redis.call('SADD', P .. 'n:' .. node, room)
 redis.call('PUBLISH', P .. 'ch:' .. room, cjson.encode({t='join', id=identity, s=sid, n=node, i=info, oldSid=oldSid, oldNode=oldNode}))
 local m = redis.call('HMGET', rk .. ':meta', 'sid', 'metadata', 'max', 'created', 'empty')
-return {'ok', started, m[1], m[2], m[3], m[4], m[5], redis.call('HGETALL', rk .. ':parts'), oldNode, oldSid}`;
+local parts = {}
+if ARGV[12] == '1' then parts = redis.call('HGETALL', rk .. ':parts') end
+return {'ok', started, m[1], m[2], m[3], m[4], m[5], parts, oldNode, oldSid}`;
 
 /** ARGV: P, room, identity, sid. Removes the entry only if it is still this session's. */
 export const LEAVE = `
