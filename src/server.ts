@@ -32,7 +32,13 @@ import { RoomDelivery, type Delivery } from './rooms/delivery.js';
 import { ClusterDelivery } from './cluster/bridge.js';
 import { ClusterRooms } from './cluster/clusterRooms.js';
 import { RoomDirectory } from './cluster/directory.js';
-import { ClusterCommands } from './cluster/commands.js';
+import { ClusterCommands, roomServiceHandler } from './cluster/commands.js';
+import { Cascade } from './cluster/media/cascade.js';
+import { refuseMedia } from './cluster/media/mediaMethods.js';
+import { registerCascadeMetrics } from './cluster/media/cascadeMetrics.js';
+import { NodeClient, NodeServer } from './cluster/nodeChannel.js';
+import type { ClusterMethods } from './cluster/nodeMethods.js';
+import { NO_REMOTE_PRODUCERS } from './sfu/remoteProducers.js';
 import { clusterRoomService } from './cluster/roomServiceCluster.js';
 import type { RoomMirror } from './rooms/mirror.js';
 import { RoomMessaging } from './rooms/messaging.js';
@@ -77,6 +83,11 @@ export class AuraServer {
   /** One room across nodes (with redis.url on an edge); none on a single node. */
   readonly cluster: ClusterRooms | undefined;
   private readonly commands: ClusterCommands | undefined;
+  /** Node-to-node calls (cluster): the calling and the answering side. */
+  private readonly nodeClient: NodeClient<ClusterMethods> | undefined;
+  private nodeServer: NodeServer<ClusterMethods> | undefined;
+  /** Media across nodes (cluster with an SFU). */
+  readonly cascade: Cascade | undefined;
   private listenSocket: uWS.us_listen_socket | null = null;
   private db: Database | undefined;
   private writes: WriteBehind | undefined;
@@ -166,6 +177,9 @@ export class AuraServer {
           )
         : undefined;
     if (this.cluster) registerClusterMetrics(this.metrics.registry, this.cluster);
+    // Signed with an API secret: only nodes holding one of the cluster's keys can call a node.
+    const secret = Object.values(config.keys)[0];
+    if (dir && this.cluster && secret) this.nodeClient = new NodeClient(dir, config.node_id, secret, 3000, this.log);
     let media: MediaRequests | undefined;
     if (config.sfu.enabled && !relay) {
       const sfu = config.sfu;
@@ -194,6 +208,19 @@ export class AuraServer {
         },
         this.log,
       );
+      if (dir && this.nodeClient && this.cluster) {
+        this.cascade = new Cascade(
+          this.sfu,
+          notifier,
+          this.manager,
+          dir,
+          this.nodeClient,
+          this.cluster.roster,
+          { nodeId: config.node_id, listenIp: sfu.listen_ip, announcedIp: sfu.announced_ip, lingerMs: sfu.cascade_linger_ms },
+          this.log,
+        );
+        registerCascadeMetrics(this.metrics.registry, this.cascade);
+      }
       let control: MediaControl = NO_MEDIA_CONTROL;
       if (config.aic.enabled) {
         this.aic = new AicService(config.aic, this.manager, (room, sid, producerId, layer) => notifier.layersWanted(room, sid, producerId, layer), this.metrics.registry, this.log);
@@ -213,7 +240,7 @@ export class AuraServer {
           control,
         ),
         publish: new PublishRequests(this.sfu, this.manager, notifier, control),
-        subscribe: new SubscribeRequests(this.sfu, notifier, control),
+        subscribe: new SubscribeRequests(this.sfu, notifier, control, this.cascade ?? NO_REMOTE_PRODUCERS),
       };
       registerSfuMetrics(this.metrics.registry, this.pool, this.sfu.rooms);
     }
@@ -277,10 +304,10 @@ export class AuraServer {
     });
     registerMeshApi(this.app, this.mesh, this.verifier, config.node_id);
     const roomService = new RoomServiceApi(this.manager, this.messaging, this.sfu).methods();
-    // Signed with an API secret: only nodes holding one of the cluster's keys can command.
-    const secret = Object.values(config.keys)[0];
-    if (dir && this.cluster && secret) {
-      this.commands = new ClusterCommands(dir, config.node_id, secret, roomService, 3000, this.log);
+    if (dir && this.nodeClient) {
+      this.commands = new ClusterCommands(this.nodeClient);
+      const media = this.cascade?.handlers() ?? refuseMedia();
+      this.nodeServer = new NodeServer<ClusterMethods>(dir, config.node_id, secret!, { roomService: roomServiceHandler(roomService), ...media }, this.log);
     }
     registerTwirp(this.app, 'livekit.RoomService', this.commands && dir && this.cluster ? clusterRoomService(roomService, this.manager, dir, this.commands, this.cluster) : roomService, {
       verifier: this.verifier,
@@ -302,7 +329,7 @@ export class AuraServer {
     }
     if (!this.db) await this.startPersistence();
     await this.cluster?.start();
-    this.commands?.start().catch((err: Error) => this.log.warn({ err: err.message }, 'cluster command channel not subscribed'));
+    this.nodeClient?.start().catch((err: Error) => this.log.warn({ err: err.message }, 'cluster command channel not subscribed'));
     await this.turn.start();
     return new Promise((resolve, reject) => {
       this.app.listen(host, port, (sock) => {
@@ -372,7 +399,8 @@ export class AuraServer {
   /** Closes everything this server owns. */
   async close(): Promise<void> {
     this.manager.closeAll('SERVER_SHUTDOWN', CloseCode.SERVICE_RESTART);
-    this.commands?.close();
+    this.cascade?.close();
+    this.nodeClient?.close();
     await this.cluster?.close();
     this.manager.dispose();
     this.sampler?.stop();

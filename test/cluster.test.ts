@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createServer } from 'node:http';
@@ -10,41 +8,16 @@ import { RoomServiceClient, WebhookReceiver } from 'livekit-server-sdk';
 import type { SignalClient } from '../src/client/signalClient.js';
 import { bytes, eventually, KEY, SECRET, sleep, startServer, text, type TestServer } from './helpers.js';
 import { publishAudio } from './media.js';
+import { PrivateRedis } from './redis.js';
 
 // One room over several edge nodes sharing one Redis (each test on its own key prefix).
 
-// A redis-server of this file's own: the shared one on 6379 is stopped and started by other
-// suites' outage tests, and this file stops and starts its own too.
-const REDIS_PORT = 16400 + Math.floor(Math.random() * 1000);
-const REDIS = `redis://127.0.0.1:${REDIS_PORT}`;
-// Its dump file (only written by a `stopRedis(true)`) is this run's own.
-const redisArgs = ['--port', String(REDIS_PORT), '--bind', '127.0.0.1', '--daemonize', 'yes', '--save', '', '--appendonly', 'no', '--dir', '/tmp', '--dbfilename', `auralink-cluster-${REDIS_PORT}.rdb`];
-const redisUp = async (): Promise<boolean> => {
-  const r = new Redis(REDIS, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  r.on('error', () => undefined);
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
-};
-const startRedis = async (): Promise<void> => {
-  execFileSync('redis-server', redisArgs);
-  await eventually(redisUp, 5000, 'redis-server up');
-};
-/** `keep`: the data survives the restart (the leases in it lapse meanwhile). */
-const stopRedis = async (keep = false): Promise<void> => {
-  execFileSync('redis-cli', ['-p', String(REDIS_PORT), 'shutdown', keep ? 'save' : 'nosave']);
-  await eventually(async () => !(await redisUp()), 5000, 'redis-server down');
-};
+const redis = new PrivateRedis();
+const REDIS = redis.url;
+const startRedis = (): Promise<void> => redis.start();
+const stopRedis = (keep = false): Promise<void> => redis.stop(keep);
 before(startRedis);
-after(async () => {
-  await stopRedis();
-  rmSync(`/tmp/auralink-cluster-${REDIS_PORT}.rdb`, { force: true });
-});
+after(() => redis.dispose());
 const PG = 'postgres://postgres@127.0.0.1:5432/test';
 
 const nodeCfg = (p: string, id: string, extra: Record<string, unknown> = {}) => ({
@@ -58,14 +31,7 @@ const nodeCfg = (p: string, id: string, extra: Record<string, unknown> = {}) => 
   ...extra,
 });
 
-async function keysUnder(p: string): Promise<string[]> {
-  const r = new Redis(REDIS);
-  try {
-    return (await r.keys(`${p}cluster:*`)).sort();
-  } finally {
-    r.disconnect();
-  }
-}
+const keysUnder = (p: string): Promise<string[]> => redis.keys(`${p}cluster:*`);
 
 const nextData = (c: SignalClient): Promise<string> => c.next('data').then(([d]) => text(d.payload));
 

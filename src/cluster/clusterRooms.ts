@@ -264,7 +264,10 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
         const info = JSON.parse(e.i!) as ParticipantInfo;
         const known = room.remote.get(e.id)?.info.sid === e.s;
         room.remote.set(e.id, { node: e.n, info });
-        if (!known) this.roster.emit('remoteChanged', room);
+        if (!known) {
+          this.roster.emit('remoteChanged', room);
+          this.roster.emit('remoteJoined', room, info);
+        }
         const mine = room.participants.get(e.id);
         if (mine && mine.sid === e.oldSid) {
           this.manager.removeParticipant(room, mine, 'DUPLICATE_IDENTITY', {
@@ -383,6 +386,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
       const change = reconcile(room.remote, snapshot, this.opts.nodeId, mark, h.gone, removeMissing);
       this.announce(room, change);
       this.roster.emit('remoteChanged', room);
+      for (const info of change.joined) this.roster.emit('remoteJoined', room, info);
     } finally {
       if (--h.reads === 0) h.gone.clear();
     }

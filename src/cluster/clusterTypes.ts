@@ -1,9 +1,12 @@
 import type { Participant } from '../rooms/participant.js';
 import type { Room } from '../rooms/room.js';
+import type { ParticipantInfo } from '../signal/messages.js';
 
 export interface RosterEvents {
   /** `Room.remote` changed (a participant on another node joined, left or was replaced). */
   remoteChanged: [Room];
+  /** A participant on another node joined (its node's events; the cascade tells it this node's tracks). */
+  remoteJoined: [Room, ParticipantInfo];
 }
 
 // The cluster room roster's own types (clusterRooms.ts).

@@ -69,6 +69,7 @@ export const configSchema = z
       active_speaker_interval_ms: positiveInt,
       audio_level_interval_ms: positiveInt,
       allow_plain_transports: z.boolean(),
+      cascade_linger_ms: z.number().int().nonnegative(),
     }),
     turn: z
       .strictObject({

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { RosterEvents } from '../cluster/clusterTypes.js';
 import type { Logger } from '../obs/logger.js';
 import type { Participant } from '../rooms/participant.js';
 import type { Room } from '../rooms/room.js';
@@ -58,7 +59,7 @@ export class DirectCallPolicy extends EventEmitter<DirectCallPolicyEvents> {
     private readonly opts: { nodeId: string; region: string; p2pTimeoutMs: number; turnAvailable: boolean },
     private readonly log: Logger,
     /** In a cluster: the roster of other nodes' participants changed (a direct call is node-local). */
-    remote?: EventEmitter<{ remoteChanged: [Room] }>,
+    remote?: EventEmitter<RosterEvents>,
   ) {
     super();
     remote?.on('remoteChanged', (room) => this.schedule(room));

@@ -14,10 +14,11 @@ import type { SfuRoom } from './sfuRoom.js';
 export class SfuNotifier {
   constructor(private readonly delivery: Delivery) {}
 
-  /** Everyone in the room who may subscribe, but `except`. */
-  private subscribers(room: Room, exceptSid?: string): string[] {
+  /** Everyone in the room who may subscribe (on other nodes too: the cascade carries media), but `except`. */
+  private subscribers(room: Room, exceptSid?: string, remoteToo = true): string[] {
     const out: string[] = [];
     for (const p of room.participants.values()) if (p.sid !== exceptSid && p.permission.canSubscribe) out.push(p.sid);
+    if (remoteToo) for (const r of room.remote.values()) if (r.info.sid !== exceptSid && r.info.permission.canSubscribe) out.push(r.info.sid);
     return out;
   }
 
@@ -25,13 +26,14 @@ export class SfuNotifier {
     return { producerId: id, participantSid: peer.sid, participantIdentity: peer.identity, kind, source, paused };
   }
 
-  producerAdded(room: Room, peer: SfuPeer, producer: { id: string; kind: string; paused: boolean }, source: string, to?: Participant): void {
-    const sids = to ? [to.sid] : this.subscribers(room, peer.sid);
+  producerAdded(room: Room, peer: SfuPeer, producer: { id: string; kind: string; paused: boolean }, source: string, toSid?: string): void {
+    const sids = toSid ? [toSid] : this.subscribers(room, peer.sid);
     this.delivery.toParticipants(room, sids, { producerAdded: this.info(producer.id, producer.kind, producer.paused, peer, source) });
   }
 
-  dataProducerAdded(room: Room, peer: SfuPeer, id: string, to?: Participant): void {
-    const sids = to ? [to.sid] : this.subscribers(room, peer.sid);
+  /** Data producers do not cross nodes: only this node's subscribers are told. */
+  dataProducerAdded(room: Room, peer: SfuPeer, id: string, toSid?: string): void {
+    const sids = toSid ? [toSid] : this.subscribers(room, peer.sid, false);
     this.delivery.toParticipants(room, sids, { producerAdded: this.info(id, 'data', false, peer, 'data') });
   }
 
@@ -39,15 +41,23 @@ export class SfuNotifier {
     this.delivery.toParticipants(room, this.subscribers(room, peer.sid), { producerRemoved: { producerId, participantSid: peer.sid } });
   }
 
-  /** A newcomer learns the producers already in the room, and who is speaking. */
+  /**
+   * A newcomer learns the producers already in the room, and who is speaking. Those piped in
+   * from other nodes are told by their own node (it tells newcomers anywhere in the room).
+   */
   existing(room: Room, sfuRoom: SfuRoom, p: Participant): void {
     if (!p.permission.canSubscribe) return;
-    for (const { producer, peer, source } of sfuRoom.producers.values()) this.producerAdded(room, peer, producer, source, p);
+    this.localProducersTo(room, sfuRoom, p.sid);
     const speaker = sfuRoom.dominantProducerId ? sfuRoom.producers.get(sfuRoom.dominantProducerId) : undefined;
     if (speaker) this.delivery.lossyTo(room, p.sid, { activeSpeaker: { participantSid: speaker.peer.sid, producerId: speaker.producer.id } });
     for (const peer of sfuRoom.peers.values()) {
-      for (const dp of peer.dataProducers.values()) this.dataProducerAdded(room, peer, dp.id, p);
+      for (const dp of peer.dataProducers.values()) this.dataProducerAdded(room, peer, dp.id, p.sid);
     }
+  }
+
+  /** This node's own producers, told to one subscriber (here or on another node). */
+  localProducersTo(room: Room, sfuRoom: SfuRoom, sid: string): void {
+    for (const { producer, peer, source, remote } of sfuRoom.producers.values()) if (!remote) this.producerAdded(room, peer, producer, source, sid);
   }
 
   /** Relays a subscriber's consumer events to it. */

@@ -31,8 +31,11 @@ export interface SfuRoomSink {
 export class SfuRoom {
   readonly slots: RouterSlot[] = [];
   readonly peers = new Map<string, SfuPeer>(); // by participant sid
-  /** Every producer in the room, with its owner. */
-  readonly producers = new Map<string, { producer: types.Producer; peer: SfuPeer; source: string }>();
+  /**
+   * Every producer in the room, with its owner. `remote`: piped in from that node (its
+   * publisher is there; that node tells newcomers about it).
+   */
+  readonly producers = new Map<string, { producer: types.Producer; peer: SfuPeer; source: string; remote?: string }>();
   /** The producer the ActiveSpeakerObserver last named (it reports changes only). */
   dominantProducerId: string | null = null;
   private activeSpeakerObserver!: types.ActiveSpeakerObserver;
@@ -117,8 +120,8 @@ export class SfuRoom {
     await this.main.router.pipeToRouter({ producerId: producer.id, router: to.router });
   }
 
-  async addProducer(producer: types.Producer, peer: SfuPeer, source: string): Promise<void> {
-    this.producers.set(producer.id, { producer, peer, source });
+  async addProducer(producer: types.Producer, peer: SfuPeer, source: string, remote?: string): Promise<void> {
+    this.producers.set(producer.id, remote ? { producer, peer, source, remote } : { producer, peer, source });
     producer.observer.once('close', () => this.producers.delete(producer.id));
     if (producer.kind === 'audio') {
       await this.activeSpeakerObserver.addProducer({ producerId: producer.id }).catch(() => undefined);

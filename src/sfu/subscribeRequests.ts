@@ -5,6 +5,7 @@ import { SignalError } from '../signal/errors.js';
 import type { ConsumerInfo, DataConsumerInfo } from '../signal/messages.js';
 import type { ValidBody } from '../signal/rpc.js';
 import type { MediaControl } from './mediaControl.js';
+import type { RemoteProducers } from './remoteProducers.js';
 import { media } from './mediaErrors.js';
 import { PeerConsumer } from './peerConsumer.js';
 import type { SfuNotifier } from './sfuNotifier.js';
@@ -16,11 +17,14 @@ export class SubscribeRequests {
     private readonly sfu: SfuService,
     private readonly notifier: SfuNotifier,
     private readonly control: MediaControl,
+    private readonly remote: RemoteProducers,
   ) {}
 
   async consume(room: Room, p: Participant, body: ValidBody<'consume'>): Promise<{ consumer: ConsumerInfo }> {
     if (!p.permission.canSubscribe) throw new SignalError('PERMISSION_DENIED', 'token lacks canSubscribe', 'consume');
     const sfuRoom = this.sfu.rooms.get(room.name);
+    // Published on another node: piped here first (once per node, whoever asks).
+    if (sfuRoom && !sfuRoom.producers.has(body.producerId)) await this.remote.fetch(room, sfuRoom, body.producerId);
     const owner = sfuRoom?.producers.get(body.producerId);
     if (!sfuRoom || !owner) throw new SignalError('NOT_FOUND', `no producer ${body.producerId} in the room`, 'consume.producerId');
     if (owner.peer.sid === p.sid) throw new SignalError('INVALID_FIELD', 'cannot consume your own producer', 'consume.producerId');
@@ -39,6 +43,7 @@ export class SubscribeRequests {
       t.transport.consume({ producerId: body.producerId, rtpCapabilities, paused: true, appData: { participantSid: p.sid } }),
     );
     const peer = this.sfu.keep(room, p, consumer);
+    if (owner.remote) this.remote.consumed(room, body.producerId, consumer);
     const track = { producerId: body.producerId, participantSid: owner.peer.sid, participantIdentity: owner.peer.identity, source: owner.source };
     const pc = new PeerConsumer(consumer, t.slot, track);
     peer.addConsumer(pc);

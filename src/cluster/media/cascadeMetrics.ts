@@ -1,0 +1,44 @@
+import { Gauge, type Registry } from 'prom-client';
+import type { Cascade } from './cascade.js';
+
+/** The cascade at scrape time: links (pipe transport pairs), producers carried, bytes per peer node. */
+export function registerCascadeMetrics(registry: Registry, cascade: Cascade): void {
+  new Gauge({
+    name: 'auralink_cascade_links',
+    help: "Pipe transports to other nodes (one per room and node pair), by the far node",
+    labelNames: ['peer'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const l of cascade.linkList()) this.inc({ peer: l.node });
+    },
+  });
+  new Gauge({
+    name: 'auralink_cascade_producers',
+    help: "Producers carried over pipe links: 'in' piped here from another node, 'out' sent from here",
+    labelNames: ['direction', 'peer'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const l of cascade.linkList()) {
+        this.inc({ direction: 'in', peer: l.node }, l.in.size);
+        this.inc({ direction: 'out', peer: l.node }, l.out.size);
+      }
+    },
+  });
+  new Gauge({
+    name: 'auralink_cascade_bytes',
+    help: 'Bytes through the pipe transports to each peer node (sent / received), from mediasoup',
+    labelNames: ['direction', 'peer'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const l of cascade.linkList()) {
+        const [s] = (await l.transport.getStats().catch(() => [])) as { bytesSent?: number; bytesReceived?: number }[];
+        if (!s) continue;
+        this.inc({ direction: 'sent', peer: l.node }, s.bytesSent ?? 0);
+        this.inc({ direction: 'received', peer: l.node }, s.bytesReceived ?? 0);
+      }
+    },
+  });
+}

@@ -1,0 +1,48 @@
+import { z } from 'zod';
+import { NodeCallError, type NodeHandlers } from '../nodeChannel.js';
+
+// What edge nodes ask each other to carry a room's media (NodeChannel methods). The node
+// that needs a producer (the far node) asks the node that has it (the origin): link (one
+// pipe transport pair per room and node pair), pipe (one producer across the link), unpipe,
+// unlink; the origin tells the far node when a piped producer pauses, resumes or closes.
+
+const id = z.string().min(1).max(128);
+const srtp = z.object({ cryptoSuite: z.string().min(1).max(64), keyBase64: z.string().min(1).max(256) }).strict();
+const tuple = { ip: z.string().min(1).max(64), port: z.number().int().min(1).max(65535), srtp };
+
+export const MEDIA_SCHEMAS = {
+  'media.link': z.object({ room: id, ...tuple }).strict(),
+  'media.pipe': z.object({ room: id, producerId: id }).strict(),
+  'media.unpipe': z.object({ room: id, producerId: id }).strict(),
+  'media.unlink': z.object({ room: id }).strict(),
+  'media.producerState': z.object({ room: id, producerId: id, state: z.enum(['paused', 'resumed', 'closed']) }).strict(),
+} as const;
+
+type In<K extends keyof typeof MEDIA_SCHEMAS> = z.infer<(typeof MEDIA_SCHEMAS)[K]>;
+export type SrtpParams = z.infer<typeof srtp>;
+
+export interface PipedProducer {
+  kind: 'audio' | 'video';
+  /** The origin's pipe consumer's rtpParameters: what the far node produces with. */
+  rtpParameters: unknown;
+  paused: boolean;
+  source: string;
+  publisherSid: string;
+  publisherIdentity: string;
+}
+
+export interface MediaMethods {
+  'media.link': { req: In<'media.link'>; res: { ip: string; port: number; srtp: SrtpParams } };
+  'media.pipe': { req: In<'media.pipe'>; res: PipedProducer };
+  'media.unpipe': { req: In<'media.unpipe'>; res: Record<string, never> };
+  'media.unlink': { req: In<'media.unlink'>; res: Record<string, never> };
+  'media.producerState': { req: In<'media.producerState'>; res: Record<string, never> };
+}
+
+/** A node without an SFU (or outside a cluster) has no media to carry: every call is not_found. */
+export function refuseMedia(): NodeHandlers<MediaMethods> {
+  const no = async (): Promise<never> => {
+    throw new NodeCallError('not_found', 'this node has no SFU');
+  };
+  return { 'media.link': no, 'media.pipe': no, 'media.unpipe': no, 'media.unlink': no, 'media.producerState': no };
+}

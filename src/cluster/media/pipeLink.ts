@@ -1,0 +1,63 @@
+import { EventEmitter } from 'node:events';
+import type { types } from 'mediasoup';
+import type { SrtpParams } from './mediaMethods.js';
+
+/**
+ * One end of a room's media link to another node: a mediasoup PipeTransport on the room's
+ * main router, connected to the far node's one (SRTP, RTX). It carries this node's producers
+ * out (pipe consumers) and the far node's in (pipe producers), each producer once. Closing
+ * the transport closes both (mediasoup), and the link says so once.
+ */
+export class PipeLink extends EventEmitter<{ closed: [] }> {
+  /** This node's producers sent to the far node, by producer id. */
+  readonly out = new Map<string, types.Consumer>();
+  /** The far node's producers, here, by producer id (the same id as at the origin). */
+  readonly in = new Map<string, types.Producer>();
+  private connected: Promise<void> | undefined;
+  closed = false;
+
+  constructor(
+    readonly room: string,
+    readonly node: string,
+    readonly transport: types.PipeTransport,
+  ) {
+    super();
+    transport.observer.once('close', () => this.close());
+  }
+
+  get local(): { ip: string; port: number; srtp: SrtpParams } {
+    const p = this.transport.srtpParameters;
+    if (!p) throw new Error('pipe transport made without SRTP');
+    return { ip: this.transport.tuple.localIp, port: this.transport.tuple.localPort, srtp: { cryptoSuite: p.cryptoSuite, keyBase64: p.keyBase64 } };
+  }
+
+  /**
+   * Connects to the far end, once: both nodes may ask for the link at the same time, and
+   * then each connects its one transport to the other's (each with the other's SRTP key).
+   */
+  connect(far: { ip: string; port: number; srtp: SrtpParams }): Promise<void> {
+    this.connected ??= this.transport.connect({
+      ip: far.ip,
+      port: far.port,
+      srtpParameters: { cryptoSuite: far.srtp.cryptoSuite as types.SrtpCryptoSuite, keyBase64: far.srtp.keyBase64 },
+    });
+    return this.connected;
+  }
+
+  get idle(): boolean {
+    return this.out.size === 0 && this.in.size === 0;
+  }
+
+  /** In a fixed order: what came in (its local consumers follow), what went out, the transport. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const p of this.in.values()) p.close();
+    this.in.clear();
+    for (const c of this.out.values()) c.close();
+    this.out.clear();
+    this.transport.close();
+    this.emit('closed');
+    this.removeAllListeners();
+  }
+}

@@ -1,0 +1,19 @@
+import type { types } from 'mediasoup';
+import type { Room } from '../rooms/room.js';
+import type { SfuRoom } from './sfuRoom.js';
+
+/**
+ * Producers published on other nodes of a room (the cluster's cascade serves this): asked for
+ * when a subscriber here consumes a producer this node does not have, told of each consumer
+ * of one (it keeps the producer here only while somebody consumes it).
+ */
+export interface RemoteProducers {
+  /** Brings the producer here (into `sfuRoom.producers`); false if no node of the room has it. */
+  fetch(room: Room, sfuRoom: SfuRoom, producerId: string): Promise<boolean>;
+  consumed(room: Room, producerId: string, consumer: types.Consumer): void;
+}
+
+export const NO_REMOTE_PRODUCERS: RemoteProducers = {
+  fetch: async () => false,
+  consumed: () => undefined,
+};

@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
+import { after, before, describe, test } from 'node:test';
+import type { SignalClient } from '../src/client/signalClient.js';
+import { eventually, sleep, startServer, type TestServer } from './helpers.js';
+import { opus } from './media.js';
+import { PrivateRedis } from './redis.js';
+
+// Media across nodes: a track published on node 1 reaches subscribers on node 2 through one
+// pipe transport pair (SRTP), each producer crossing once, pause/resume/close carried, and
+// nothing left on either node afterwards. Real processes on loopback, plain-RTP clients.
+
+const redis = new PrivateRedis();
+before(() => redis.start());
+after(() => redis.dispose());
+
+const PG = 'postgres://postgres@127.0.0.1:5432/test';
+const nodeCfg = (p: string, id: string) => ({
+  node_id: id,
+  redis: { url: redis.url },
+  mesh: { redis_prefix: p, heartbeat_ms: 200, probe_interval_ms: 0 },
+  database: { url: PG },
+  turn: { mode: 'off' },
+  sfu: { allow_plain_transports: true, cascade_linger_ms: 300 },
+  room: { empty_timeout_s: 0.2 },
+});
+
+const isRtp = (m: Buffer): boolean => (m[1]! & 0x7f) < 72 || (m[1]! & 0x7f) > 76;
+
+/** A plain-RTP subscriber: a UDP socket, a consuming plain transport to it, its consumer of `producerId`. */
+async function plainSubscriber(c: SignalClient, producerId: string): Promise<{ got: Buffer[]; consumerId: string; sock: Socket }> {
+  const sock = createSocket('udp4');
+  const got: Buffer[] = [];
+  sock.on('message', (m) => {
+    if (isRtp(m)) got.push(m);
+  });
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  const recv = (await c.request('createTransport', { consuming: true, plain: true })).transport!;
+  await c.request('connectTransport', { transportId: recv.id, plainIp: '127.0.0.1', plainPort: sock.address().port });
+  const caps = await c.routerCapabilities();
+  const consumer = (await c.request('consume', { producerId, transportId: recv.id, rtpCapabilities: caps })).consumer!;
+  await c.request('resumeConsumer', { consumerId: consumer.id });
+  return { got, consumerId: consumer.id, sock };
+}
+
+/** Sends opus-shaped RTP to a producing plain transport until stopped. */
+function rtpSource(ip: string, port: number, ssrc: number): { stop(): void } {
+  const src = createSocket('udp4');
+  let seq = 0;
+  const timer = setInterval(() => {
+    const pkt = Buffer.alloc(12 + 40, 7);
+    pkt[0] = 0x80;
+    pkt[1] = 111;
+    pkt.writeUInt16BE(seq & 0xffff, 2);
+    pkt.writeUInt32BE((960 * seq) >>> 0, 4);
+    pkt.writeUInt32BE(ssrc, 8);
+    seq++;
+    src.send(pkt, port, ip);
+  }, 10);
+  return {
+    stop() {
+      clearInterval(timer);
+      src.close();
+    },
+  };
+}
+
+const objects = async (t: TestServer): Promise<Record<string, number>> => {
+  const out: Record<string, number> = {};
+  for (const type of ['transport', 'producer', 'consumer']) out[type] = await t.metric('auralink_sfu_objects', { type });
+  return out;
+};
+
+describe('a track published on one node, subscribed on another', () => {
+  const p = `test:cas:${randomUUID().slice(0, 8)}:`;
+  let a: TestServer;
+  let b: TestServer;
+  before(async () => {
+    [a, b] = await Promise.all([startServer(nodeCfg(p, 'cas-1')), startServer(nodeCfg(p, 'cas-2'))]);
+  });
+  after(async () => {
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  test('RTP flows across the pipe; each producer crosses once; pause, resume and close reach the far subscribers; nothing is left', async () => {
+    const alice = await a.client('alice', 'rc');
+    const bob = await b.client('bob', 'rc');
+    const send = (await alice.request('createTransport', { producing: true, plain: true })).transport!;
+    const announced = bob.next('producerAdded');
+    const producerId = (await alice.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: opus(7777) })).id!;
+    const [added] = await announced;
+    assert.equal(added.producerId, producerId, 'bob on node 2 is told of the producer on node 1');
+    assert.equal(added.participantIdentity, 'alice');
+    const src = rtpSource(send.plainIp!, send.plainPort!, 7777);
+    try {
+      const s1 = await plainSubscriber(bob, producerId);
+      await eventually(() => s1.got.length >= 20, 5000, 'RTP from node 1 at bob on node 2');
+      // A newcomer on node 2 learns the producer from node 1 and shares the piped one.
+      const carol = await b.client('carol', 'rc');
+      const [toCarol] = await carol.next('producerAdded');
+      assert.equal(toCarol.producerId, producerId);
+      const s2 = await plainSubscriber(carol, producerId);
+      await eventually(() => s2.got.length >= 20, 5000, 'RTP at carol on node 2');
+      assert.equal(await a.metric('auralink_cascade_producers', { direction: 'out' }), 1, 'the producer crossed once for two subscribers');
+      assert.equal(await b.metric('auralink_cascade_producers', { direction: 'in' }), 1);
+      assert.equal(await a.metric('auralink_cascade_links'), 1, 'one pipe transport per room and node pair');
+      assert.ok((await a.metric('auralink_cascade_bytes', { direction: 'sent' })) > 0);
+
+      // Pause at the origin: far subscribers are told, RTP stops; resume restarts it.
+      const paused = bob.next('consumerPaused');
+      await alice.request('pauseProducer', { producerId });
+      assert.equal((await paused)[0].consumerId, s1.consumerId);
+      await sleep(300);
+      const n = s1.got.length;
+      await sleep(300);
+      assert.ok(s1.got.length - n <= 1, `no RTP while paused (${s1.got.length - n} arrived)`);
+      const resumed = bob.next('consumerResumed');
+      await alice.request('resumeProducer', { producerId });
+      await resumed;
+      await eventually(() => s1.got.length > n + 10, 5000, 'RTP again after resume');
+
+      // The publisher closes its producer: far consumers close, far subscribers are told.
+      const closed = bob.next('consumerClosed');
+      const removed = carol.next('producerRemoved');
+      await alice.request('closeProducer', { producerId });
+      assert.equal((await closed)[0].consumerId, s1.consumerId);
+      assert.equal((await removed)[0].producerId, producerId);
+      await eventually(async () => (await b.metric('auralink_cascade_producers', { direction: 'in' })) === 0, 3000, 'piped producer gone on node 2');
+      s1.sock.close();
+      s2.sock.close();
+      await carol.leave();
+    } finally {
+      src.stop();
+    }
+    await bob.leave();
+    await alice.leave();
+    for (const t of [a, b]) {
+      await eventually(async () => (await t.metric('auralink_cascade_links')) === 0, 5000, 'no pipe link left');
+      await eventually(async () => Object.values(await objects(t)).every((v) => v === 0), 5000, 'no mediasoup objects left');
+    }
+  });
+
+  test('a far subscriber that stops consuming releases the piped producer (after the linger), and the link', async () => {
+    const alice = await a.client('alice2', 'rc2');
+    const bob = await b.client('bob2', 'rc2');
+    const send = (await alice.request('createTransport', { producing: true, plain: true })).transport!;
+    const producerId = (await alice.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: opus(8888) })).id!;
+    const s = await plainSubscriber(bob, producerId);
+    assert.equal(await b.metric('auralink_cascade_producers', { direction: 'in' }), 1);
+    await bob.request('closeConsumer', { consumerId: s.consumerId });
+    await eventually(async () => (await a.metric('auralink_cascade_producers', { direction: 'out' })) === 0, 3000, 'origin released its pipe consumer');
+    await eventually(async () => (await a.metric('auralink_cascade_links')) === 0 && (await b.metric('auralink_cascade_links')) === 0, 3000, 'link closed on both');
+    // Subscribing again pipes it again.
+    const again = await plainSubscriber(bob, producerId);
+    assert.equal(await b.metric('auralink_cascade_producers', { direction: 'in' }), 1);
+    again.sock.close();
+    s.sock.close();
+    await bob.leave();
+    await alice.leave();
+  });
+
+  test('a producer no node of the room has is NOT_FOUND, as on one node', async () => {
+    const bob = await b.client('bob3', 'rc3');
+    const recv = (await bob.request('createTransport', { consuming: true, plain: true })).transport!;
+    await assert.rejects(bob.request('consume', { producerId: randomUUID(), transportId: recv.id, rtpCapabilities: await bob.routerCapabilities() }), { code: 'NOT_FOUND' });
+    await bob.leave();
+  });
+});
