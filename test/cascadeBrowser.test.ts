@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { joinDemo, launch } from './chromium.js';
+import { eventually, startServer, type TestServer } from './helpers.js';
+import { PrivateRedis } from './redis.js';
+
+// Real browsers on two nodes of one room: each page publishes camera (simulcast) and mic to
+// its own node and receives the other's through the pipe between the nodes.
+
+const redis = new PrivateRedis();
+
+interface TrackStat {
+  identity: string;
+  source: string;
+  framesDecoded: number;
+  packetsReceived: number;
+}
+
+function remoteStats(page: Page): Promise<TrackStat[]> {
+  return page.evaluate(async () => {
+    const room = (window as unknown as { auralinkRoom?: import('../src/client/room.js').Room }).auralinkRoom;
+    if (!room) return [];
+    const out: TrackStat[] = [];
+    for (const r of room.remote.values()) {
+      let framesDecoded = 0;
+      let packetsReceived = 0;
+      (await r.getStats()).forEach((s: { type: string; framesDecoded?: number; packetsReceived?: number }) => {
+        if (s.type !== 'inbound-rtp') return;
+        framesDecoded += s.framesDecoded ?? 0;
+        packetsReceived += s.packetsReceived ?? 0;
+      });
+      out.push({ identity: r.participantIdentity, source: r.source, framesDecoded, packetsReceived });
+    }
+    return out;
+  });
+}
+
+const stat = async (page: Page, identity: string, source: string): Promise<TrackStat | undefined> =>
+  (await remoteStats(page)).find((s) => s.identity === identity && s.source === source);
+
+describe('real browsers on two nodes of one room', () => {
+  const p = `test:casb:${randomUUID().slice(0, 8)}:`;
+  let a: TestServer;
+  let b: TestServer;
+  let browser: Browser;
+  let pages: Record<string, Page> = {};
+  const cfg = (id: string) => ({
+    development: true,
+    node_id: id,
+    redis: { url: redis.url },
+    mesh: { redis_prefix: p, heartbeat_ms: 200, probe_interval_ms: 0 },
+    database: { url: 'postgres://postgres@127.0.0.1:5432/test' },
+    turn: { mode: 'off' },
+  });
+  before(async () => {
+    await redis.start();
+    [a, b] = await Promise.all([startServer(cfg('casb-1')), startServer(cfg('casb-2'))]);
+    browser = await launch();
+    pages = { ...(await joinDemo(browser, a, 'xnode', ['alice'])), ...(await joinDemo(browser, b, 'xnode', ['bob'])) };
+  });
+  after(async () => {
+    await browser?.close();
+    await Promise.all([a?.close(), b?.close()]);
+    await redis.dispose();
+  });
+
+  test("each page decodes the other node's camera and receives its mic; frames keep coming", async () => {
+    for (const [me, other] of [['alice', 'bob'], ['bob', 'alice']] as const) {
+      await eventually(async () => ((await stat(pages[me]!, other, 'camera'))?.framesDecoded ?? 0) > 0 && ((await stat(pages[me]!, other, 'microphone'))?.packetsReceived ?? 0) > 0, 20_000, `${me} receives ${other} across nodes`);
+      const f0 = (await stat(pages[me]!, other, 'camera'))!.framesDecoded;
+      await eventually(async () => ((await stat(pages[me]!, other, 'camera'))?.framesDecoded ?? 0) > f0 + 10, 10_000, `${me}: frames keep being decoded`);
+    }
+    // Camera and mic of each side crossed once each way, over one link.
+    for (const t of [a, b]) {
+      assert.equal(await t.metric('auralink_cascade_links'), 1);
+      assert.equal(await t.metric('auralink_cascade_producers', { direction: 'in' }), 2);
+      assert.equal(await t.metric('auralink_cascade_producers', { direction: 'out' }), 2);
+    }
+  });
+});
