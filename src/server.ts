@@ -208,6 +208,11 @@ export class AuraServer {
         },
         this.log,
       );
+      let control: MediaControl = NO_MEDIA_CONTROL;
+      if (config.aic.enabled) {
+        this.aic = new AicService(config.aic, this.manager, (room, sid, producerId, layer) => notifier.layersWanted(room, sid, producerId, layer), this.metrics.registry, this.log);
+        control = this.aic;
+      }
       if (dir && this.nodeClient && this.cluster) {
         this.cascade = new Cascade(
           this.sfu,
@@ -216,15 +221,11 @@ export class AuraServer {
           dir,
           this.nodeClient,
           this.cluster.roster,
+          control,
           { nodeId: config.node_id, listenIp: sfu.listen_ip, announcedIp: sfu.announced_ip, lingerMs: sfu.cascade_linger_ms },
           this.log,
         );
         registerCascadeMetrics(this.metrics.registry, this.cascade);
-      }
-      let control: MediaControl = NO_MEDIA_CONTROL;
-      if (config.aic.enabled) {
-        this.aic = new AicService(config.aic, this.manager, (room, sid, producerId, layer) => notifier.layersWanted(room, sid, producerId, layer), this.metrics.registry, this.log);
-        control = this.aic;
       }
       media = {
         transports: new TransportRequests(

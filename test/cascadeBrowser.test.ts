@@ -3,11 +3,11 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { joinDemo, launch } from './chromium.js';
-import { eventually, startServer, type TestServer } from './helpers.js';
+import { eventually, sleep, startServer, type TestServer } from './helpers.js';
 import { PrivateRedis } from './redis.js';
 
 // Real browsers on two nodes of one room: each page publishes camera (simulcast) and mic to
-// its own node and receives the other's through the pipe between the nodes.
+// its own node and receives the other's through the pipe between the nodes, with AIC on.
 
 const redis = new PrivateRedis();
 
@@ -53,6 +53,9 @@ describe('real browsers on two nodes of one room', () => {
     mesh: { redis_prefix: p, heartbeat_ms: 200, probe_interval_ms: 0 },
     database: { url: 'postgres://postgres@127.0.0.1:5432/test' },
     turn: { mode: 'off' },
+    // AIC's dynacast switches off a publisher's layers nobody needs: viewers on the other
+    // node must count (a short hold-down, so a publisher starved of demand would stop soon).
+    aic: { enabled: true, pause_hold_down_ms: 500 },
   });
   before(async () => {
     await redis.start();
@@ -69,6 +72,7 @@ describe('real browsers on two nodes of one room', () => {
   test("each page decodes the other node's camera and receives its mic; frames keep coming", async () => {
     for (const [me, other] of [['alice', 'bob'], ['bob', 'alice']] as const) {
       await eventually(async () => ((await stat(pages[me]!, other, 'camera'))?.framesDecoded ?? 0) > 0 && ((await stat(pages[me]!, other, 'microphone'))?.packetsReceived ?? 0) > 0, 20_000, `${me} receives ${other} across nodes`);
+      await sleep(1500); // three hold-downs
       const f0 = (await stat(pages[me]!, other, 'camera'))!.framesDecoded;
       await eventually(async () => ((await stat(pages[me]!, other, 'camera'))?.framesDecoded ?? 0) > f0 + 10, 10_000, `${me}: frames keep being decoded`);
     }

@@ -92,6 +92,13 @@ export class AicService implements MediaControl {
     this.room(room).settings(subscriberSid, consumer, settings);
   }
 
+  pipeDemand(room: Room, producerId: string, node: string, spatialLayer: number | undefined): void {
+    // A node's demand is one more "consumer" of the producer in dynacast's aggregate.
+    const d = this.room(room).dynacast;
+    if (spatialLayer === undefined) d.drop(producerId, `node:${node}`);
+    else d.want(producerId, `node:${node}`, spatialLayer);
+  }
+
   /** The room's state for /health-like inspection and tests. */
   snapshot(roomName: string): { arm: Arm; subscribers: ReturnType<AicRoom['snapshot']> } | undefined {
     const r = this.rooms.get(roomName);

@@ -19,6 +19,11 @@ export interface MediaControl {
   consumerCreated(room: Room, subscriberSid: string, consumer: PeerConsumer): void;
   /** A viewer's report on how it shows one consumer (trackSettings). */
   trackSettings(room: Room, subscriberSid: string, consumer: PeerConsumer, settings: ViewerSettings): void;
+  /**
+   * Another node's demand for one of this node's producers (the cascade): the highest
+   * spatial layer its subscribers need; undefined when it no longer takes the producer.
+   */
+  pipeDemand(room: Room, producerId: string, node: string, spatialLayer: number | undefined): void;
 }
 
 export const NO_MEDIA_CONTROL: MediaControl = {
@@ -26,4 +31,5 @@ export const NO_MEDIA_CONTROL: MediaControl = {
   producerCreated: () => undefined,
   consumerCreated: () => undefined,
   trackSettings: () => undefined,
+  pipeDemand: () => undefined,
 };

@@ -3,6 +3,7 @@ import type { types } from 'mediasoup';
 import type { Logger } from '../../obs/logger.js';
 import type { Room } from '../../rooms/room.js';
 import type { RoomManager } from '../../rooms/roomManager.js';
+import type { MediaControl } from '../../sfu/mediaControl.js';
 import type { RemoteProducers } from '../../sfu/remoteProducers.js';
 import type { SfuNotifier } from '../../sfu/sfuNotifier.js';
 import { SfuPeer } from '../../sfu/sfuPeer.js';
@@ -57,6 +58,8 @@ export class Cascade implements RemoteProducers {
     private readonly dir: RoomDirectory,
     private readonly nodes: NodeClient<ClusterMethods>,
     roster: EventEmitter<RosterEvents>,
+    /** The layer controller (AIC): told each node's demand for this node's producers. */
+    private readonly control: MediaControl,
     private readonly opts: CascadeOptions,
     private readonly log: Logger,
   ) {
@@ -271,6 +274,10 @@ export class Cascade implements RemoteProducers {
   private watchOut(link: PipeLink, consumer: types.Consumer): void {
     const producerId = consumer.producerId;
     link.out.set(producerId, consumer);
+    // The far node's subscribers' layers are not reported back yet: it is taken to need all
+    // of them (a publisher-side layer pause must not starve viewers on other nodes).
+    const room = this.manager.rooms.get(link.room);
+    if (room) this.control.pipeDemand(room, producerId, link.node, Number.MAX_SAFE_INTEGER);
     const tell = (state: 'paused' | 'resumed' | 'closed'): void => {
       if (link.closed) return;
       this.nodes.call(link.node, 'media.producerState', { room: link.room, producerId, state }).catch((err: Error) => this.log.debug({ err: err.message }, 'producer state not delivered'));
@@ -280,6 +287,8 @@ export class Cascade implements RemoteProducers {
     consumer.on('producerclose', () => tell('closed'));
     consumer.observer.once('close', () => {
       if (link.out.get(producerId) === consumer) link.out.delete(producerId);
+      const r = this.manager.rooms.get(link.room);
+      if (r) this.control.pipeDemand(r, producerId, link.node, undefined);
       this.afterRelease(link);
     });
   }
