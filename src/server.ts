@@ -35,6 +35,8 @@ import { RoomDirectory } from './cluster/directory.js';
 import { ClusterCommands, roomServiceHandler } from './cluster/commands.js';
 import { Cascade } from './cluster/media/cascade.js';
 import { refuseMedia } from './cluster/media/mediaMethods.js';
+import { edgeRooms, RelayRooms } from './cluster/media/mediaRooms.js';
+import { PipeRouter } from './cluster/media/pipeRouter.js';
 import { registerCascadeMetrics } from './cluster/media/cascadeMetrics.js';
 import { NodeClient, NodeServer } from './cluster/nodeChannel.js';
 import type { ClusterMethods } from './cluster/nodeMethods.js';
@@ -86,8 +88,11 @@ export class AuraServer {
   /** Node-to-node calls (cluster): the calling and the answering side. */
   private readonly nodeClient: NodeClient<ClusterMethods> | undefined;
   private nodeServer: NodeServer<ClusterMethods> | undefined;
-  /** Media across nodes (cluster with an SFU). */
+  /** Media across nodes (cluster with an SFU): the edge's view, and the forwarding core (relays too). */
   readonly cascade: Cascade | undefined;
+  readonly pipes: PipeRouter | undefined;
+  private readonly relayRooms: RelayRooms | undefined;
+  private readonly relayDir: RoomDirectory | undefined;
   private listenSocket: uWS.us_listen_socket | null = null;
   private db: Database | undefined;
   private writes: WriteBehind | undefined;
@@ -137,8 +142,10 @@ export class AuraServer {
     const fanout = new UwsFanout(this.app, sig.max_backpressure_bytes, this.metrics, this.log);
     const localDelivery = new RoomDelivery(fanout);
     // With Redis, rooms span nodes: the directory and the delivery bridge (cluster/).
-    const dir = config.redis.url && !relay ? new RoomDirectory(config.redis.url, `${mc.redis_prefix}cluster:`, this.log) : undefined;
-    const bridge = dir ? new ClusterDelivery(localDelivery, dir, config.node_id, this.log) : undefined;
+    // Relays use its connections for node-to-node calls only (media they forward).
+    const dir = config.redis.url ? new RoomDirectory(config.redis.url, `${mc.redis_prefix}cluster:`, this.log) : undefined;
+    this.relayDir = relay ? dir : undefined;
+    const bridge = dir && !relay ? new ClusterDelivery(localDelivery, dir, config.node_id, this.log) : undefined;
     const delivery: Delivery = bridge ?? localDelivery;
     this.manager = new RoomManager(
       {
@@ -179,10 +186,17 @@ export class AuraServer {
     if (this.cluster) registerClusterMetrics(this.metrics.registry, this.cluster);
     // Signed with an API secret: only nodes holding one of the cluster's keys can call a node.
     const secret = Object.values(config.keys)[0];
-    if (dir && this.cluster && secret) this.nodeClient = new NodeClient(dir, config.node_id, secret, 3000, this.log);
+    if (dir && (this.cluster || relay) && secret) this.nodeClient = new NodeClient(dir, config.node_id, secret, 3000, this.log);
     let media: MediaRequests | undefined;
-    if (config.sfu.enabled && !relay) {
-      const sfu = config.sfu;
+    const sfu = config.sfu;
+    const roomOpts = {
+      maxConsumersPerRouter: sfu.max_consumers_per_router,
+      activeSpeakerIntervalMs: sfu.active_speaker_interval_ms,
+      audioLevelIntervalMs: sfu.audio_level_interval_ms,
+    };
+    const pipeOpts = { nodeId: config.node_id, listenIp: sfu.listen_ip, announcedIp: sfu.announced_ip, lingerMs: sfu.cascade_linger_ms };
+    // Edges run the SFU; relays in a cluster run workers for pipe transports only.
+    if (sfu.enabled && (!relay || this.nodeClient)) {
       this.pool = new WorkerPool(
         {
           workers: sfu.workers || availableParallelism(),
@@ -196,16 +210,21 @@ export class AuraServer {
         },
         this.log,
       );
+    }
+    if (this.pool && relay && this.nodeClient) {
+      const relayRooms = new RelayRooms(this.pool, roomOpts, this.log);
+      this.relayRooms = relayRooms;
+      this.pipes = new PipeRouter(relayRooms, this.nodeClient, undefined, () => undefined, pipeOpts, this.log);
+      this.mesh.nodes.on('nodeOffline', (id) => this.pipes?.nodeGone(id));
+      registerSfuMetrics(this.metrics.registry, this.pool, relayRooms.rooms);
+    }
+    if (this.pool && !relay) {
       const notifier = new SfuNotifier(delivery);
       this.sfu = new SfuService(
         this.pool,
         this.manager,
         notifier,
-        {
-          maxConsumersPerRouter: sfu.max_consumers_per_router,
-          activeSpeakerIntervalMs: sfu.active_speaker_interval_ms,
-          audioLevelIntervalMs: sfu.audio_level_interval_ms,
-        },
+        roomOpts,
         this.log,
       );
       let control: MediaControl = NO_MEDIA_CONTROL;
@@ -214,18 +233,18 @@ export class AuraServer {
         control = this.aic;
       }
       if (dir && this.nodeClient && this.cluster) {
+        this.pipes = new PipeRouter(edgeRooms(this.sfu), this.nodeClient, control, (name) => this.manager.rooms.get(name), pipeOpts, this.log);
         this.cascade = new Cascade(
+          this.pipes,
           this.sfu,
           notifier,
           this.manager,
           dir,
-          this.nodeClient,
+          this.mesh,
           this.cluster.roster,
-          control,
-          { nodeId: config.node_id, listenIp: sfu.listen_ip, announcedIp: sfu.announced_ip, lingerMs: sfu.cascade_linger_ms },
+          { nodeId: config.node_id, rerouteCheckMs: sfu.cascade_reroute_check_ms, rerouteRatio: 0.7, rerouteHoldMs: sfu.cascade_reroute_hold_ms },
           this.log,
         );
-        registerCascadeMetrics(this.metrics.registry, this.cascade);
       }
       media = {
         transports: new TransportRequests(
@@ -245,6 +264,7 @@ export class AuraServer {
       };
       registerSfuMetrics(this.metrics.registry, this.pool, this.sfu.rooms);
     }
+    if (this.pipes) registerCascadeMetrics(this.metrics.registry, this.pipes);
     this.calls = new DirectCallPolicy(
       this.manager,
       delivery,
@@ -307,7 +327,7 @@ export class AuraServer {
     const roomService = new RoomServiceApi(this.manager, this.messaging, this.sfu).methods();
     if (dir && this.nodeClient) {
       this.commands = new ClusterCommands(this.nodeClient);
-      const media = this.cascade?.handlers() ?? refuseMedia();
+      const media = this.pipes?.handlers() ?? refuseMedia();
       this.nodeServer = new NodeServer<ClusterMethods>(dir, config.node_id, secret!, { roomService: roomServiceHandler(roomService), ...media }, this.log);
     }
     registerTwirp(this.app, 'livekit.RoomService', this.commands && dir && this.cluster ? clusterRoomService(roomService, this.manager, dir, this.commands, this.cluster) : roomService, {
@@ -330,6 +350,7 @@ export class AuraServer {
     }
     if (!this.db) await this.startPersistence();
     await this.cluster?.start();
+    await this.relayDir?.connect().catch((err: Error) => this.log.warn({ err: err.message }, 'relay: Redis unavailable; no media forwarding until it returns'));
     this.nodeClient?.start().catch((err: Error) => this.log.warn({ err: err.message }, 'cluster command channel not subscribed'));
     await this.turn.start();
     return new Promise((resolve, reject) => {
@@ -401,8 +422,11 @@ export class AuraServer {
   async close(): Promise<void> {
     this.manager.closeAll('SERVER_SHUTDOWN', CloseCode.SERVICE_RESTART);
     this.cascade?.close();
+    this.pipes?.close();
+    this.relayRooms?.close();
     this.nodeClient?.close();
     await this.cluster?.close();
+    await this.relayDir?.close();
     this.manager.dispose();
     this.sampler?.stop();
     this.aic?.close();

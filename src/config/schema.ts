@@ -70,6 +70,8 @@ export const configSchema = z
       audio_level_interval_ms: positiveInt,
       allow_plain_transports: z.boolean(),
       cascade_linger_ms: z.number().int().nonnegative(),
+      cascade_reroute_check_ms: positiveInt,
+      cascade_reroute_hold_ms: z.number().int().nonnegative(),
     }),
     turn: z
       .strictObject({

@@ -204,6 +204,21 @@ export class RelayGraph {
     }
     return { path: path.map((i) => this.ids[i]!), cost: best, latencyMs, jitterMs, lossPct: (1 - delivered) * 100, maxLoad };
   }
+
+  /** The cost of a given path now (undefined: one of its links or nodes is no longer usable). */
+  pathCost(path: readonly string[]): number | undefined {
+    let cost = 0;
+    for (let i = 1; i < path.length; i++) {
+      const a = this.index.get(path[i - 1]!);
+      const b = this.index.get(path[i]!);
+      if (a === undefined || b === undefined) return undefined;
+      let found = -1;
+      for (let e = this.offsets[a]!; e < this.offsets[a + 1]!; e++) if (this.targets[e] === b) found = e;
+      if (found < 0) return undefined;
+      cost += this.costs[found]!;
+    }
+    return cost;
+  }
 }
 
 /** Binary min-heap of (node, key) in typed arrays; duplicates allowed (lazy deletion). */

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../obs/logger.js';
 import { MemoryRegistry } from './memoryRegistry.js';
@@ -42,6 +43,8 @@ export interface RouteFeedback {
  * (invalidated whenever a node leaves, a link degrades or a node's trust drops out of use).
  */
 export class MeshService {
+  /** Nodes leaving the mesh (expired or deregistered): media links through them are dead. */
+  readonly nodes = new EventEmitter<{ nodeOffline: [string] }>();
   readonly registry: NodeRegistry;
   readonly planner: RoutePlanner;
   readonly cache: RouteCache;
@@ -68,6 +71,7 @@ export class MeshService {
     this.registry.on('nodeOffline', (id) => {
       this.log.info({ meshNode: id }, 'mesh node offline');
       void this.cache.invalidateNode(id);
+      this.nodes.emit('nodeOffline', id);
     });
     this.registry.on('nodeOnline', (n) => this.log.info({ meshNode: n.id, role: n.role, region: n.region }, 'mesh node online'));
     this.registry.on('linkDegraded', (l) => {
@@ -162,6 +166,16 @@ export class MeshService {
     } finally {
       this.beating = false;
     }
+  }
+
+  /** How media should travel between two nodes (planner.mediaPath), from the live mesh view. */
+  mediaPath(from: string, to: string, current?: readonly string[]): ReturnType<RoutePlanner['mediaPath']> {
+    return this.planner.mediaPath(from, to, current);
+  }
+
+  /** Node ids the mesh currently sees alive (media links to others are dead). */
+  isOnline(id: string): boolean {
+    return this.registry.snapshot().nodes.has(id);
   }
 
   /** Ordered candidates for a call; cached (LRU, then Redis) by what decides the plan. */

@@ -149,6 +149,23 @@ export class RoutePlanner {
     return { tier, path, metrics, predictedQuality: round(this.predictor.predict(metrics, t, learnedKeys(path))), staticQuality: round(staticQuality(metrics)) };
   }
 
+  /**
+   * The path media should take from node `from` to node `to` over measured links (trust-
+   * weighted; nodes under trust 20 left out), through relay nodes only, with its cost; and
+   * the cost of `current` now, to compare against (undefined when it is no longer usable).
+   * No measured path: undefined (the caller goes direct).
+   */
+  mediaPath(from: string, to: string, current?: readonly string[]): { path: string[]; cost: number; currentCost: number | undefined } | undefined {
+    const snap = this.snapshot();
+    const g = this.relayGraph(snap);
+    const r = g.shortestPath(from, to);
+    const currentCost = current ? g.pathCost(current) : undefined;
+    if (!r) return undefined;
+    const relaysOnly = r.path.slice(1, -1).every((id) => snap.nodes.get(id)?.role === 'relay');
+    if (!relaysOnly) return undefined;
+    return { path: r.path, cost: r.cost, currentCost };
+  }
+
   private relayGraph(snap: MeshSnapshot): RelayGraph {
     if (!this.graph || this.graph.version !== snap.version) this.graph = new RelayGraph(snap);
     return this.graph;

@@ -1,8 +1,8 @@
 import { Gauge, type Registry } from 'prom-client';
-import type { Cascade } from './cascade.js';
+import type { PipeRouter } from './pipeRouter.js';
 
 /** The cascade at scrape time: links (pipe transport pairs), producers carried, bytes per peer node. */
-export function registerCascadeMetrics(registry: Registry, cascade: Cascade): void {
+export function registerCascadeMetrics(registry: Registry, cascade: PipeRouter): void {
   new Gauge({
     name: 'auralink_cascade_links',
     help: "Pipe transports to other nodes (one per room and node pair), by the far node",

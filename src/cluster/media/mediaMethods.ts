@@ -12,10 +12,14 @@ const tuple = { ip: z.string().min(1).max(64), port: z.number().int().min(1).max
 
 export const MEDIA_SCHEMAS = {
   'media.link': z.object({ room: id, ...tuple }).strict(),
-  'media.pipe': z.object({ room: id, producerId: id }).strict(),
+  /** `via`: the path from the origin up to (not including) the node asked; empty: it is the origin. */
+  'media.pipe': z.object({ room: id, producerId: id, via: z.array(id).max(8) }).strict(),
   'media.unpipe': z.object({ room: id, producerId: id }).strict(),
   'media.unlink': z.object({ room: id }).strict(),
-  'media.producerState': z.object({ room: id, producerId: id, state: z.enum(['paused', 'resumed', 'closed']) }).strict(),
+  /** closed 'producer': its publisher closed it; 'upstream': a hop before the sender lost it (re-route). */
+  'media.producerState': z
+    .object({ room: id, producerId: id, state: z.enum(['paused', 'resumed', 'closed']), reason: z.enum(['producer', 'upstream']).optional() })
+    .strict(),
 } as const;
 
 type In<K extends keyof typeof MEDIA_SCHEMAS> = z.infer<(typeof MEDIA_SCHEMAS)[K]>;

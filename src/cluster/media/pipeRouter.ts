@@ -1,0 +1,365 @@
+import { EventEmitter } from 'node:events';
+import type { types } from 'mediasoup';
+import type { Logger } from '../../obs/logger.js';
+import type { MediaControl } from '../../sfu/mediaControl.js';
+import { SfuPeer } from '../../sfu/sfuPeer.js';
+import type { SfuRoom } from '../../sfu/sfuRoom.js';
+import { NodeCallError, type NodeClient, type NodeHandlers } from '../nodeChannel.js';
+import type { ClusterMethods } from '../nodeMethods.js';
+import { MEDIA_SCHEMAS, type MediaMethods, type PipedProducer } from './mediaMethods.js';
+import type { MediaRooms } from './mediaRooms.js';
+import { PipeLink } from './pipeLink.js';
+
+export interface PipeRouterOptions {
+  nodeId: string;
+  listenIp: string;
+  announcedIp: string;
+  /** A piped-in producer nobody here uses stays this long (a re-subscribe costs nothing). */
+  lingerMs: number;
+}
+
+/** A producer piped in here: where from (the path from its origin to this node) and what it is. */
+export interface PipedIn {
+  room: string;
+  producerId: string;
+  path: string[];
+  info: PipedProducer;
+}
+
+export interface PipeRouterEvents {
+  /** A piped-in producer went without its origin closing it (a hop died, a link closed): re-route it. */
+  lost: [PipedIn];
+}
+
+const key = (room: string, other: string): string => `${room}\n${other}`;
+
+/**
+ * The forwarding core of the cascade, on edges and relays alike (mediasoup 3.12 pipe
+ * transports: `pipeToRouter` is same-host only). Per room and node pair one PipeLink (SRTP +
+ * RTX), made by whichever node needs it first (both may: each connects its one end). A
+ * producer travels a path origin → relays → far edge hop by hop, each hop pulling from the
+ * one before it (`media.pipe` with the rest of the path), and crosses each link once however
+ * many use it after. Pause, resume and close travel down the path. A piped-in producer is
+ * kept while something here uses it (a local consumer, or a pipe consumer towards the next
+ * hop) and released `lingerMs` after the last goes; a link with nothing on it closes.
+ */
+export class PipeRouter extends EventEmitter<PipeRouterEvents> {
+  private readonly links = new Map<string, PipeLink>();
+  private readonly linking = new Map<string, Promise<PipeLink>>();
+  private readonly pulling = new Map<string, Promise<boolean>>();
+  private readonly pipedIn = new Map<string, PipedIn>();
+  /** Users here of each piped-in producer (local consumers + pipe consumers to the next hop). */
+  private readonly users = new Map<string, number>();
+  private readonly lingering = new Map<string, NodeJS.Timeout>();
+  /** Piped-in producers whose close is expected (released, or closed by their publisher). */
+  private readonly expected = new Set<string>();
+  private closed = false;
+
+  constructor(
+    private readonly rooms: MediaRooms,
+    private readonly nodes: NodeClient<ClusterMethods>,
+    /** The layer controller (AIC): told each node's demand for this node's producers. */
+    private readonly control: { pipeDemand: MediaControl['pipeDemand'] } | undefined,
+    private readonly demandRoom: (room: string) => Parameters<MediaControl['pipeDemand']>[0] | undefined,
+    private readonly opts: PipeRouterOptions,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  // ---------- pulling a producer here ----------
+
+  /** Brings `producerId` into the room here over `path` (origin first, this node last). */
+  pull(room: string, sfuRoom: SfuRoom, producerId: string, path: string[]): Promise<boolean> {
+    const k = key(room, producerId);
+    let p = this.pulling.get(k);
+    if (!p) {
+      p = this.doPull(room, sfuRoom, producerId, path).finally(() => this.pulling.delete(k));
+      this.pulling.set(k, p);
+    }
+    return p;
+  }
+
+  private async doPull(room: string, sfuRoom: SfuRoom, producerId: string, path: string[]): Promise<boolean> {
+    if (this.closed || sfuRoom.producers.has(producerId)) return !this.closed;
+    const upstream = path.at(-2);
+    if (!upstream || path.at(-1) !== this.opts.nodeId) return false;
+    const link = await this.link(room, sfuRoom, upstream);
+    const info = await this.nodes.call(upstream, 'media.pipe', { room, producerId, via: path.slice(0, -2) });
+    if (link.closed || sfuRoom.closed) return false;
+    const producer = await link.transport.produce({
+      id: producerId,
+      kind: info.kind,
+      rtpParameters: info.rtpParameters as types.RtpParameters,
+      paused: info.paused,
+      appData: { pipedFrom: upstream },
+    });
+    const k = key(room, producerId);
+    const entry: PipedIn = { room, producerId, path, info };
+    link.in.set(producerId, producer);
+    this.pipedIn.set(k, entry);
+    producer.observer.once('close', () => {
+      link.in.delete(producerId);
+      if (this.pipedIn.get(k) === entry) this.pipedIn.delete(k);
+      this.users.delete(k);
+      clearTimeout(this.lingering.get(k));
+      this.lingering.delete(k);
+      const wasExpected = this.expected.delete(k);
+      this.tellDownstream(room, producerId, wasExpected ? 'producer' : 'upstream');
+      if (!wasExpected && !this.closed) this.emit('lost', entry);
+      this.afterRelease(link);
+    });
+    await sfuRoom.addProducer(producer, new SfuPeer(info.publisherSid, info.publisherIdentity), info.source, path[0]);
+    this.log.debug({ room, producerId, path }, 'producer piped in');
+    this.release(k, link); // until its first user
+    return true;
+  }
+
+  /** One more (+1) or one fewer (-1) user here of a piped-in producer. */
+  use(room: string, producerId: string, delta: 1 | -1): void {
+    const k = key(room, producerId);
+    if (!this.pipedIn.has(k)) return;
+    const n = (this.users.get(k) ?? 0) + delta;
+    if (n > 0) {
+      this.users.set(k, n);
+      clearTimeout(this.lingering.get(k));
+      this.lingering.delete(k);
+      return;
+    }
+    this.users.delete(k);
+    const link = this.linkWithIn(room, producerId);
+    if (link) this.release(k, link);
+  }
+
+  private linkWithIn(room: string, producerId: string): PipeLink | undefined {
+    for (const l of this.links.values()) if (l.room === room && l.in.has(producerId)) return l;
+    return undefined;
+  }
+
+  /** After `lingerMs` with no user here: the piped producer goes, and the upstream's pipe consumer. */
+  private release(k: string, link: PipeLink): void {
+    if (this.closed || this.users.has(k) || this.lingering.has(k)) return;
+    const entry = this.pipedIn.get(k);
+    if (!entry) return;
+    const t = setTimeout(() => {
+      this.lingering.delete(k);
+      if (this.users.has(k) || link.closed) return;
+      this.expected.add(k);
+      link.in.get(entry.producerId)?.close();
+      this.nodes.call(link.node, 'media.unpipe', { room: entry.room, producerId: entry.producerId }).catch((err: Error) => this.log.debug({ err: err.message }, 'unpipe not delivered'));
+    }, this.opts.lingerMs);
+    this.lingering.set(k, t);
+  }
+
+  private afterRelease(link: PipeLink): void {
+    if (link.idle && !link.closed) this.closeLink(link, true);
+  }
+
+  // ---------- links ----------
+
+  /** The room's link to `node`, made and connected once. */
+  private async link(room: string, sfuRoom: SfuRoom, node: string): Promise<PipeLink> {
+    const k = key(room, node);
+    const have = this.links.get(k);
+    if (have) return have;
+    let p = this.linking.get(k);
+    if (!p) {
+      p = (async () => {
+        const link = await this.open(room, sfuRoom, node);
+        try {
+          await link.connect(await this.nodes.call(node, 'media.link', { room, ...link.local }));
+        } catch (err) {
+          this.closeLink(link, false);
+          throw err;
+        }
+        return link;
+      })().finally(() => this.linking.delete(k));
+      this.linking.set(k, p);
+    }
+    return p;
+  }
+
+  /** This node's end of a link (not yet connected); both nodes may make theirs at once. */
+  private async open(room: string, sfuRoom: SfuRoom, node: string): Promise<PipeLink> {
+    const k = key(room, node);
+    const have = this.links.get(k);
+    if (have) return have;
+    const transport = await sfuRoom.main.router.createPipeTransport({
+      listenIp: { ip: this.opts.listenIp, ...(this.opts.announcedIp ? { announcedIp: this.opts.announcedIp } : {}) },
+      enableSrtp: true,
+      enableRtx: true,
+      appData: { room, node },
+    });
+    const raced = this.links.get(k);
+    if (raced) {
+      transport.close();
+      return raced;
+    }
+    const link = new PipeLink(room, node, transport);
+    this.links.set(k, link);
+    link.once('closed', () => {
+      if (this.links.get(k) === link) this.links.delete(k);
+      if (![...this.links.values()].some((l) => l.room === room)) this.rooms.unused(room);
+    });
+    return link;
+  }
+
+  private closeLink(link: PipeLink, tell: boolean): void {
+    if (link.closed) return;
+    link.close();
+    if (tell && !this.closed) this.nodes.call(link.node, 'media.unlink', { room: link.room }).catch(() => undefined);
+  }
+
+  /** Closes this room's links (the room ended here). */
+  closeRoom(room: string): void {
+    for (const l of [...this.links.values()]) if (l.room === room) this.closeLink(l, true);
+  }
+
+  /** A node is gone: its links are dead (what came through them is re-routed by the edges). */
+  nodeGone(node: string): void {
+    for (const l of [...this.links.values()]) if (l.node === node) this.closeLink(l, false);
+  }
+
+  /** Closes the links of `room` to nodes `keep` rejects (edges that left the room). */
+  closeLinksWhere(room: string, drop: (node: string) => boolean): void {
+    for (const l of [...this.links.values()]) if (l.room === room && drop(l.node)) this.closeLink(l, true);
+  }
+
+  /** Drops a piped-in producer on purpose (re-routing it): no 'lost' for it. */
+  unpipe(room: string, producerId: string): void {
+    const k = key(room, producerId);
+    const link = this.linkWithIn(room, producerId);
+    if (!link) return;
+    this.expected.add(k);
+    link.in.get(producerId)?.close();
+    this.nodes.call(link.node, 'media.unpipe', { room, producerId }).catch(() => undefined);
+  }
+
+  // ---------- what other nodes ask of this one ----------
+
+  handlers(): NodeHandlers<MediaMethods> {
+    const parse = <K extends keyof MediaMethods>(k: K, body: unknown): MediaMethods[K]['req'] => {
+      const r = MEDIA_SCHEMAS[k].safeParse(body);
+      if (!r.success) throw new NodeCallError('invalid_argument', `${k}: ${r.error.issues[0]?.path.join('.')} ${r.error.issues[0]?.message}`);
+      return r.data as MediaMethods[K]['req'];
+    };
+    const live = (): void => {
+      if (this.closed) throw new NodeCallError('unavailable', 'node stopping');
+    };
+    return {
+      'media.link': async (body, from) => {
+        const req = parse('media.link', body);
+        live();
+        const link = await this.open(req.room, await this.rooms.forLink(req.room), from);
+        await link.connect(req);
+        return link.local;
+      },
+      'media.pipe': async (body, from) => {
+        const req = parse('media.pipe', body);
+        live();
+        const link = this.links.get(key(req.room, from));
+        const sfuRoom = this.rooms.get(req.room);
+        if (!link || !sfuRoom) throw new NodeCallError('not_found', `no link for room ${JSON.stringify(req.room)} to ${from}`);
+        if (!sfuRoom.producers.has(req.producerId)) {
+          // A hop on the way: pull it from the one before first.
+          if (req.via.length === 0 || !(await this.pull(req.room, sfuRoom, req.producerId, [...req.via, this.opts.nodeId]))) {
+            throw new NodeCallError('not_found', `no producer ${req.producerId} here`);
+          }
+        }
+        const owner = sfuRoom.producers.get(req.producerId);
+        if (!owner || link.closed) throw new NodeCallError('not_found', `no producer ${req.producerId} here`);
+        const existing = link.out.get(req.producerId);
+        const consumer = existing ?? (await link.transport.consume({ producerId: req.producerId }));
+        if (!existing) this.watchOut(link, consumer, !!owner.remote);
+        return {
+          kind: consumer.kind,
+          rtpParameters: consumer.rtpParameters,
+          paused: consumer.producerPaused,
+          source: owner.source,
+          publisherSid: owner.peer.sid,
+          publisherIdentity: owner.peer.identity,
+        };
+      },
+      'media.unpipe': async (body, from) => {
+        const req = parse('media.unpipe', body);
+        this.links.get(key(req.room, from))?.out.get(req.producerId)?.close();
+        return {};
+      },
+      'media.unlink': async (body, from) => {
+        const req = parse('media.unlink', body);
+        const link = this.links.get(key(req.room, from));
+        if (link) this.closeLink(link, false);
+        return {};
+      },
+      'media.producerState': async (body, from) => {
+        const req = parse('media.producerState', body);
+        const p = this.links.get(key(req.room, from))?.in.get(req.producerId);
+        if (!p) return {};
+        if (req.state === 'closed') {
+          if (req.reason !== 'upstream') this.expected.add(key(req.room, req.producerId));
+          p.close();
+        } else if (req.state === 'paused') await p.pause();
+        else await p.resume();
+        return {};
+      },
+    };
+  }
+
+  /** A pipe consumer towards the next hop: its producer's state goes down the path. */
+  private watchOut(link: PipeLink, consumer: types.Consumer, pipedIn: boolean): void {
+    const producerId = consumer.producerId;
+    link.out.set(producerId, consumer);
+    if (pipedIn) this.use(link.room, producerId, 1);
+    // The far node's subscribers' layers are not reported back yet: it is taken to need all
+    // of them (a publisher-side layer pause must not starve viewers on other nodes).
+    const room = this.demandRoom(link.room);
+    if (room) this.control?.pipeDemand(room, producerId, link.node, Number.MAX_SAFE_INTEGER);
+    const tell = (state: 'paused' | 'resumed'): void => {
+      if (link.closed) return;
+      this.nodes.call(link.node, 'media.producerState', { room: link.room, producerId, state }).catch((err: Error) => this.log.debug({ err: err.message }, 'producer state not delivered'));
+    };
+    consumer.on('producerpause', () => tell('paused'));
+    consumer.on('producerresume', () => tell('resumed'));
+    // This node's own producer closed (its publisher): gone for good. A piped-in one that
+    // closes is told down by its close handler, with the reason (tellDownstream).
+    consumer.on('producerclose', () => {
+      if (!pipedIn && !link.closed) this.nodes.call(link.node, 'media.producerState', { room: link.room, producerId, state: 'closed', reason: 'producer' }).catch(() => undefined);
+    });
+    consumer.observer.once('close', () => {
+      if (link.out.get(producerId) === consumer) link.out.delete(producerId);
+      const r = this.demandRoom(link.room);
+      if (r) this.control?.pipeDemand(r, producerId, link.node, undefined);
+      if (pipedIn) this.use(link.room, producerId, -1);
+      this.afterRelease(link);
+    });
+  }
+
+  /** Tells every next hop of a producer that it closed here (its publisher, or a lost upstream). */
+  private tellDownstream(room: string, producerId: string, reason: 'producer' | 'upstream'): void {
+    for (const l of this.links.values()) {
+      if (l.room !== room || l.closed || !l.out.has(producerId)) continue;
+      this.nodes.call(l.node, 'media.producerState', { room, producerId, state: 'closed', reason }).catch(() => undefined);
+    }
+  }
+
+  /** The piped-in producer as it is now (a re-route makes a new one under the same id). */
+  current(room: string, producerId: string): PipedIn | undefined {
+    return this.pipedIn.get(key(room, producerId));
+  }
+
+  linkList(): readonly PipeLink[] {
+    return [...this.links.values()];
+  }
+
+  paths(): PipedIn[] {
+    return [...this.pipedIn.values()];
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const t of this.lingering.values()) clearTimeout(t);
+    this.lingering.clear();
+    for (const link of [...this.links.values()]) link.close();
+    this.links.clear();
+  }
+}
