@@ -150,6 +150,17 @@ describe('netns harness', () => {
     }
   });
 
+  test('kill(node) ends every process in that namespace only', async () => {
+    const inA = net.run('A', 'sleep', ['60']);
+    const inB = net.run('B', 'sleep', ['60']);
+    await Promise.all([once(inA, 'spawn'), once(inB, 'spawn')]);
+    const killed = await net.kill('A');
+    assert.ok(killed.includes(inA.pid!));
+    await once(inA, 'exit');
+    assert.equal(inB.exitCode, null, 'B untouched');
+    inB.kill('SIGKILL');
+  });
+
   test('close() kills the processes and leaves no namespace, veth or redis-server', async () => {
     const other = await TestNet.create({ nodes: ['X', 'Y'], links: [{ a: 'X', b: 'Y', rateKbit: 500 }] });
     const sleeper = other.run('X', 'sleep', ['60']);

@@ -307,6 +307,19 @@ export class TestNet {
     return child;
   }
 
+  /** Sends `signal` to every process in the node's namespace (a host dying: SIGKILL). */
+  async kill(node: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<number[]> {
+    const pids = await nsPids(this.ns(node));
+    for (const pid of pids) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // already gone
+      }
+    }
+    return pids;
+  }
+
   /** Runs `cmd` in the node's namespace to completion; never rejects on a non-zero exit. */
   async exec(node: string, cmd: string, args: string[] = [], timeoutMs = 10000): Promise<ExecResult> {
     const child = this.run(node, cmd, args);
