@@ -345,3 +345,75 @@ describe('A → R → B: a relay with two pipe transports, no A–B link', () =>
     for (const h of [a, r, b]) await h.request('close', { name: 'worker' });
   });
 });
+
+describe('the relay dies mid-stream (SIGKILL of every process in R\'s namespace)', () => {
+  let a: MsHost;
+  let r: MsHost;
+  let b: MsHost;
+  let sink: UdpSink;
+  let producerId: string;
+
+  before(async () => {
+    if (net.hasLink('A', 'B')) await net.removeLink('A', 'B');
+    ({ a, producerId } = await origin());
+    ({ b, sink } = await receiver());
+    r = new MsHost(net, 'R');
+    await r.request('start');
+    await connectPipes({ host: a, name: 'pAR', ip: net.mediaIp('A') }, { host: r, name: 'pRA', ip: net.mediaIp('R') });
+    await connectPipes({ host: r, name: 'pRB', ip: net.mediaIp('R') }, { host: b, name: 'pBR', ip: net.mediaIp('B') });
+    await pipeProducer({ host: a, name: 'pAR' }, { host: r, name: 'pRA' }, producerId, { consumer: 'pcA', producer: 'ppR' });
+    await pipeProducer({ host: r, name: 'pRB' }, { host: b, name: 'pBR' }, producerId, { consumer: 'pcR', producer: 'ppB' });
+  });
+  after(async () => {
+    for (const h of [a, b]) await h?.exit();
+    for (const h of [a, r, b]) if (h) keepLog(h, 'relaydeath');
+  });
+
+  test('nothing tells A or B: B keeps a silent pipe producer and consumer, A keeps sending; re-routing needs a new pipe producer on B', async () => {
+    const media = streamOf(sink, await b.request('consume', { transport: 'bOut', name: 'cB', producerId }));
+    await flowing(media);
+    const closes: string[] = [];
+    for (const n of ['cB', 'ppB', 'pBR']) b.once(`closed:${n}`, () => closes.push(n));
+    for (const n of ['pcA', 'pAR']) a.once(`closed:${n}`, () => closes.push(n));
+    const killedAt = Date.now();
+    await net.kill('R');
+    assert.equal(await arrivedOver(media, 700), 0, 'media stops at B');
+    const sent0 = (await a.request('getStats', { name: 'pAR' }))[0].rtpBytesSent as number;
+    await sleep(500);
+    const sent1 = (await a.request('getStats', { name: 'pAR' }))[0].rtpBytesSent as number;
+    console.log(`# after R died: A still sent ${sent1 - sent0} RTP bytes to it in 500 ms; close events seen: ${JSON.stringify(closes)}`);
+    assert.ok(sent1 > sent0, 'a pipe transport has no liveness check: A keeps sending into the dead relay');
+    assert.deepEqual(closes, [], 'no close anywhere: pipe transports do not notice a dead peer');
+    const dumpB = (await b.request('dump')).router;
+    assert.equal(dumpB.transportIds.length, 2, 'B still has its pipe and plain transports');
+    await assert.rejects(b.request('connectPipeTransport', { name: 'pBR', ip: net.mediaIp('A'), port: 9, srtpParameters: {} }), /connect\(\) already called/, 'a pipe transport connects once');
+
+    // Re-route over a new direct link. The far producer cannot move to another transport and
+    // its id is taken in B's router while the stale one lives: produce on the new pipe fails.
+    const rerouteAt = Date.now();
+    await net.addLink('A', 'B');
+    await connectPipes({ host: a, name: 'pAB', ip: net.mediaIp('A') }, { host: b, name: 'pBA', ip: net.mediaIp('B') });
+    const dup = await pipeProducer({ host: a, name: 'pAB' }, { host: b, name: 'pBA' }, producerId, { consumer: 'pcA2', producer: 'ppB2' }).then(
+      () => '',
+      (e: Error) => e.message,
+    );
+    console.log(`# produce with the same id while the stale pipe producer lives: ${dup}`);
+    assert.match(dup, /already exists/);
+    await a.request('close', { name: 'pcA2' }).catch(() => undefined);
+    // Closing the stale producer closes B's consumer of it: what a subscriber would see.
+    const consumerGone = b.next('producerclose', 'cB');
+    await b.request('close', { name: 'ppB' });
+    await consumerGone;
+    await pipeProducer({ host: a, name: 'pAB' }, { host: b, name: 'pBA' }, producerId, { consumer: 'pcA2', producer: 'ppB2' });
+    const media2 = streamOf(sink, await b.request('consume', { transport: 'bOut', name: 'cB2', producerId }));
+    await flowing(media2, 30, 5000, 'RTP at B over the new path');
+    timings.push(['re-route after the relay died: new link + pipe pair + pipe producer + consumer → 30 RTP packets at B (key frame wait included)', Date.now() - rerouteAt]);
+    console.log(`# relay killed → media again at B: ${Date.now() - killedAt} ms, of which ~1.2 s are this test's own checks`);
+    assert.notEqual(media2.ssrc, media.ssrc, 'the subscriber\'s consumer is a new one (new SSRC)');
+
+    for (const [h, n] of [[b, 'cB2'], [b, 'ppB2'], [a, 'pcA2'], [a, 'pcA'], [b, 'pBA'], [b, 'pBR'], [a, 'pAB'], [a, 'pAR'], [b, 'bOut'], [a, 'prodA'], [a, 'aIn'], [a, 'router'], [b, 'router']] as const) {
+      await h.request('close', { name: n });
+    }
+    for (const h of [a, b]) assert.deepEqual(await leftovers(h), { routers: 0, handlers: 0, transports: 0 }, `${h.node}: worker holds nothing`);
+  });
+});
