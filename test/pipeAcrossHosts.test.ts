@@ -189,7 +189,10 @@ describe('A → B over a direct link: PipeTransports with SRTP and RTX between t
       await a.request('pause', { name: 'prodA' });
       await paused;
     });
+    const t0 = (await b.request('getStats', { name: 'pBA' }))[0];
     assert.equal(await arrivedOver(media, 1000), 0, 'no RTP at B while paused');
+    const t1 = (await b.request('getStats', { name: 'pBA' }))[0];
+    console.log(`# B's pipe transport over ~1.3 s of pause: bytesReceived +${t1.bytesReceived - t0.bytesReceived}, rtpBytesReceived +${t1.rtpBytesReceived - t0.rtpBytesReceived}`);
     const resumed = b.next('producerresume', 'cB');
     await a.request('resume', { name: 'prodA' });
     await resumed;
@@ -399,8 +402,21 @@ describe('the relay dies mid-stream (SIGKILL of every process in R\'s namespace)
     const closes: string[] = [];
     for (const n of ['cB', 'ppB', 'pBR']) b.once(`closed:${n}`, () => closes.push(n));
     for (const n of ['pcA', 'pAR']) a.once(`closed:${n}`, () => closes.push(n));
+    // mediasoup's receive-stream inactivity check (score 0) runs only for simulcast producers
+    // with several streams, never for a pipe producer: watch for a score event anyway.
+    const scores: unknown[] = [];
+    b.on('score:ppB', (m: { score: unknown }) => scores.push(m.score));
     const killedAt = Date.now();
     await net.kill('R');
+    // What B can see: its pipe transport's bytesReceived (RTP and RTCP) stops growing.
+    let last = -1;
+    for (;;) {
+      const now = (await b.request('getStats', { name: 'pBR' }))[0].bytesReceived as number;
+      if (now === last) break;
+      last = now;
+      await sleep(250);
+    }
+    timings.push(['relay killed → B sees its pipe bytesReceived unchanged over 250 ms', Date.now() - killedAt]);
     assert.equal(await arrivedOver(media, 700), 0, 'media stops at B');
     const sent0 = (await a.request('getStats', { name: 'pAR' }))[0].rtpBytesSent as number;
     await sleep(500);
@@ -410,6 +426,7 @@ describe('the relay dies mid-stream (SIGKILL of every process in R\'s namespace)
     assert.deepEqual(closes, [], 'no close anywhere: pipe transports do not notice a dead peer');
     const dumpB = (await b.request('dump')).router;
     assert.equal(dumpB.transportIds.length, 2, 'B still has its pipe and plain transports');
+    console.log(`# score events of B's pipe producer since R died: ${JSON.stringify(scores)}`);
     await assert.rejects(b.request('connectPipeTransport', { name: 'pBR', ip: net.mediaIp('A'), port: 9, srtpParameters: {} }), /connect\(\) already called/, 'a pipe transport connects once');
 
     // Re-route over a new direct link. The far producer cannot move to another transport and
