@@ -29,6 +29,7 @@ export class MsHost extends EventEmitter {
       env: { ...process.env, DEBUG: 'mediasoup:WARN* mediasoup:ERROR* mediasoup:Channel' },
     });
     this.proc.stderr!.on('data', (d: Buffer) => (this.log += d));
+    this.proc.stdin!.on('error', () => undefined); // a host killed mid-test: its requests reject below
     createInterface({ input: this.proc.stdout! }).on('line', (line) => {
       const m = JSON.parse(line) as Json;
       if (m.event) return void this.emit(`${m.event}:${m.name}`, m);
@@ -46,6 +47,7 @@ export class MsHost extends EventEmitter {
   }
 
   request(op: string, body: Json = {}, timeoutMs = 10000): Promise<Json> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return Promise.reject(new Error(`${this.node} ${op}: host is gone`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -69,7 +71,7 @@ export class MsHost extends EventEmitter {
   }
 
   async exit(): Promise<void> {
-    if (this.proc.exitCode !== null) return;
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
     const exited = new Promise((r) => this.proc.once('exit', r));
     await this.request('exit').catch(() => undefined);
     await exited;
