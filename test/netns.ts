@@ -126,20 +126,20 @@ export async function listNetns(): Promise<string[]> {
 
 /**
  * Removes namespaces and root-side links left by test processes that are no longer alive
- * (their pid is in the name). Returns what it removed.
+ * (their pid is in the name; a zombie nobody reaps counts as dead). Returns what it removed.
  */
 export async function sweepNetns(): Promise<string[]> {
   const removed: string[] = [];
   for (const ns of await listNetns()) {
     const m = NS_PATTERN.exec(ns);
-    if (m && !alive(Number(m[1]))) {
+    if (m && processGone(Number(m[1]))) {
       await destroyNs(ns);
       removed.push(ns);
     }
   }
   for (const name of await rootLinks()) {
     const m = ROOT_LINK_PATTERN.exec(name);
-    if (m && !alive(parseInt(m[1]!, 36))) {
+    if (m && processGone(parseInt(m[1]!, 36))) {
       await ip('link', 'del', name).catch(() => undefined);
       removed.push(name);
     }
