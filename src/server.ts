@@ -323,7 +323,7 @@ export class AuraServer {
     this.manager.on('linkReport', (_room, p, rtts) => {
       this.mesh.reportClientRtts(p.identity, rtts).catch((err: unknown) => this.log.debug({ err }, 'client link report not stored'));
     });
-    registerMeshApi(this.app, this.mesh, this.verifier, config.node_id);
+    registerMeshApi(this.app, this.mesh, this.verifier, config.node_id, () => (this.pipes?.paths() ?? []).map(({ room, producerId, path }) => ({ room, producerId, path })));
     const roomService = new RoomServiceApi(this.manager, this.messaging, this.sfu).methods();
     if (dir && this.nodeClient) {
       this.commands = new ClusterCommands(this.nodeClient);

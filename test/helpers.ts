@@ -47,7 +47,13 @@ const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
  * WebSocket, HTTP, /metrics. (In one process, uWS's sockets and Node's client sockets share
  * the libuv loop, and a reused file descriptor can hit a stale uWS poll; see the README.)
  */
-export async function startServer(overrides: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<TestServer> {
+/** Where a test server runs: by default here on 127.0.0.1; or inside a network namespace, reached at `host`. */
+export interface ServerPlace {
+  netns: string;
+  host: string;
+}
+
+export async function startServer(overrides: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}, place?: ServerPlace): Promise<TestServer> {
   // Each test server gets its own media ports (WebRtcServer ports are fixed per worker).
   // Below the kernel's ephemeral range (32768+), where outgoing connections take ports.
   const base = 20000 + Math.floor(Math.random() * 300) * 40;
@@ -67,7 +73,9 @@ export async function startServer(overrides: Record<string, unknown> = {}, env: 
   );
   const file = join(dir, 'config.yaml');
   writeFileSync(file, YAML.stringify(cfg));
-  const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], {
+  const argv = [CLI, 'serve', '--config', file];
+  // `ip netns exec` execs the command: the child is the server itself (signals reach it).
+  const proc = spawn(place ? 'ip' : process.execPath, place ? ['netns', 'exec', place.netns, process.execPath, ...argv] : argv, {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -102,8 +110,9 @@ export async function startServer(overrides: Record<string, unknown> = {}, env: 
     proc.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
     void exited.then((code) => reject(new Error(`server exited (${code}) before listening:\n${logs.join('\n')}`)));
   });
-  const url = `ws://127.0.0.1:${port}`;
-  const http = `http://127.0.0.1:${port}`;
+  const host = place?.host ?? '127.0.0.1';
+  const url = `ws://${host}:${port}`;
+  const http = `http://${host}:${port}`;
   const token: TestServer['token'] = (identity, room = 'room1', grant = {}) => {
     const { name, metadata, ...video } = grant;
     return createToken(KEY, SECRET, { identity, name, metadata, video: { roomJoin: true, room, ...video } });

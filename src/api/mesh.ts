@@ -70,7 +70,14 @@ const schemas = {
  * cluster's Redis. Authenticated with a JWT from a configured API key carrying `mesh: true`
  * (`auralink token create --mesh`). GET /internal/mesh/probe is open: it is what peers time.
  */
-export function registerMeshApi(app: uWS.TemplatedApp, mesh: MeshService, verifier: TokenVerifier, nodeId: string): void {
+/** A producer carried to this node over other nodes (the cascade): the path it takes, origin first. */
+export interface MediaRoute {
+  room: string;
+  producerId: string;
+  path: string[];
+}
+
+export function registerMeshApi(app: uWS.TemplatedApp, mesh: MeshService, verifier: TokenVerifier, nodeId: string, mediaRoutes: () => MediaRoute[]): void {
   // Browsers measure it too (from another node's page): allow any origin, it says nothing.
   const probeBody = JSON.stringify({ node: nodeId });
   app.get('/internal/mesh/probe', (res) => {
@@ -106,6 +113,7 @@ export function registerMeshApi(app: uWS.TemplatedApp, mesh: MeshService, verifi
     if (trust === undefined) return { status: 404, body: { code: 'UNKNOWN_NODE', message: 'no such node' } };
     return { status: 200, body: { id: nodeId, trust, level: trustLevel(trust) } };
   });
+  route(app, 'get', '/internal/mesh/routes', 0, null, async () => ({ status: 200, body: { node: nodeId, routes: mediaRoutes() } }));
   route(app, 'get', '/internal/mesh/nodes', 0, null, async () => {
     const nodes = [...mesh.registry.snapshot().nodes.values()].map((n) => ({ ...n, trustLevel: trustLevel(n.trust) }));
     return { status: 200, body: { nodes } };

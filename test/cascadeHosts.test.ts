@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { ChildProcess } from 'node:child_process';
+import { createToken } from '../src/auth/token.js';
+import type { SignalClient } from '../src/client/signalClient.js';
+import { eventually, KEY, SECRET, sleep, startServer, type TestServer } from './helpers.js';
+import { TestNet, sweepNetns } from './netns.js';
+import { fixture, UdpSink, VP8_PRODUCER } from './pipeMedia.js';
+
+// The cascade between real hosts: four nodes in network namespaces (test/netns.ts), edges A
+// and B with NO direct link, both linked to relays R1 and R2. A publishes (plain RTP, VP8),
+// B subscribes: media must go A → relay → B on the path the mesh measured; killing that relay
+// moves it to the other; a direct A–B link, once measured, takes it.
+
+const PORT = 7880;
+const SSRC = 4321;
+const mesh = createToken(KEY, SECRET, { identity: 'test', video: {}, mesh: true });
+
+interface Route {
+  room: string;
+  producerId: string;
+  path: string[];
+}
+
+describe('media between hosts through relay nodes', () => {
+  let net: TestNet;
+  const nodes: Record<string, TestServer> = {};
+  let source: ChildProcess | undefined;
+  let sink: UdpSink | undefined;
+
+  before(async () => {
+    await sweepNetns();
+    net = await TestNet.create({
+      nodes: ['A', 'B', 'R1', 'R2'],
+      links: [
+        { a: 'A', b: 'R1' },
+        { a: 'A', b: 'R2' },
+        { a: 'B', b: 'R1' },
+        { a: 'B', b: 'R2' },
+      ],
+    });
+    const redis = await net.startRedis(6390);
+    const cfg = (node: string) => ({
+      node_id: node,
+      bind_address: '0.0.0.0',
+      port: PORT,
+      redis: { url: redis.url },
+      turn: { mode: 'off' },
+      sfu: {
+        listen_ip: net.mediaIp(node),
+        webrtc_port: 40000,
+        rtc_min_port: 40010,
+        rtc_max_port: 40100,
+        allow_plain_transports: true,
+        cascade_reroute_check_ms: 300,
+        cascade_reroute_hold_ms: 1000,
+      },
+      // Probes go to the media address: the mesh measures the links media takes.
+      mesh: { role: node.startsWith('R') ? 'relay' : 'edge', public_url: `http://${net.mediaIp(node)}:${PORT}`, redis_prefix: 'nsc:', heartbeat_ms: 200, probe_interval_ms: 300 },
+    });
+    const started = await Promise.all(['A', 'B', 'R1', 'R2'].map((n) => startServer(cfg(n), {}, { netns: net.ns(n), host: net.controlIp(n) })));
+    ['A', 'B', 'R1', 'R2'].forEach((n, i) => (nodes[n] = started[i]!));
+  });
+
+  after(async () => {
+    source?.kill('SIGKILL');
+    sink?.proc.kill('SIGKILL');
+    await Promise.all(Object.values(nodes).map((s) => s.close().catch(() => undefined)));
+    await net?.close();
+    assert.deepEqual((await sweepNetns()).length, 0);
+  });
+
+  const routes = async (n: string): Promise<Route[]> =>
+    ((await (await fetch(`${nodes[n]!.http}/internal/mesh/routes`, { headers: { authorization: `Bearer ${mesh}` } })).json()) as { routes: Route[] }).routes;
+
+  /** B's subscriber: a plain consumer to the sink, made again whenever the producer is announced again (a re-route). */
+  async function subscribe(bob: SignalClient, producerId: string, port: number): Promise<void> {
+    const recv = (await bob.request('createTransport', { consuming: true, plain: true })).transport!;
+    await bob.request('connectTransport', { transportId: recv.id, plainIp: '127.0.0.1', plainPort: port });
+    const consume = async (): Promise<void> => {
+      const c = (await bob.request('consume', { producerId, transportId: recv.id, rtpCapabilities: await bob.routerCapabilities() })).consumer!;
+      await bob.request('resumeConsumer', { consumerId: c.id });
+    };
+    bob.on('producerAdded', (p) => {
+      if (p.producerId === producerId) void consume().catch(() => undefined);
+    });
+    await consume();
+  }
+
+  const flowing = async (what: string, ms = 5000): Promise<void> => {
+    const n0 = sink!.latest.rtp;
+    await eventually(() => sink!.latest.rtp > n0 + 30, ms, what);
+  };
+
+  test('A→relay→B on the measured path; the relay SIGKILLed: the other relay within 3 s; a direct link: the pipes move to it', async (t) => {
+    // Every node has measured its links (no A–B link: A and B cannot probe each other).
+    await eventually(async () => (await (await fetch(`${nodes.B!.http}/metrics`)).text()).includes('auralink_mesh'), 5000, 'mesh up');
+    await sleep(1500);
+    const alice = await nodes.A!.client('alice', 'xh');
+    const bob = await nodes.B!.client('bob', 'xh');
+    const send = (await alice.request('createTransport', { producing: true, plain: true })).transport!;
+    assert.equal(send.plainIp, net.mediaIp('A'));
+    const added = bob.next('producerAdded');
+    const producerId = (await alice.request('produce', { transportId: send.id, kind: 'video', rtpParameters: JSON.stringify(VP8_PRODUCER(SSRC)) })).id!;
+    await added;
+    source = net.run('A', process.execPath, [fixture('rtpReplay.js'), send.plainIp!, String(send.plainPort), String(SSRC)]);
+    sink = await UdpSink.start(net, 'B');
+    await subscribe(bob, producerId, sink.port);
+    await flowing('RTP from A at B, through a relay', 10_000);
+    const [first] = await routes('B');
+    assert.equal(first?.producerId, producerId);
+    assert.equal(first!.path.length, 3, `A → relay → B (${first!.path.join(' → ')})`);
+    const relay = first!.path[1]!;
+    assert.ok(relay === 'R1' || relay === 'R2');
+    assert.equal(await nodes[relay]!.metric('auralink_cascade_producers', { direction: 'in' }), 1, 'the relay carries it once');
+
+    // The relay dies mid-stream: media comes again through the other one, no action of B's app.
+    const other = relay === 'R1' ? 'R2' : 'R1';
+    const killedAt = Date.now();
+    await net.kill(relay);
+    await flowing(`RTP again through ${other}`, 3000);
+    const failoverMs = Date.now() - killedAt;
+    const [second] = await routes('B');
+    assert.deepEqual(second!.path, ['A', other, 'B'], `re-routed through ${other} in ${failoverMs} ms`);
+    t.diagnostic(`path ${first!.path.join('→')}, after SIGKILL of ${relay}: ${second!.path.join('→')}, media again after ${failoverMs} ms`);
+
+    // A direct link appears; once the mesh has measured it the pipes move there.
+    await net.addLink('A', 'B');
+    await eventually(async () => (await routes('B'))[0]?.path.join() === 'A,B', 10_000, 'path moved to the direct link');
+    await flowing('RTP over the direct link');
+    await eventually(async () => (await nodes[other]!.metric('auralink_cascade_links')) === 0, 5000, 'the relay released its links');
+    await bob.leave();
+    await alice.leave();
+    for (const n of ['A', 'B', other]) {
+      await eventually(async () => (await nodes[n]!.metric('auralink_cascade_links')) === 0, 5000, `${n}: no link left`);
+      for (const type of ['transport', 'producer', 'consumer']) {
+        await eventually(async () => (await nodes[n]!.metric('auralink_sfu_objects', { type })) === 0, 5000, `${n}: no ${type} left`);
+      }
+    }
+    delete nodes[relay]; // killed: nothing to close
+  });
+});
