@@ -194,7 +194,7 @@ export class AuraServer {
       activeSpeakerIntervalMs: sfu.active_speaker_interval_ms,
       audioLevelIntervalMs: sfu.audio_level_interval_ms,
     };
-    const pipeOpts = { nodeId: config.node_id, listenIp: sfu.listen_ip, announcedIp: sfu.announced_ip, lingerMs: sfu.cascade_linger_ms };
+    const pipeOpts = { nodeId: config.node_id, listenIp: sfu.listen_ip, announcedIp: sfu.announced_ip, lingerMs: sfu.cascade_linger_ms, lossSampleMs: 1000 };
     // Edges run the SFU; relays in a cluster run workers for pipe transports only.
     if (sfu.enabled && (!relay || this.nodeClient)) {
       this.pool = new WorkerPool(
@@ -214,7 +214,7 @@ export class AuraServer {
     if (this.pool && relay && this.nodeClient) {
       const relayRooms = new RelayRooms(this.pool, roomOpts, this.log);
       this.relayRooms = relayRooms;
-      this.pipes = new PipeRouter(relayRooms, this.nodeClient, undefined, () => undefined, pipeOpts, this.log);
+      this.pipes = new PipeRouter(relayRooms, this.nodeClient, undefined, () => undefined, pipeOpts, this.log, this.mesh.mediaLinks);
       this.mesh.nodes.on('nodeOffline', (id) => this.pipes?.nodeGone(id));
       registerSfuMetrics(this.metrics.registry, this.pool, relayRooms.rooms);
     }
@@ -233,7 +233,7 @@ export class AuraServer {
         control = this.aic;
       }
       if (dir && this.nodeClient && this.cluster) {
-        this.pipes = new PipeRouter(edgeRooms(this.sfu), this.nodeClient, control, (name) => this.manager.rooms.get(name), pipeOpts, this.log);
+        this.pipes = new PipeRouter(edgeRooms(this.sfu), this.nodeClient, control, (name) => this.manager.rooms.get(name), pipeOpts, this.log, this.mesh.mediaLinks);
         this.cascade = new Cascade(
           this.pipes,
           this.sfu,

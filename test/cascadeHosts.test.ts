@@ -22,6 +22,64 @@ interface Route {
   path: string[];
 }
 
+
+/** Our server in each node's namespace; probes and media on the node's media address. */
+async function startNodes(net: TestNet, redisUrl: string, names: string[]): Promise<Record<string, TestServer>> {
+  const cfg = (node: string) => ({
+    node_id: node,
+    bind_address: '0.0.0.0',
+    port: PORT,
+    redis: { url: redisUrl },
+    turn: { mode: 'off' },
+    sfu: {
+      listen_ip: net.mediaIp(node),
+      webrtc_port: 40000,
+      rtc_min_port: 40010,
+      rtc_max_port: 40100,
+      allow_plain_transports: true,
+      cascade_reroute_check_ms: 300,
+      cascade_reroute_hold_ms: 1000,
+    },
+    // Probes go to the media address: the mesh measures the links media takes.
+    mesh: { role: node.startsWith('R') ? 'relay' : 'edge', public_url: `http://${net.mediaIp(node)}:${PORT}`, redis_prefix: 'nsc:', heartbeat_ms: 200, probe_interval_ms: 300 },
+  });
+  const started = await Promise.all(names.map((n) => startServer(cfg(n), {}, { netns: net.ns(n), host: net.controlIp(n) })));
+  return Object.fromEntries(names.map((n, i) => [n, started[i]!]));
+}
+
+const routesOf = async (t: TestServer): Promise<Route[]> =>
+  ((await (await fetch(`${t.http}/internal/mesh/routes`, { headers: { authorization: `Bearer ${mesh}` } })).json()) as { routes: Route[] }).routes;
+
+/** B's subscriber: a plain consumer to the sink, made again whenever the producer is announced again (a re-route). */
+async function subscribe(bob: SignalClient, producerId: string, port: number): Promise<void> {
+  const recv = (await bob.request('createTransport', { consuming: true, plain: true })).transport!;
+  await bob.request('connectTransport', { transportId: recv.id, plainIp: '127.0.0.1', plainPort: port });
+  const consume = async (): Promise<void> => {
+    const c = (await bob.request('consume', { producerId, transportId: recv.id, rtpCapabilities: await bob.routerCapabilities() })).consumer!;
+    await bob.request('resumeConsumer', { consumerId: c.id });
+  };
+  bob.on('producerAdded', (p) => {
+    if (p.producerId === producerId) void consume().catch(() => undefined);
+  });
+  await consume();
+}
+
+/** Alice on A publishes VP8 (the replayed capture, ~400 kbit/s) from inside A's namespace. */
+async function publish(net: TestNet, alice: SignalClient, bob: SignalClient): Promise<{ producerId: string; source: ChildProcess }> {
+  const send = (await alice.request('createTransport', { producing: true, plain: true })).transport!;
+  assert.equal(send.plainIp, net.mediaIp('A'));
+  const added = bob.next('producerAdded');
+  const producerId = (await alice.request('produce', { transportId: send.id, kind: 'video', rtpParameters: JSON.stringify(VP8_PRODUCER(SSRC)) })).id!;
+  await added;
+  const source = net.run('A', process.execPath, [fixture('rtpReplay.js'), send.plainIp!, String(send.plainPort), String(SSRC)]);
+  return { producerId, source };
+}
+
+const flowing = async (sink: UdpSink, what: string, ms = 5000): Promise<void> => {
+  const n0 = sink.latest.rtp;
+  await eventually(() => sink.latest.rtp > n0 + 30, ms, what);
+};
+
 describe('media between hosts through relay nodes', () => {
   let net: TestNet;
   const nodes: Record<string, TestServer> = {};
@@ -40,26 +98,7 @@ describe('media between hosts through relay nodes', () => {
       ],
     });
     const redis = await net.startRedis(6390);
-    const cfg = (node: string) => ({
-      node_id: node,
-      bind_address: '0.0.0.0',
-      port: PORT,
-      redis: { url: redis.url },
-      turn: { mode: 'off' },
-      sfu: {
-        listen_ip: net.mediaIp(node),
-        webrtc_port: 40000,
-        rtc_min_port: 40010,
-        rtc_max_port: 40100,
-        allow_plain_transports: true,
-        cascade_reroute_check_ms: 300,
-        cascade_reroute_hold_ms: 1000,
-      },
-      // Probes go to the media address: the mesh measures the links media takes.
-      mesh: { role: node.startsWith('R') ? 'relay' : 'edge', public_url: `http://${net.mediaIp(node)}:${PORT}`, redis_prefix: 'nsc:', heartbeat_ms: 200, probe_interval_ms: 300 },
-    });
-    const started = await Promise.all(['A', 'B', 'R1', 'R2'].map((n) => startServer(cfg(n), {}, { netns: net.ns(n), host: net.controlIp(n) })));
-    ['A', 'B', 'R1', 'R2'].forEach((n, i) => (nodes[n] = started[i]!));
+    Object.assign(nodes, await startNodes(net, redis.url, ['A', 'B', 'R1', 'R2']));
   });
 
   after(async () => {
@@ -70,27 +109,7 @@ describe('media between hosts through relay nodes', () => {
     assert.deepEqual((await sweepNetns()).length, 0);
   });
 
-  const routes = async (n: string): Promise<Route[]> =>
-    ((await (await fetch(`${nodes[n]!.http}/internal/mesh/routes`, { headers: { authorization: `Bearer ${mesh}` } })).json()) as { routes: Route[] }).routes;
-
-  /** B's subscriber: a plain consumer to the sink, made again whenever the producer is announced again (a re-route). */
-  async function subscribe(bob: SignalClient, producerId: string, port: number): Promise<void> {
-    const recv = (await bob.request('createTransport', { consuming: true, plain: true })).transport!;
-    await bob.request('connectTransport', { transportId: recv.id, plainIp: '127.0.0.1', plainPort: port });
-    const consume = async (): Promise<void> => {
-      const c = (await bob.request('consume', { producerId, transportId: recv.id, rtpCapabilities: await bob.routerCapabilities() })).consumer!;
-      await bob.request('resumeConsumer', { consumerId: c.id });
-    };
-    bob.on('producerAdded', (p) => {
-      if (p.producerId === producerId) void consume().catch(() => undefined);
-    });
-    await consume();
-  }
-
-  const flowing = async (what: string, ms = 5000): Promise<void> => {
-    const n0 = sink!.latest.rtp;
-    await eventually(() => sink!.latest.rtp > n0 + 30, ms, what);
-  };
+  const routes = (n: string): Promise<Route[]> => routesOf(nodes[n]!);
 
   test('A→relay→B on the measured path; the relay SIGKILLed: the other relay within 3 s; a direct link: the pipes move to it', async (t) => {
     // Every node has measured its links (no A–B link: A and B cannot probe each other).
@@ -98,15 +117,12 @@ describe('media between hosts through relay nodes', () => {
     await sleep(1500);
     const alice = await nodes.A!.client('alice', 'xh');
     const bob = await nodes.B!.client('bob', 'xh');
-    const send = (await alice.request('createTransport', { producing: true, plain: true })).transport!;
-    assert.equal(send.plainIp, net.mediaIp('A'));
-    const added = bob.next('producerAdded');
-    const producerId = (await alice.request('produce', { transportId: send.id, kind: 'video', rtpParameters: JSON.stringify(VP8_PRODUCER(SSRC)) })).id!;
-    await added;
-    source = net.run('A', process.execPath, [fixture('rtpReplay.js'), send.plainIp!, String(send.plainPort), String(SSRC)]);
+    const pub = await publish(net, alice, bob);
+    source = pub.source;
+    const producerId = pub.producerId;
     sink = await UdpSink.start(net, 'B');
     await subscribe(bob, producerId, sink.port);
-    await flowing('RTP from A at B, through a relay', 10_000);
+    await flowing(sink, 'RTP from A at B, through a relay', 10_000);
     const [first] = await routes('B');
     assert.equal(first?.producerId, producerId);
     assert.equal(first!.path.length, 3, `A → relay → B (${first!.path.join(' → ')})`);
@@ -118,7 +134,7 @@ describe('media between hosts through relay nodes', () => {
     const other = relay === 'R1' ? 'R2' : 'R1';
     const killedAt = Date.now();
     await net.kill(relay);
-    await flowing(`RTP again through ${other}`, 3000);
+    await flowing(sink, `RTP again through ${other}`, 3000);
     const failoverMs = Date.now() - killedAt;
     const [second] = await routes('B');
     assert.deepEqual(second!.path, ['A', other, 'B'], `re-routed through ${other} in ${failoverMs} ms`);
@@ -127,7 +143,7 @@ describe('media between hosts through relay nodes', () => {
     // A direct link appears; once the mesh has measured it the pipes move there.
     await net.addLink('A', 'B');
     await eventually(async () => (await routes('B'))[0]?.path.join() === 'A,B', 10_000, 'path moved to the direct link');
-    await flowing('RTP over the direct link');
+    await flowing(sink, 'RTP over the direct link');
     await eventually(async () => (await nodes[other]!.metric('auralink_cascade_links')) === 0, 5000, 'the relay released its links');
     await bob.leave();
     await alice.leave();
@@ -138,5 +154,58 @@ describe('media between hosts through relay nodes', () => {
       }
     }
     delete nodes[relay]; // killed: nothing to close
+  });
+});
+
+describe('a bandwidth-starved direct link loses to a relayed path once media has measured it', () => {
+  let net: TestNet;
+  let nodes: Record<string, TestServer> = {};
+  let source: ChildProcess | undefined;
+  let sink: UdpSink | undefined;
+  before(async () => {
+    await sweepNetns();
+    net = await TestNet.create({
+      nodes: ['A', 'B', 'R1'],
+      links: [
+        { a: 'A', b: 'R1' },
+        { a: 'B', b: 'R1' },
+        // Probes (a few bytes) pass it as well as any link; ~400 kbit/s of video does not.
+        { a: 'A', b: 'B', rateKbit: 120 },
+      ],
+    });
+    const redis = await net.startRedis(6391);
+    nodes = await startNodes(net, redis.url, ['A', 'B', 'R1']);
+  });
+  after(async () => {
+    source?.kill('SIGKILL');
+    sink?.proc.kill('SIGKILL');
+    await Promise.all(Object.values(nodes).map((s) => s.close().catch(() => undefined)));
+    await net?.close();
+    assert.deepEqual((await sweepNetns()).length, 0);
+  });
+
+  test('media starts on the direct link (cheapest by probes), its loss moves it through the relay', async (t) => {
+    await sleep(1500); // probes measure every link
+    const alice = await nodes.A!.client('alice', 'tbf');
+    const bob = await nodes.B!.client('bob', 'tbf');
+    const pub = await publish(net, alice, bob);
+    source = pub.source;
+    sink = await UdpSink.start(net, 'B');
+    await subscribe(bob, pub.producerId, sink.port);
+    const first = (await routesOf(nodes.B!))[0]!;
+    assert.deepEqual(first.path, ['A', 'B'], 'the probes rate the direct link best');
+    const startedAt = Date.now();
+    // The media congests the link: the probes crossing it see the loss and queueing (and the
+    // pipe consumers' receiver reports, folded into the link's loss), so the planner moves it.
+    await eventually(async () => (await routesOf(nodes.B!))[0]?.path.join() === 'A,R1,B', 15_000, 'moved through the relay');
+    const movedMs = Date.now() - startedAt;
+    t.diagnostic(`moved from A→B (120 kbit/s) to A→R1→B ${movedMs} ms after media started`);
+    const n0 = sink.latest.rtp;
+    await sleep(2000);
+    const rate = (sink.latest.rtp - n0) / 2;
+    t.diagnostic(`${rate} RTP packets/s at B through the relay`);
+    await flowing(sink, 'RTP through the relay');
+    await bob.leave();
+    await alice.leave();
   });
 });

@@ -4,6 +4,7 @@ import type { Logger } from '../obs/logger.js';
 import { MemoryRegistry } from './memoryRegistry.js';
 import { learnedKeys, RoutePlanner, TIERS, type RouteCandidate, type RoutePlan, type RoutePolicy, type RouteQuery } from './planner.js';
 import { Prober } from './prober.js';
+import { MediaLinks } from './mediaLinks.js';
 import { QualityPredictor } from './quality.js';
 import { RedisRegistry } from './redisRegistry.js';
 import { RouteCache } from './routeCache.js';
@@ -50,6 +51,8 @@ export class MeshService {
   readonly cache: RouteCache;
   readonly predictor = new QualityPredictor();
   private readonly prober: Prober;
+  /** What media sees on this node's links (the cascade records it; the prober reports it). */
+  readonly mediaLinks = new MediaLinks(300_000);
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private beating = false;
   private ticks = 0;
@@ -67,7 +70,7 @@ export class MeshService {
     const registry = (this.registry = redis ?? new MemoryRegistry(ttl));
     this.planner = new RoutePlanner(() => this.registry.snapshot(), this.predictor, opts.policy);
     this.cache = new RouteCache(opts.routeCacheTtlMs, opts.routeCacheMax, redis ? { client: redis.client, prefix: opts.redisPrefix } : undefined);
-    this.prober = new Prober(opts.nodeId, this.registry, { intervalMs: opts.probeIntervalMs, fanout: opts.probeFanout, timeoutMs: 1000 }, log);
+    this.prober = new Prober(opts.nodeId, this.registry, { intervalMs: opts.probeIntervalMs, fanout: opts.probeFanout, timeoutMs: 1000 }, log, this.mediaLinks);
     this.registry.on('nodeOffline', (id) => {
       this.log.info({ meshNode: id }, 'mesh node offline');
       void this.cache.invalidateNode(id);

@@ -1,4 +1,5 @@
 import type { Logger } from '../obs/logger.js';
+import type { MediaLinks } from './mediaLinks.js';
 import type { Link, MeshNode, NodeRegistry } from './types.js';
 
 interface PeerStats {
@@ -23,6 +24,8 @@ export class Prober {
     private readonly registry: NodeRegistry,
     private readonly opts: { intervalMs: number; fanout: number; timeoutMs: number },
     private readonly log: Logger,
+    /** Loss the media itself sees on links to each peer (folded into the probe's). */
+    private readonly media?: MediaLinks,
   ) {}
 
   start(): void {
@@ -76,11 +79,12 @@ export class Prober {
       return { from: this.selfId, to: peer.id, latencyMs: 1000, lossPct: 100, jitterMs: 0, bandwidthKbps: 0, updatedAt: Date.now(), source: 'probe' };
     }
     const mean = got.reduce((a, b) => a + b, 0) / got.length;
+    const probeLoss = (s.rtts.length - got.length) / s.rtts.length;
     return {
       from: this.selfId,
       to: peer.id,
       latencyMs: Math.round((mean / 2) * 100) / 100,
-      lossPct: Math.round(((s.rtts.length - got.length) / s.rtts.length) * 10000) / 100,
+      lossPct: Math.round(Math.max(probeLoss * 100, this.media?.lossTo(peer.id) ?? 0) * 100) / 100,
       jitterMs: Math.round(s.jitter * 100) / 100,
       bandwidthKbps: 0,
       updatedAt: Date.now(),

@@ -27,6 +27,16 @@ export function registerCascadeMetrics(registry: Registry, cascade: PipeRouter):
     },
   });
   new Gauge({
+    name: 'auralink_cascade_loss_percent',
+    help: "Loss on this node's outgoing media to each peer node (the far side's RTCP receiver reports, worst stream)",
+    labelNames: ['peer'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [peer, pct] of cascade.lossByPeer) this.set({ peer }, pct);
+    },
+  });
+  new Gauge({
     name: 'auralink_cascade_bytes',
     help: 'Bytes through the pipe transports to each peer node (sent / received), from mediasoup',
     labelNames: ['direction', 'peer'] as const,

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { types } from 'mediasoup';
+import type { MediaLinks } from '../../mesh/mediaLinks.js';
 import type { Logger } from '../../obs/logger.js';
 import type { MediaControl } from '../../sfu/mediaControl.js';
 import { SfuPeer } from '../../sfu/sfuPeer.js';
@@ -16,6 +17,8 @@ export interface PipeRouterOptions {
   announcedIp: string;
   /** A piped-in producer nobody here uses stays this long (a re-subscribe costs nothing). */
   lingerMs: number;
+  /** How often the loss on each outgoing link is read from the pipe consumers' RTCP. */
+  lossSampleMs: number;
 }
 
 /** A producer piped in here: where from (the path from its origin to this node) and what it is. */
@@ -54,6 +57,9 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   /** Piped-in producers whose close is expected (released, or closed by their publisher). */
   private readonly expected = new Set<string>();
   private closed = false;
+  /** Loss last read per peer node (outgoing media, from the far side's receiver reports). */
+  readonly lossByPeer = new Map<string, number>();
+  private readonly sampler: NodeJS.Timeout;
 
   constructor(
     private readonly rooms: MediaRooms,
@@ -63,8 +69,31 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     private readonly demandRoom: (room: string) => Parameters<MediaControl['pipeDemand']>[0] | undefined,
     private readonly opts: PipeRouterOptions,
     private readonly log: Logger,
+    /** Where the loss media sees on links goes (the mesh prober folds it into link metrics). */
+    private readonly mediaLinks?: MediaLinks,
   ) {
     super();
+    this.sampler = setInterval(() => void this.sampleLoss(), opts.lossSampleMs);
+    this.sampler.unref();
+  }
+
+  /** Per link: the worst loss any of its pipe consumers' receiver reports gives (0-255 → %). */
+  private async sampleLoss(): Promise<void> {
+    const worst = new Map<string, number>();
+    for (const l of this.links.values()) {
+      for (const c of l.out.values()) {
+        const stats = (await c.getStats().catch(() => [])) as { type: string; fractionLost?: number }[];
+        for (const s of stats) {
+          if (s.type !== 'outbound-rtp' || s.fractionLost === undefined) continue;
+          worst.set(l.node, Math.max(worst.get(l.node) ?? 0, (s.fractionLost / 256) * 100));
+        }
+      }
+    }
+    this.lossByPeer.clear();
+    for (const [peer, pct] of worst) {
+      this.lossByPeer.set(peer, pct);
+      this.mediaLinks?.record(peer, pct);
+    }
   }
 
   // ---------- pulling a producer here ----------
@@ -357,6 +386,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
 
   close(): void {
     this.closed = true;
+    clearInterval(this.sampler);
     for (const t of this.lingering.values()) clearTimeout(t);
     this.lingering.clear();
     for (const link of [...this.links.values()]) link.close();
