@@ -167,3 +167,63 @@ describe('a track published on one node, subscribed on another', () => {
     await bob.leave();
   });
 });
+
+describe('a room over three nodes: every subscriber receives every publisher, each producer crossing each link once', () => {
+  const p = `test:cas3:${randomUUID().slice(0, 8)}:`;
+  let n: TestServer[] = [];
+  before(async () => {
+    n = await Promise.all([1, 2, 3].map((i) => startServer(nodeCfg(p, `cas3-${i}`))));
+  });
+  after(async () => {
+    await Promise.all(n.map((s) => s.close()));
+  });
+
+  test('2 publishers (nodes 1 and 2), 10 plain-RTP subscribers on each node', async () => {
+    const pubs = [
+      { node: 0, ssrc: 11111 },
+      { node: 1, ssrc: 22222 },
+    ];
+    const published: { producerId: string; src: { stop(): void } }[] = [];
+    for (const [i, pub] of pubs.entries()) {
+      const c = await n[pub.node]!.client(`pub${i}`, 'r3');
+      const send = (await c.request('createTransport', { producing: true, plain: true })).transport!;
+      const producerId = (await c.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: opus(pub.ssrc) })).id!;
+      published.push({ producerId, src: rtpSource(send.plainIp!, send.plainPort!, pub.ssrc) });
+    }
+    const subs: { got: Buffer[]; sock: Socket; ssrcs: number[] }[] = [];
+    try {
+      for (let node = 0; node < 3; node++) {
+        for (let j = 0; j < 10; j++) {
+          const c = await n[node]!.client(`sub${node}-${j}`, 'r3');
+          const sock = createSocket('udp4');
+          const got: Buffer[] = [];
+          sock.on('message', (m) => {
+            if (isRtp(m)) got.push(m);
+          });
+          await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+          const recv = (await c.request('createTransport', { consuming: true, plain: true })).transport!;
+          await c.request('connectTransport', { transportId: recv.id, plainIp: '127.0.0.1', plainPort: sock.address().port });
+          const caps = await c.routerCapabilities();
+          const ssrcs: number[] = [];
+          for (const { producerId } of published) {
+            const consumer = (await c.request('consume', { producerId, transportId: recv.id, rtpCapabilities: caps })).consumer!;
+            await c.request('resumeConsumer', { consumerId: consumer.id });
+            ssrcs.push((JSON.parse(consumer.rtpParameters) as { encodings: { ssrc: number }[] }).encodings[0]!.ssrc);
+          }
+          subs.push({ got, sock, ssrcs });
+        }
+      }
+      const each = (s: (typeof subs)[number]): boolean => s.ssrcs.every((ssrc) => s.got.filter((m) => m.readUInt32BE(8) === ssrc).length >= 10);
+      await eventually(() => subs.every(each), 10_000, 'every subscriber has RTP of both publishers');
+      // Publisher on node 1 crosses to nodes 2 and 3 once each, whatever the subscriber count;
+      // node 2's likewise; node 3 publishes nothing.
+      assert.equal(await n[0]!.metric('auralink_cascade_producers', { direction: 'out' }), 2);
+      assert.equal(await n[1]!.metric('auralink_cascade_producers', { direction: 'out' }), 2);
+      assert.equal(await n[2]!.metric('auralink_cascade_producers', { direction: 'out' }), 0);
+      assert.equal(await n[2]!.metric('auralink_cascade_producers', { direction: 'in' }), 2);
+    } finally {
+      for (const pb of published) pb.src.stop();
+      for (const s of subs) s.sock.close();
+    }
+  });
+});
