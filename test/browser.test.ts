@@ -1,41 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { joinDemo, launch } from './chromium.js';
+import { find, joinDemo, launch, remoteStats } from './chromium.js';
 import { eventually, sleep, startServer, type TestServer } from './helpers.js';
 
 // End to end in a real browser: two demo pages in one room (see chromium.ts).
-
-interface TrackStat {
-  identity: string;
-  source: string;
-  kind: string;
-  framesDecoded: number;
-  packetsReceived: number;
-}
-
-/** Per subscribed track: what that consumer's RTCRtpReceiver reports (inbound-rtp). */
-function remoteStats(page: Page): Promise<TrackStat[]> {
-  return page.evaluate(async () => {
-    const room = (window as unknown as { auralinkRoom?: import('../src/client/room.js').Room }).auralinkRoom;
-    if (!room) return [];
-    const out: TrackStat[] = [];
-    for (const r of room.remote.values()) {
-      let framesDecoded = 0;
-      let packetsReceived = 0;
-      (await r.getStats()).forEach((s: { type: string; framesDecoded?: number; packetsReceived?: number }) => {
-        if (s.type !== 'inbound-rtp') return;
-        framesDecoded += s.framesDecoded ?? 0;
-        packetsReceived += s.packetsReceived ?? 0;
-      });
-      out.push({ identity: r.participantIdentity, source: r.source, kind: r.kind, framesDecoded, packetsReceived });
-    }
-    return out;
-  });
-}
-
-const find = (stats: TrackStat[], identity: string, source: string): TrackStat | undefined =>
-  stats.find((s) => s.identity === identity && s.source === source);
 
 describe('real browser end to end', () => {
   let t: TestServer;

@@ -28,8 +28,8 @@ const nodeCfg = (p: string, id: string) => ({
 
 const isRtp = (m: Buffer): boolean => (m[1]! & 0x7f) < 72 || (m[1]! & 0x7f) > 76;
 
-/** A plain-RTP subscriber: a UDP socket, a consuming plain transport to it, its consumer of `producerId`. */
-async function plainSubscriber(c: SignalClient, producerId: string): Promise<{ got: Buffer[]; consumerId: string; sock: Socket }> {
+/** A plain-RTP subscriber: a UDP socket, a consuming plain transport to it, its consumers of `producerIds` (resumed). */
+async function plainSubscriber(c: SignalClient, ...producerIds: string[]): Promise<{ got: Buffer[]; consumerId: string; ssrcs: number[]; sock: Socket }> {
   const sock = createSocket('udp4');
   const got: Buffer[] = [];
   sock.on('message', (m) => {
@@ -39,9 +39,15 @@ async function plainSubscriber(c: SignalClient, producerId: string): Promise<{ g
   const recv = (await c.request('createTransport', { consuming: true, plain: true })).transport!;
   await c.request('connectTransport', { transportId: recv.id, plainIp: '127.0.0.1', plainPort: sock.address().port });
   const caps = await c.routerCapabilities();
-  const consumer = (await c.request('consume', { producerId, transportId: recv.id, rtpCapabilities: caps })).consumer!;
-  await c.request('resumeConsumer', { consumerId: consumer.id });
-  return { got, consumerId: consumer.id, sock };
+  const ids: string[] = [];
+  const ssrcs: number[] = [];
+  for (const producerId of producerIds) {
+    const consumer = (await c.request('consume', { producerId, transportId: recv.id, rtpCapabilities: caps })).consumer!;
+    await c.request('resumeConsumer', { consumerId: consumer.id });
+    ids.push(consumer.id);
+    ssrcs.push((JSON.parse(consumer.rtpParameters) as { encodings: { ssrc: number }[] }).encodings[0]!.ssrc);
+  }
+  return { got, consumerId: ids[0]!, ssrcs, sock };
 }
 
 /** Sends opus-shaped RTP to a producing plain transport until stopped. */
@@ -195,21 +201,7 @@ describe('a room over three nodes: every subscriber receives every publisher, ea
       for (let node = 0; node < 3; node++) {
         for (let j = 0; j < 10; j++) {
           const c = await n[node]!.client(`sub${node}-${j}`, 'r3');
-          const sock = createSocket('udp4');
-          const got: Buffer[] = [];
-          sock.on('message', (m) => {
-            if (isRtp(m)) got.push(m);
-          });
-          await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-          const recv = (await c.request('createTransport', { consuming: true, plain: true })).transport!;
-          await c.request('connectTransport', { transportId: recv.id, plainIp: '127.0.0.1', plainPort: sock.address().port });
-          const caps = await c.routerCapabilities();
-          const ssrcs: number[] = [];
-          for (const { producerId } of published) {
-            const consumer = (await c.request('consume', { producerId, transportId: recv.id, rtpCapabilities: caps })).consumer!;
-            await c.request('resumeConsumer', { consumerId: consumer.id });
-            ssrcs.push((JSON.parse(consumer.rtpParameters) as { encodings: { ssrc: number }[] }).encodings[0]!.ssrc);
-          }
+          const { got, sock, ssrcs } = await plainSubscriber(c, ...published.map((x) => x.producerId));
           subs.push({ got, sock, ssrcs });
         }
       }

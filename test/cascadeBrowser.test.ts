@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { joinDemo, launch } from './chromium.js';
+import { find, joinDemo, launch, remoteStats, type TrackStat } from './chromium.js';
 import { eventually, sleep, startServer, type TestServer } from './helpers.js';
 import { PrivateRedis } from './redis.js';
 
@@ -11,34 +11,7 @@ import { PrivateRedis } from './redis.js';
 
 const redis = new PrivateRedis();
 
-interface TrackStat {
-  identity: string;
-  source: string;
-  framesDecoded: number;
-  packetsReceived: number;
-}
-
-function remoteStats(page: Page): Promise<TrackStat[]> {
-  return page.evaluate(async () => {
-    const room = (window as unknown as { auralinkRoom?: import('../src/client/room.js').Room }).auralinkRoom;
-    if (!room) return [];
-    const out: TrackStat[] = [];
-    for (const r of room.remote.values()) {
-      let framesDecoded = 0;
-      let packetsReceived = 0;
-      (await r.getStats()).forEach((s: { type: string; framesDecoded?: number; packetsReceived?: number }) => {
-        if (s.type !== 'inbound-rtp') return;
-        framesDecoded += s.framesDecoded ?? 0;
-        packetsReceived += s.packetsReceived ?? 0;
-      });
-      out.push({ identity: r.participantIdentity, source: r.source, framesDecoded, packetsReceived });
-    }
-    return out;
-  });
-}
-
-const stat = async (page: Page, identity: string, source: string): Promise<TrackStat | undefined> =>
-  (await remoteStats(page)).find((s) => s.identity === identity && s.source === source);
+const stat = async (page: Page, identity: string, source: string): Promise<TrackStat | undefined> => find(await remoteStats(page), identity, source);
 
 describe('real browsers on two nodes of one room', () => {
   const p = `test:casb:${randomUUID().slice(0, 8)}:`;

@@ -32,3 +32,34 @@ export async function joinDemo(browser: Browser, t: TestServer, room: string, na
   }
   return pages;
 }
+
+export interface TrackStat {
+  identity: string;
+  source: string;
+  kind: string;
+  framesDecoded: number;
+  packetsReceived: number;
+}
+
+/** Per subscribed track: what that consumer's RTCRtpReceiver reports (inbound-rtp). */
+export function remoteStats(page: Page): Promise<TrackStat[]> {
+  return page.evaluate(async () => {
+    const room = (window as unknown as { auralinkRoom?: import('../src/client/room.js').Room }).auralinkRoom;
+    if (!room) return [];
+    const out: TrackStat[] = [];
+    for (const r of room.remote.values()) {
+      let framesDecoded = 0;
+      let packetsReceived = 0;
+      (await r.getStats()).forEach((s: { type: string; framesDecoded?: number; packetsReceived?: number }) => {
+        if (s.type !== 'inbound-rtp') return;
+        framesDecoded += s.framesDecoded ?? 0;
+        packetsReceived += s.packetsReceived ?? 0;
+      });
+      out.push({ identity: r.participantIdentity, source: r.source, kind: r.kind, framesDecoded, packetsReceived });
+    }
+    return out;
+  });
+}
+
+export const find = (stats: TrackStat[], identity: string, source: string): TrackStat | undefined =>
+  stats.find((s) => s.identity === identity && s.source === source);

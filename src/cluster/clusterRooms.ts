@@ -11,8 +11,9 @@ import type { ParticipantInfo } from '../signal/messages.js';
 import { newId } from '../util/ids.js';
 import { isFrame, type ClusterDelivery } from './bridge.js';
 import type { DirEntry, FinishedRoom, RoomDirectory } from './directory.js';
-import type { ClusterOptions, DirEvent, Held, JoinResult, RosterEvents } from './clusterTypes.js';
-import { markRoster, reconcile, type RosterChange } from './reconcile.js';
+import type { ClusterOptions, DirEvent, JoinResult, RosterEvents } from './clusterTypes.js';
+import { HeldRooms } from './heldRooms.js';
+import { RosterSync } from './rosterSync.js';
 
 /**
  * One room across nodes: admission through the Redis directory (after the socket opened:
@@ -26,10 +27,9 @@ import { markRoster, reconcile, type RosterChange } from './reconcile.js';
 export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
   /** `Room.remote` changes (a direct call is node-local: the call policy listens). */
   readonly roster = new EventEmitter<RosterEvents>();
-  private readonly held = new Map<string, Held>();
-  private readonly work = new Set<Promise<unknown>>();
+  private readonly held: HeldRooms;
+  private readonly sync: RosterSync;
   private timer: NodeJS.Timeout | undefined;
-  private readonly timers = new Set<NodeJS.Timeout>();
   /**
    * No reaping until then: after an outage every lease in a Redis that kept its data has
    * lapsed, live nodes included; they renew within a lease of its return.
@@ -50,14 +50,16 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
   ) {
     super();
     this.chPrefix = dir.roomChannel('');
+    this.held = new HeldRooms(dir, (err) => this.markDown(err));
+    this.sync = new RosterSync(this.held, manager, dir, local, this.roster, opts, () => !this.down && !this.closed, log);
     for (const ev of ['participantJoined', 'participantLeft', 'trackPublished', 'trackUnpublished'] as const) {
       manager.on(ev, (...args: unknown[]) => (this.emit as (e: string, ...a: unknown[]) => boolean)(ev, ...args));
     }
-    manager.on('participantLeft', (room, p) => this.track(this.dir.leave(room.name, p.identity, p.sid)));
+    manager.on('participantLeft', (room, p) => this.held.track(this.dir.leave(room.name, p.identity, p.sid)));
     // Tracks in the directory: lists from other nodes show them.
     for (const ev of ['trackPublished', 'trackUnpublished', 'trackMuted'] as const) {
       manager.on(ev, (room, p) => {
-        if (!this.down && !this.closed) this.track(this.dir.updateTracks(room.name, p.identity, p.sid, [...p.tracks.values()]));
+        if (!this.down && !this.closed) this.held.track(this.dir.updateTracks(room.name, p.identity, p.sid, [...p.tracks.values()]));
       });
     }
     manager.on('roomFinished', (room) => this.localRoomClosed(room));
@@ -80,7 +82,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     // were not heard; a read of each held room finds them.
     let subOnce = false;
     dir.sub.on('ready', () => {
-      if (subOnce && !this.closed) for (const name of this.held.keys()) this.later(name, opts.heartbeatMs);
+      if (subOnce && !this.closed) for (const name of this.held.names()) this.sync.later(name, opts.heartbeatMs);
       subOnce = true;
     });
   }
@@ -115,28 +117,6 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     this.log.warn({ err: (err as Error).message }, 'cluster: Redis lost; this node serves its own participants, resyncing when it returns');
   }
 
-  private track<T>(p: Promise<T>): void {
-    const w = p.catch((err: Error) => this.markDown(err)).finally(() => this.work.delete(w));
-    this.work.add(w);
-  }
-
-  private hold(name: string): Held {
-    let h = this.held.get(name);
-    if (!h) {
-      h = { subscribed: this.dir.sub.subscribe(this.dir.roomChannel(name)), joining: 0, buffer: [], chain: Promise.resolve(), reads: 0, gone: new Set(), synced: false };
-      h.subscribed.catch(() => undefined);
-      this.held.set(name, h);
-    }
-    return h;
-  }
-
-  /** Directory work for one room runs in order (admissions, releases, resyncs). */
-  private serial<T>(h: Held, fn: () => Promise<T>): Promise<T> {
-    const next = h.chain.then(fn, fn);
-    h.chain = next.catch(() => undefined);
-    return next;
-  }
-
   // ---------- JoinService (the gateway's) ----------
 
   preflight(grant: JoinGrant, resuming: boolean): void {
@@ -167,7 +147,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
 
   private async admit(grant: JoinGrant, conn: Connection, caps: { p2p?: boolean }): Promise<JoinResult> {
     const name = grant.room;
-    const h = this.hold(name);
+    const h = this.held.hold(name);
     h.joining++;
     const sid = newId('PA_');
     try {
@@ -183,7 +163,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
       };
       // A node holding the room is subscribed and hears every change: no snapshot needed.
       let wantParts = false;
-      const a = await this.serial(h, () =>
+      const a = await this.held.serial(h, () =>
         this.dir.admit({
           room: name,
           node: this.opts.nodeId,
@@ -219,7 +199,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
       try {
         return this.manager.join(grant, conn, undefined, { ...caps, sid });
       } catch (err) {
-        this.track(this.dir.leave(name, grant.identity, sid));
+        this.held.track(this.dir.leave(name, grant.identity, sid));
         throw err;
       }
     } finally {
@@ -282,7 +262,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
       case 'leave': {
         if (e.n === me) {
           // Reaped while alive (a lease lapse): put this node's live state back.
-          if (e.reaped && room.participants.get(e.id)?.sid === e.s) this.resync(room.name);
+          if (e.reaped && room.participants.get(e.id)?.sid === e.s) this.sync.resync(room.name);
           return;
         }
         const h = this.held.get(room.name);
@@ -298,7 +278,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
         return;
       }
       case 'finished':
-        if (room.participants.size > 0) this.resync(room.name);
+        if (room.participants.size > 0) this.sync.resync(room.name);
         return;
       case 'delete':
         this.manager.closeRoom(room, 'ROOM_DELETED');
@@ -317,8 +297,8 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     const h = this.held.get(name);
     if (!h || h.joining > 0 || this.manager.rooms.has(name)) return;
     const epoch = closed?.sid;
-    this.track(
-      this.serial(h, async () => {
+    this.held.track(
+      this.held.serial(h, async () => {
         let f;
         try {
           f = await this.dir.release(name, this.opts.nodeId, epoch ?? '');
@@ -329,10 +309,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
         }
         if (f && closed) this.emit('roomFinished', closed);
         else if (f) this.finished([f]);
-        if (h.joining === 0 && !this.manager.rooms.has(name) && this.held.get(name) === h) {
-          this.held.delete(name);
-          await this.dir.sub.unsubscribe(this.dir.roomChannel(name));
-        }
+        if (h.joining === 0 && !this.manager.rooms.has(name)) await this.held.drop(name, h);
       }),
     );
   }
@@ -343,68 +320,6 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
       const r = this.manager.rooms.get(f.name);
       this.emit('roomFinished', r && r.sid === f.sid ? r : detachedRoom(f));
     }
-  }
-
-  /**
-   * Puts this node's live state for the room back into the directory and takes in what the
-   * others have put back so far; a lease later, a second read settles who is really gone
-   * (other nodes resync at their own pace, and events published before this node's
-   * subscription came back are not heard: the read finds them).
-   */
-  private resync(name: string): void {
-    const h = this.held.get(name);
-    const room = this.manager.rooms.get(name);
-    if (!h || !room) return;
-    this.track(
-      this.serial(h, () =>
-        this.reading(h, room, false, async () => {
-          const live = [...room.participants.values()].map((p) => ({ info: p.info(), tracks: [...p.tracks.values()] }));
-          const meta = { sid: room.sid, metadata: room.metadata, maxParticipants: room.maxParticipants, createdAt: room.createdAt, emptyTimeoutS: room.emptyTimeoutS };
-          const r = await this.dir.resync(name, this.opts.nodeId, meta, Date.now() + this.opts.leaseMs, live);
-          if (r.sid !== room.sid) this.log.warn({ room: name, local: room.sid, cluster: r.sid }, 'cluster: room session differs after resync');
-          return r.parts;
-        }),
-      ),
-    );
-    this.later(name, this.opts.leaseMs);
-  }
-
-  /** Reads the room's directory entries and brings the roster in line, removals included. */
-  private verify(name: string): void {
-    const h = this.held.get(name);
-    const room = this.manager.rooms.get(name);
-    if (!h || !room || this.down || this.closed) return;
-    this.track(this.serial(h, () => this.reading(h, room, true, () => this.dir.participants(name))));
-  }
-
-  private async reading(h: Held, room: Room, removeMissing: boolean, read: () => Promise<Map<string, DirEntry>>): Promise<void> {
-    const mark = markRoster(room.remote);
-    h.reads++;
-    try {
-      const snapshot = await read();
-      if (room.closed) return;
-      const change = reconcile(room.remote, snapshot, this.opts.nodeId, mark, h.gone, removeMissing);
-      this.announce(room, change);
-      this.roster.emit('remoteChanged', room);
-      for (const info of change.joined) this.roster.emit('remoteJoined', room, info);
-    } finally {
-      if (--h.reads === 0) h.gone.clear();
-    }
-  }
-
-  /** Tells this node's participants what changed while they could not hear it. */
-  private announce(room: Room, c: RosterChange): void {
-    for (const l of c.left) this.local.toRoom(room, { participantLeft: { ...l, reason: 'UNKNOWN_REASON' } });
-    for (const info of c.joined) this.local.toRoom(room, { participantJoined: info });
-  }
-
-  /** A verify pass for the room after `ms` (timers owned here, cleared on close). */
-  private later(name: string, ms: number): void {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      this.verify(name);
-    }, ms);
-    this.timers.add(t);
   }
 
   /** Redis is back: heartbeat, then put every held room's live state back. */
@@ -418,10 +333,10 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     this.reapAfter = Date.now() + this.opts.leaseMs;
     this.log.info('cluster: Redis is back; resyncing rooms');
     for (const name of this.manager.rooms.keys()) {
-      this.hold(name);
-      this.resync(name);
+      this.held.hold(name);
+      this.sync.resync(name);
     }
-    for (const name of [...this.held.keys()]) this.maybeRelease(name, undefined);
+    for (const name of this.held.names()) this.maybeRelease(name, undefined);
   }
 
   // ---------- server API helpers ----------
@@ -437,17 +352,16 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
 
   stats(): { held: number; remote: number; timers: number } {
     let remote = 0;
-    for (const name of this.held.keys()) remote += this.manager.rooms.get(name)?.remote.size ?? 0;
-    return { held: this.held.size, remote, timers: this.timers.size };
+    for (const name of this.held.names()) remote += this.manager.rooms.get(name)?.remote.size ?? 0;
+    return { held: this.held.size, remote, timers: this.sync.pending };
   }
 
   /** Waits for directory work, drops what this node holds, closes Redis. After manager.closeAll(). */
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    while (this.work.size > 0) await Promise.allSettled([...this.work]);
+    this.sync.close();
+    await this.held.drain();
     if (!this.down) {
       try {
         this.finished(await this.dir.forget(this.opts.nodeId));
