@@ -2,11 +2,14 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { storableJson, storableString } from '../util/text.js';
 import type { Database } from './database.js';
+import type { RowInsert } from './rowInsert.js';
 import { isRowLevel, sqlState } from './sqlErrors.js';
 
 interface Op {
   sql: string;
   params: unknown[];
+  /** Set when the statement is a RowInsert's one row: adjacent ones are written as one. */
+  rows?: RowInsert | undefined;
 }
 
 /** Statements written per transaction. */
@@ -19,6 +22,8 @@ const COALESCE_MS = 20;
  * Database writes off the signalling hot path: enqueue() returns at once; a loop writes the
  * queue in order, up to BATCH statements per transaction (one commit per batch: per-statement
  * commits cost ~300x in join latency with PGlite, ~10x with PostgreSQL, bench/signal).
+ * Within a transaction, each run of adjacent rows of the same RowInsert is one statement
+ * (rowInsert.ts); only neighbours merge, so the order is the queue's.
  *
  * A batch refused for a row-level reason (sqlErrors.ts: a NUL in a name, a constraint) is
  * split in halves until the one refused statement is found; it goes to `dead_letters` with
@@ -57,13 +62,19 @@ export class WriteBehind {
     });
   }
 
-  enqueue(sql: string, params: unknown[] = []): boolean {
+  /** Queues a statement, or one row of a RowInsert (its values in column order). */
+  enqueue(statement: string | RowInsert, params: unknown[] = []): boolean {
     if (this.closed) return false;
     if (this.queue.length >= this.opts.maxBuffered) {
       this.dropped.inc();
       return false;
     }
-    this.queue.push({ sql, params });
+    if (typeof statement === 'string') this.queue.push({ sql: statement, params });
+    else {
+      // A programming error (a recorder's row of the wrong width), never client input.
+      if (params.length !== statement.width) throw new Error(`row of ${params.length} values for a ${statement.width}-column insert: ${statement.sql}`);
+      this.queue.push({ sql: statement.sql, params, rows: statement });
+    }
     if (!this.running && !this.timer) this.timer = setTimeout(() => void this.drain(), COALESCE_MS);
     return true;
   }
@@ -103,7 +114,7 @@ export class WriteBehind {
   private async writeHead(n: number): Promise<void> {
     const ops = this.queue.slice(0, n);
     try {
-      await this.db.batch(ops);
+      await this.db.batch(statements(ops));
     } catch (err) {
       if (!isRowLevel(err)) throw err;
       if (n === 1) return this.deadLetter(ops[0]!, err);
@@ -154,4 +165,22 @@ export class WriteBehind {
     if (this.timer) clearTimeout(this.timer);
     if (this.queue.length) this.log.warn({ lost: this.queue.length }, 'closing with database writes still queued');
   }
+}
+
+/**
+ * The statements that write `ops`, in order: each run of two or more adjacent rows of one
+ * RowInsert becomes its many-row statement. A refused run is bisected like any batch (down to
+ * the one row, written alone in its one-row form), so a bad row is still dead-lettered alone.
+ */
+function statements(ops: readonly Op[]): { sql: string; params: unknown[] }[] {
+  const out: { sql: string; params: unknown[] }[] = [];
+  for (let i = 0; i < ops.length; ) {
+    const rows = ops[i]!.rows;
+    let j = i + 1;
+    if (rows) while (j < ops.length && ops[j]!.rows === rows) j++;
+    if (j - i === 1) out.push({ sql: ops[i]!.sql, params: ops[i]!.params });
+    else out.push({ sql: rows!.manySql, params: rows!.columnsOf(ops.slice(i, j).map((o) => o.params)) });
+    i = j;
+  }
+  return out;
 }
