@@ -209,3 +209,33 @@ describe('write-behind: a run of rows is one statement (PostgreSQL)', () => {
   test('a bad row in a run: bisected to that row, dead-lettered alone as its one-row statement', () => badRowInARun(db));
   test('webhook outbox rows: retried whole while the database is away, written once, in queue order', () => outboxOrderAndRetry(db));
 });
+
+describe('write-behind: coalescing', () => {
+  test('rows queued while a batch is written wait for their own window: one transaction, not one each', async () => {
+    const COALESCE = 400; // wide, so a loaded machine's scheduling cannot decide the result
+    const batches: unknown[][] = [];
+    let release: (() => void) | undefined;
+    const db: Database = {
+      kind: 'postgres',
+      query: () => Promise.resolve({ rows: [] }),
+      batch: (ops) => {
+        batches.push(ops.map((o) => o.params[0]));
+        // The first batch is held until the test lets it go; later ones are written at once.
+        return batches.length === 1 ? new Promise<void>((r) => (release = r)) : Promise.resolve();
+      },
+      close: () => Promise.resolve(),
+    };
+    const wb = new WriteBehind(db, { maxBuffered: 100, coalesceMs: COALESCE }, new Registry(), quiet);
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    wb.enqueue('UPDATE a', ['A']);
+    while (!release) await sleep(5);
+    wb.enqueue('UPDATE b', ['B']); // queued while A's batch is being written
+    release();
+    await sleep(20); // A's batch is done; before the change, B had been written alone by now
+    wb.enqueue('UPDATE c', ['C']);
+    await wb.flush(10_000);
+    assert.equal(wb.size, 0);
+    assert.deepEqual(batches, [['A'], ['B', 'C']]);
+    await wb.close();
+  });
+});
