@@ -49,7 +49,8 @@ export class WriteBehind {
   private readonly deadLetters: Counter;
 
   constructor(
-    private readonly db: Database,
+    // Only what it uses: a test or bench can stand in for the database with these two.
+    private readonly db: Pick<Database, 'query' | 'batch'>,
     private readonly opts: { maxBuffered: number; coalesceMs?: number },
     registry: Registry,
     private readonly log: Logger,
