@@ -173,16 +173,26 @@ export function connect(
   });
 }
 
-/** p50/p99 upper bounds (bucket edges, ms) of the server's own join-time histogram. */
-export async function serverJoinQuantiles(port: number): Promise<{ p50: number; p99: number }> {
+/**
+ * p50/p99 upper bounds (bucket edges, ms) of the server's own join-time histograms:
+ * `auralink_signal_join_seconds` (from the start of the loop turn that read the upgrade: the
+ * wait behind earlier joins included) and `_handler_seconds` (the upgrade handler alone).
+ */
+export async function serverJoinQuantiles(port: number): Promise<{ p50: number; p99: number; handlerP50: number; handlerP99: number }> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const buckets: [number, number][] = [];
-  for (const m of text.matchAll(/auralink_signal_join_seconds_bucket\{le="([^"]+)"\} (\d+)/g)) {
-    buckets.push([m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])]);
-  }
-  const total = buckets[buckets.length - 1]![1];
-  const q = (p: number): number => buckets.find(([, c]) => c >= p * total)![0] * 1000;
-  return { p50: q(0.5), p99: q(0.99) };
+  const quantiles = (name: string): [number, number] => {
+    const buckets: [number, number][] = [];
+    for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)$`, 'gm'))) {
+      buckets.push([m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])]);
+    }
+    if (buckets.length === 0) return [NaN, NaN];
+    const total = buckets[buckets.length - 1]![1];
+    const q = (p: number): number => buckets.find(([, c]) => c >= p * total)![0] * 1000;
+    return [q(0.5), q(0.99)];
+  };
+  const [p50, p99] = quantiles('auralink_signal_join_seconds');
+  const [handlerP50, handlerP99] = quantiles('auralink_signal_join_handler_seconds');
+  return { p50, p99, handlerP50, handlerP99 };
 }
 
 /** CPU seconds (user+sys) of a process, all its threads, from /proc. */

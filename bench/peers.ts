@@ -163,7 +163,7 @@ interface JoinResult {
   p50: number;
   p99: number;
   /** Ours only: the server's join histogram (bucket edges), its event-loop delay, queued writes. */
-  server?: { p50: number; p99: number; lagP50: number; lagP99: number; lagMax: number };
+  server?: { p50: number; p99: number; handlerP50: number; handlerP99: number; lagP50: number; lagP99: number; lagMax: number };
 }
 
 async function joinStorm(t: Target, count: number, rate: number): Promise<JoinResult> {
@@ -285,7 +285,8 @@ if (only.has('join')) {
       if (!r.server) continue;
       const s = r.server;
       log(
-        `  ${TARGETS[k].label}: auralink_signal_join_seconds p50 <= ${s.p50} ms, p99 <= ${s.p99} ms (upgrade handler -> join sent); client p50 ${f(r.p50)}, p99 ${f(r.p99)} ms; ` +
+        `  ${TARGETS[k].label}: auralink_signal_join_seconds p50 <= ${s.p50} ms, p99 <= ${s.p99} ms (loop turn that read the upgrade -> join sent); ` +
+          `_handler_seconds p50 <= ${s.handlerP50} ms, p99 <= ${s.handlerP99} ms (upgrade handler -> join sent); client p50 ${f(r.p50)}, p99 ${f(r.p99)} ms; ` +
           `event-loop delay over storm + tail (prom-client, 10 ms timer) p50 ${f(s.lagP50)}, p99 ${f(s.lagP99)}, max ${f(s.lagMax)} ms`,
       );
     }

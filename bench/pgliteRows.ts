@@ -1,12 +1,14 @@
 // What a join's rows cost PGlite, written as the write-behind queue writes them today (one
 // statement per row, up to 500 per transaction) against one multi-row statement per table and
-// batch (unnest over arrays): CPU per row, PGlite in this thread (process.cpuUsage).
+// batch (unnest over arrays), and the write-behind's own many-row statement (db/rowInsert.ts:
+// unnest WITH ORDINALITY, ordered): CPU per row, PGlite in this thread (process.cpuUsage).
 // Usage: node dist/bench/pgliteRows.js [--rows 2000] [--batch 500] [--runs 3]
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PGlite } from '@electric-sql/pglite';
+import { RowInsert } from '../src/db/rowInsert.js';
 
 const { values: args } = parseArgs({
   options: { rows: { type: 'string', default: '2000' }, batch: { type: 'string', default: '500' }, runs: { type: 'string', default: '3' } },
@@ -17,12 +19,25 @@ const INSERT = `INSERT INTO call_participants (id, call_id, identity, name, join
 const INSERT_MANY = `INSERT INTO call_participants (id, call_id, identity, name, joined_at)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) ON CONFLICT (id) DO NOTHING`;
 
+const ROW_INSERT = new RowInsert(
+  'call_participants',
+  [
+    ['id', 'text'],
+    ['call_id', 'text'],
+    ['identity', 'text'],
+    ['name', 'text'],
+    ['joined_at', 'timestamptz'],
+  ],
+  { tail: 'ON CONFLICT (id) DO NOTHING' },
+);
+type Mode = 'per-row' | 'unnest' | 'rowInsert';
+
 const cpuMs = (): number => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 };
 
-async function run(mode: 'per-row' | 'unnest', seq: number): Promise<number> {
+async function run(mode: Mode, seq: number): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'pglite-rows-'));
   const db = await PGlite.create(dir);
   try {
@@ -36,6 +51,7 @@ async function run(mode: 'per-row' | 'unnest', seq: number): Promise<number> {
       const batch = rows.slice(i, i + BATCH);
       await db.transaction(async (tx) => {
         if (mode === 'per-row') for (const r of batch) await tx.query(INSERT, [...r]);
+        else if (mode === 'rowInsert') await tx.query(ROW_INSERT.manySql, ROW_INSERT.columnsOf(batch));
         else await tx.query(INSERT_MANY, [batch.map((r) => r[0]), batch.map((r) => r[1]), batch.map((r) => r[2]), batch.map((r) => r[3]), batch.map((r) => r[4])]);
       });
     }
@@ -49,12 +65,10 @@ async function run(mode: 'per-row' | 'unnest', seq: number): Promise<number> {
   }
 }
 
-const res: Record<string, number[]> = { 'per-row': [], unnest: [] };
-for (let r = 0; r < Number(args.runs); r++) {
-  res['per-row']!.push(await run('per-row', r));
-  res.unnest!.push(await run('unnest', r));
-}
+const res: Record<Mode, number[]> = { 'per-row': [], unnest: [], rowInsert: [] };
+for (let r = 0; r < Number(args.runs); r++) for (const mode of Object.keys(res) as Mode[]) res[mode].push(await run(mode, r));
 const range = (xs: number[]): string => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`;
 console.log(`PGlite, ${ROWS} call_participants rows in transactions of ${BATCH}, ${args.runs} runs, CPU µs per row:`);
-console.log(`  one statement per row (today's write-behind): ${range(res['per-row']!)}`);
-console.log(`  one unnest() statement per batch:             ${range(res.unnest!)}`);
+console.log(`  one statement per row (the write-behind before batching): ${range(res['per-row'])}`);
+console.log(`  one unnest() statement per batch:                         ${range(res.unnest)}`);
+console.log(`  the write-behind's RowInsert.manySql (WITH ORDINALITY):   ${range(res.rowInsert)}`);

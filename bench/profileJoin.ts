@@ -186,7 +186,7 @@ function analyse(p: Profile, from: number, to: number) {
 const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
 const perJoin = (us: number): string => (us / count).toFixed(1);
 console.log(`join storm: ${count} joins over ${args.rooms} rooms at ${rate}/s, ${args.db === 'pg' ? 'PostgreSQL by URL' : 'embedded PGlite'}, SFU ${args.sfu}, sampling every ${args['interval-us']} µs${args['node-args'] ? `, server node flags ${args['node-args']}` : ''}`);
-console.log(`server CPU (/proc, all threads, storm + tail, profiler on): ${((cpu / count) * 1000).toFixed(3)} ms/join; client p50 ${pct(lat, 50).toFixed(2)} ms, p99 ${pct(lat, 99).toFixed(2)} ms; auralink_signal_join_seconds p50 <= ${hist.p50} ms, p99 <= ${hist.p99} ms`);
+console.log(`server CPU (/proc, all threads, storm + tail, profiler on): ${((cpu / count) * 1000).toFixed(3)} ms/join; client p50 ${pct(lat, 50).toFixed(2)} ms, p99 ${pct(lat, 99).toFixed(2)} ms; auralink_signal_join_seconds p50 <= ${hist.p50} ms, p99 <= ${hist.p99} ms (from the loop turn), _handler_seconds p50 <= ${hist.handlerP50} ms, p99 <= ${hist.handlerP99} ms`);
 console.log(`server threads' CPU in the window (/proc/${pid}/task): ${threadCpu.filter((t) => t.cpu > 0).map((t) => `${t.tid === String(pid) ? 'main' : t.tid} (${t.comm}) ${((t.cpu / count) * 1e6).toFixed(0)} µs/join`).join(', ')}`);
 console.log(`window: ${((w1 - w0) / 1e6).toFixed(2)} s (joins done after ${((wJoined - w0) / 1e6).toFixed(2)} s); profiles: ${files.join(', ')}`);
 for (const file of files) {

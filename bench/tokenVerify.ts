@@ -1,9 +1,11 @@
-// What token verification costs per join, taken apart: the server's TokenVerifier (jsonwebtoken
-// decode + verify, then zod) against its pieces, in this process, distinct tokens as in a storm.
+// What token verification costs per join: the server's TokenVerifier (one decode, HS256 by
+// hand, claims by plain checks) against the way it was (jsonwebtoken decode + verify, then
+// zod) and its pieces, in this process, distinct tokens as in a storm.
 // Usage: node dist/bench/tokenVerify.js [--tokens 20000] [--runs 3]
 import { createHmac, createSecretKey, timingSafeEqual } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import jwt from 'jsonwebtoken';
+import { claimsSchema } from '../src/auth/claims.js';
 import { createToken, TokenVerifier } from '../src/auth/token.js';
 import { KEY, SECRET } from './common.js';
 
@@ -25,8 +27,18 @@ function verifyHs256(token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.slice(a + 1, b), 'base64url').toString()) as Record<string, unknown>;
 }
 
+/** The verifier before issue 17 item 2: decode, verify (which decodes again), zod. */
+function asBefore(token: string): unknown {
+  const d = jwt.decode(token, { complete: true });
+  if (!d || typeof d.payload !== 'object' || d.header.alg !== 'HS256') throw new Error('malformed');
+  const payload = jwt.verify(token, key, { algorithms: ['HS256'], clockTolerance: 10 });
+  return claimsSchema.parse(payload);
+}
+
 const cases: [string, (t: string) => unknown][] = [
-  ['TokenVerifier.verifyJoin (today)', (t) => verifier.verifyJoin(t)],
+  ['TokenVerifier.verifyJoin', (t) => verifier.verifyJoin(t)],
+  ['as before: jwt.decode + jwt.verify + zod', (t) => asBefore(t)],
+  ['  jwt.decode + zod claims parse', (t) => claimsSchema.parse(jwt.decode(t))],
   ['  jwt.decode(complete) alone', (t) => jwt.decode(t, { complete: true })],
   ['  jwt.verify(KeyObject) alone', (t) => jwt.verify(t, key, { algorithms: ['HS256'] })],
   ['HS256 by hand (split, HMAC, JSON.parse)', (t) => verifyHs256(t)],

@@ -1,49 +1,11 @@
-import { createSecretKey, type KeyObject } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { z } from 'zod';
-import { unstorableText } from '../util/text.js';
+import { claimsSchema, quickClaims, type Claims, type VideoGrant } from './claims.js';
 
-/** Text that ends up in rooms, the database and webhooks: refused here if it cannot be stored. */
-const text = z.string().superRefine((s, ctx) => {
-  const why = unstorableText(s);
-  if (why) ctx.addIssue({ code: 'custom', message: why });
-});
+export type { Claims, VideoGrant } from './claims.js';
 
-/** LiveKit's VideoGrant claim, as livekit-server-sdk's AccessToken writes it. */
-const videoGrantSchema = z.object({
-  room: text.optional(),
-  roomJoin: z.boolean().optional(),
-  roomCreate: z.boolean().optional(),
-  roomList: z.boolean().optional(),
-  roomAdmin: z.boolean().optional(),
-  roomRecord: z.boolean().optional(),
-  canPublish: z.boolean().optional(),
-  canPublishSources: z.array(text).optional(),
-  canSubscribe: z.boolean().optional(),
-  canPublishData: z.boolean().optional(),
-  canUpdateOwnMetadata: z.boolean().optional(),
-  hidden: z.boolean().optional(),
-  recorder: z.boolean().optional(),
-  agent: z.boolean().optional(),
-});
-export type VideoGrant = z.infer<typeof videoGrantSchema>;
-
-const claimsSchema = z.object({
-  iss: z.string(),
-  sub: text.optional(),
-  name: text.optional(),
-  metadata: text.optional(),
-  attributes: z.record(text, text).optional(),
-  video: videoGrantSchema.optional(),
-  /** AuraLink extension: a mesh node token (internal mesh endpoints). */
-  mesh: z.boolean().optional(),
-  sha256: z.string().optional(),
-  exp: z.number().optional(),
-  nbf: z.number().optional(),
-});
-// Compiled on the first parse (zod's fast path): at load, not inside the first join.
-claimsSchema.safeParse({});
-export type Claims = z.infer<typeof claimsSchema>;
+// jws's own test of a compact JWS (jws/lib/verify-stream.js): base64url parts, the signature may be empty.
+const COMPACT_JWS = /^[a-zA-Z0-9\-_]+?\.[a-zA-Z0-9\-_]+?\.([a-zA-Z0-9\-_]+)?$/;
 
 export type TokenErrorCode =
   | 'TOKEN_MISSING'
@@ -69,13 +31,19 @@ export class TokenError extends Error {
  * refused before any key lookup), `iss` names an API key we hold, exp/nbf checked with a
  * small leeway for clock skew.
  *
+ * The token is decoded once and checked here, as jsonwebtoken 9 checked it (same order,
+ * same refusals; test/tokenFastPath.test.ts compares the two over a corpus): jsonwebtoken's
+ * verify decoded it a second time after our decode, and the claims are checked by plain type
+ * checks, zod deciding only when those find something off (claims.ts). Together ~40% of each
+ * join's main-thread CPU in the profile of a join storm (bench/PROFILE-join.md).
+ *
  * Synchronous on purpose: the WebSocket upgrade must complete inside uWS's upgrade handler.
  * An upgrade finished later (after an await) intermittently had its new socket shut down
  * by uWS.js 20.30 right after open (measured: 6 of 240 connections; 0 of 240 when sync).
  */
 export class TokenVerifier {
-  // KeyObjects made once: given a string, jsonwebtoken first tries createPublicKey on it and
-  // falls back to a secret key when that throws, every call (0.42 ms of each join, profiled).
+  // KeyObjects made once: given a string, jsonwebtoken first tried createPublicKey on it and
+  // fell back to a secret key when that threw, every call (0.42 ms of each join, profiled).
   private readonly keys = new Map<string, KeyObject>();
 
   constructor(keys: Record<string, string>, private readonly clockToleranceS = 10) {
@@ -84,34 +52,31 @@ export class TokenVerifier {
 
   verify(token: string | undefined | null): Claims {
     if (!token) throw new TokenError('TOKEN_MISSING', 'no access token given');
-    let decoded: jwt.Jwt | null;
-    try {
-      // jws.decode JSON-parses a `typ: JWT` token's payload unguarded: garbage there throws.
-      decoded = jwt.decode(token, { complete: true });
-    } catch {
-      decoded = null;
+    const { header, payload } = decode(token);
+    if ((header as { alg?: unknown }).alg !== 'HS256') {
+      throw new TokenError('TOKEN_ALG_NOT_ALLOWED', `token alg ${String((header as { alg?: unknown }).alg)} is not allowed (HS256 only)`);
     }
-    // The payload may also parse to null, a number or an array.
-    if (!decoded || typeof decoded.payload !== 'object' || decoded.payload === null || Array.isArray(decoded.payload)) {
-      throw new TokenError('TOKEN_MALFORMED', 'access token is not a JWT');
-    }
-    if (decoded.header.alg !== 'HS256') {
-      throw new TokenError('TOKEN_ALG_NOT_ALLOWED', `token alg ${String(decoded.header.alg)} is not allowed (HS256 only)`);
-    }
-    const iss = decoded.payload.iss;
-    const secret = iss ? this.keys.get(iss) : undefined;
+    const iss = payload.iss;
+    const secret = iss ? this.keys.get(iss as string) : undefined;
     if (!secret) throw new TokenError('TOKEN_UNKNOWN_KEY', `unknown API key ${JSON.stringify(iss ?? '')}`);
-    let payload: jwt.JwtPayload | string;
-    try {
-      payload = jwt.verify(token, secret, { algorithms: ['HS256'], clockTolerance: this.clockToleranceS });
-    } catch (err) {
-      if (err instanceof jwt.TokenExpiredError) throw new TokenError('TOKEN_EXPIRED', 'access token has expired');
-      if (err instanceof jwt.NotBeforeError) throw new TokenError('TOKEN_NOT_YET_VALID', 'access token is not valid yet (nbf)');
-      if (err instanceof jwt.JsonWebTokenError && /signature/.test(err.message)) {
-        throw new TokenError('TOKEN_BAD_SIGNATURE', 'access token signature does not verify');
-      }
-      throw new TokenError('TOKEN_MALFORMED', `access token rejected: ${(err as Error).message}`);
+    const sig = token.slice(token.lastIndexOf('.') + 1);
+    // As jws compares: the base64url text of the MAC, so a signature that decodes to the same
+    // bytes but is written differently (its unused trailing bits) does not verify.
+    const mac = createHmac('sha256', secret).update(token.slice(0, token.length - sig.length - 1)).digest('base64url');
+    if (sig.length !== mac.length || !timingSafeEqual(Buffer.from(sig), Buffer.from(mac))) {
+      throw new TokenError('TOKEN_BAD_SIGNATURE', 'access token signature does not verify');
     }
+    const now = Math.floor(Date.now() / 1000);
+    if (payload.nbf !== undefined) {
+      if (typeof payload.nbf !== 'number') throw new TokenError('TOKEN_MALFORMED', 'access token rejected: invalid nbf value');
+      if (payload.nbf > now + this.clockToleranceS) throw new TokenError('TOKEN_NOT_YET_VALID', 'access token is not valid yet (nbf)');
+    }
+    if (payload.exp !== undefined) {
+      if (typeof payload.exp !== 'number') throw new TokenError('TOKEN_MALFORMED', 'access token rejected: invalid exp value');
+      if (now >= payload.exp + this.clockToleranceS) throw new TokenError('TOKEN_EXPIRED', 'access token has expired');
+    }
+    const quick = quickClaims(payload);
+    if (quick) return quick;
     const claims = claimsSchema.safeParse(payload);
     if (!claims.success) {
       const i = claims.error.issues[0]!;
@@ -132,6 +97,34 @@ export class TokenVerifier {
     return { claims, identity: claims.sub, room: v.room, video: v };
   }
 }
+
+/**
+ * A compact JWS split and parsed once, as jws 4 / jsonwebtoken 9 decode it: the header is
+ * JSON in latin1 and must be truthy, the payload JSON in UTF-8 and must be an object (not
+ * null, not an array). Anything else is TOKEN_MALFORMED.
+ */
+function decode(token: string): { header: unknown; payload: Record<string, unknown> } {
+  if (!COMPACT_JWS.test(token)) throw malformed();
+  const a = token.indexOf('.');
+  const b = token.indexOf('.', a + 1);
+  let header: unknown;
+  let payload: unknown;
+  try {
+    header = JSON.parse(Buffer.from(token.slice(0, a), 'base64').toString('latin1'));
+  } catch {
+    throw malformed();
+  }
+  if (!header) throw malformed();
+  try {
+    payload = JSON.parse(Buffer.from(token.slice(a + 1, b), 'base64').toString('utf8'));
+  } catch {
+    throw malformed();
+  }
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw malformed();
+  return { header, payload: payload as Record<string, unknown> };
+}
+
+const malformed = (): TokenError => new TokenError('TOKEN_MALFORMED', 'access token is not a JWT');
 
 export interface JoinGrant {
   claims: Claims;

@@ -1,19 +1,37 @@
 import type { RoomEvents } from '../rooms/types.js';
+import { RowInsert } from './rowInsert.js';
 import type { WriteBehind } from './writeBehind.js';
+
+// Inserts, so a storm's rows are written one statement per run (rowInsert.ts).
+const CALL = new RowInsert(
+  'calls',
+  [
+    ['id', 'text'],
+    ['room_name', 'text'],
+    ['node_id', 'text'],
+    ['started_at', 'timestamptz'],
+  ],
+  { fixed: [['status', "'active'"]], tail: 'ON CONFLICT (id) DO NOTHING' },
+);
+const PARTICIPANT = new RowInsert(
+  'call_participants',
+  [
+    ['id', 'text'],
+    ['call_id', 'text'],
+    ['identity', 'text'],
+    ['name', 'text'],
+    ['joined_at', 'timestamptz'],
+  ],
+  { tail: 'ON CONFLICT (id) DO NOTHING' },
+);
 
 /** Room sessions become `calls` rows, participants `call_participants` rows (write-behind). */
 export function recordCalls(manager: RoomEvents, writes: WriteBehind, nodeId: string): void {
   manager.on('roomStarted', (room) => {
-    writes.enqueue(
-      `INSERT INTO calls (id, room_name, node_id, started_at, status) VALUES ($1, $2, $3, $4, 'active') ON CONFLICT (id) DO NOTHING`,
-      [room.sid, room.name, nodeId, new Date(room.createdAt)],
-    );
+    writes.enqueue(CALL, [room.sid, room.name, nodeId, new Date(room.createdAt)]);
   });
   manager.on('participantJoined', (room, p) => {
-    writes.enqueue(
-      `INSERT INTO call_participants (id, call_id, identity, name, joined_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
-      [p.sid, room.sid, p.identity, p.name, new Date(p.joinedAt)],
-    );
+    writes.enqueue(PARTICIPANT, [p.sid, room.sid, p.identity, p.name, new Date(p.joinedAt)]);
   });
   manager.on('participantLeft', (_room, p, reason) => {
     const now = Date.now();

@@ -29,6 +29,11 @@ class PgDatabase implements Database {
     return { rows: r.rows as T[] };
   }
   async batch(ops: readonly { sql: string; params: unknown[] }[]): Promise<void> {
+    // One statement is atomic by itself: no BEGIN/COMMIT round trips.
+    if (ops.length === 1) {
+      await this.pool.query(ops[0]!.sql, ops[0]!.params);
+      return;
+    }
     const client = await this.pool.connect();
     let broken = false;
     try {

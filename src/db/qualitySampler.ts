@@ -1,6 +1,23 @@
 import type { Logger } from 'pino';
 import type { SfuService } from '../sfu/sfuService.js';
+import { RowInsert } from './rowInsert.js';
 import type { WriteBehind } from './writeBehind.js';
+
+const METRIC = new RowInsert(
+  'quality_metrics',
+  [
+    ['call_id', 'text'],
+    ['participant_id', 'text'],
+    ['track_id', 'text'],
+    ['recorded_at', 'timestamptz'],
+    ['packet_loss_percent', 'real'],
+    ['jitter_ms', 'real'],
+    ['rtt_ms', 'real'],
+    ['bitrate_kbps', 'real'],
+    ['score', 'real'],
+  ],
+  { fixed: [['connection_type', "'sfu'"]] },
+);
 
 interface RtpStat {
   type: string;
@@ -49,21 +66,17 @@ export class QualitySampler {
           for (const [trackId, src, want] of sources) {
             const stats = ((await src.getStats().catch(() => [])) as RtpStat[]).find((s) => s.type === want);
             if (!stats) continue;
-            this.writes.enqueue(
-              `INSERT INTO quality_metrics (call_id, participant_id, track_id, recorded_at, packet_loss_percent, jitter_ms, rtt_ms, bitrate_kbps, connection_type, score)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sfu', $9)`,
-              [
-                callId,
-                peer.sid,
-                trackId,
-                now,
-                ((stats.fractionLost ?? 0) / 256) * 100,
-                stats.jitter !== undefined && stats.clockRate ? (stats.jitter / stats.clockRate) * 1000 : null,
-                stats.roundTripTime ?? null,
-                (stats.bitrate ?? 0) / 1000,
-                stats.score !== undefined ? stats.score / 2 : null,
-              ],
-            );
+            this.writes.enqueue(METRIC, [
+              callId,
+              peer.sid,
+              trackId,
+              now,
+              ((stats.fractionLost ?? 0) / 256) * 100,
+              stats.jitter !== undefined && stats.clockRate ? (stats.jitter / stats.clockRate) * 1000 : null,
+              stats.roundTripTime ?? null,
+              (stats.bitrate ?? 0) / 1000,
+              stats.score !== undefined ? stats.score / 2 : null,
+            ]);
           }
         }
       }

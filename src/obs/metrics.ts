@@ -73,9 +73,17 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  // From the start of the event-loop turn that read the upgrade (signal/loopTurn.ts), so a
+  // join waiting behind others in the loop shows; the handler-only time is the next one.
   readonly joinSeconds = new Histogram({
     name: 'auralink_signal_join_seconds',
-    help: 'Server time from WebSocket upgrade request to join response sent',
+    help: 'Join time in the server: from the start of the event-loop turn that read the WebSocket upgrade request (the wait behind earlier callbacks included) to the join response sent',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly joinHandlerSeconds = new Histogram({
+    name: 'auralink_signal_join_handler_seconds',
+    help: 'Join handling time alone: from the upgrade handler starting to the join response sent',
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1],
     registers: [this.registry],
   });

@@ -19,6 +19,12 @@ export function permissionFromGrant(v: VideoGrant): ParticipantPermission {
   return shared as ParticipantPermission;
 }
 
+/** Permissions are shared and kept in frozen infos: a caller's own object is copied and frozen. */
+function frozenPermission(p: ParticipantPermission): ParticipantPermission {
+  if (Object.isFrozen(p) && Object.isFrozen(p.canPublishSources)) return p;
+  return Object.freeze({ ...p, canPublishSources: Object.freeze([...p.canPublishSources]) as string[] });
+}
+
 function buildPermission(v: VideoGrant): ParticipantPermission {
   return {
     // LiveKit's defaults: publish/subscribe/data allowed unless the grant says false.
@@ -68,17 +74,52 @@ export class Participant {
     return t;
   }
 
+  /**
+   * The public info, made on first use and kept until name, metadata or permission change:
+   * frozen, so the signal layer can keep its encoding with it (a join lists every other
+   * participant: without this each one was encoded again for each newcomer).
+   */
+  private infoMemo: ParticipantInfo | undefined;
+  private _name: string;
+  private _metadata: string;
+  private _permission: ParticipantPermission;
+
   constructor(
     readonly sid: string,
     readonly identity: string,
-    public name: string,
-    public metadata: string,
-    public permission: ParticipantPermission,
+    name: string,
+    metadata: string,
+    permission: ParticipantPermission,
     readonly roomAdmin: boolean,
     conn: Connection,
     readonly joinedAt = Date.now(),
   ) {
     this.conn = conn;
+    this._name = name;
+    this._metadata = metadata;
+    this._permission = frozenPermission(permission);
+  }
+
+  get name(): string {
+    return this._name;
+  }
+  set name(v: string) {
+    this._name = v;
+    this.infoMemo = undefined;
+  }
+  get metadata(): string {
+    return this._metadata;
+  }
+  set metadata(v: string) {
+    this._metadata = v;
+    this.infoMemo = undefined;
+  }
+  get permission(): ParticipantPermission {
+    return this._permission;
+  }
+  set permission(v: ParticipantPermission) {
+    this._permission = frozenPermission(v);
+    this.infoMemo = undefined;
   }
 
   /** Connected, or waiting (within the resume window) for the client to resume. */
@@ -91,14 +132,14 @@ export class Participant {
   }
 
   info(): ParticipantInfo {
-    return {
+    return (this.infoMemo ??= Object.freeze({
       sid: this.sid,
       identity: this.identity,
-      name: this.name,
-      metadata: this.metadata,
+      name: this._name,
+      metadata: this._metadata,
       joinedAt: this.joinedAt,
-      permission: this.permission,
-    };
+      permission: this._permission,
+    }));
   }
 
   clearResumeTimer(): void {

@@ -3,6 +3,7 @@ import { Packr } from 'msgpackr';
 import { descriptor } from './gen/descriptor.js';
 import { jsonDeeperThan, msgpackDeeperThan } from '../util/nesting.js';
 import type { ServerMessage } from './messages.js';
+import { protoServerEncoder } from './protoServer.js';
 
 export type Encoding = 'proto' | 'msgpack' | 'json';
 export const ENCODINGS: readonly Encoding[] = ['proto', 'msgpack', 'json'];
@@ -51,6 +52,7 @@ const root = protobuf.Root.fromJSON(descriptor as unknown as protobuf.INamespace
 })(root);
 const RequestType = root.lookupType('auralink.v1.Request');
 const ServerMessageType = root.lookupType('auralink.v1.ServerMessage');
+const encodeServerProto = protoServerEncoder(root);
 const toObjectOpts: protobuf.IConversionOptions = { enums: String, longs: Number, defaults: false, oneofs: false };
 
 // Plain MessagePack maps (no msgpackr records) so any MessagePack library can talk to us.
@@ -151,7 +153,7 @@ export const codecs: Record<Encoding, Codec> = {
     encoding: 'proto',
     binary: true,
     decodeRequest: (data) => decodeProto(RequestType, data),
-    encodeServer: (msg) => ServerMessageType.encode(ServerMessageType.fromObject(msg)).finish(),
+    encodeServer: encodeServerProto,
     encodeRequest: (req) => RequestType.encode(RequestType.fromObject(req as Record<string, unknown>)).finish(),
     decodeServer: (data) => decodeProto(ServerMessageType, data) as ServerMessage,
   },

@@ -12,6 +12,7 @@ import { STATUS_TEXT } from '../api/http.js';
 import { DecodeError, encodingForSubprotocols } from './codec.js';
 import { SignalError } from './errors.js';
 import { dispatch, type HandlerTable, type RequestContext } from './handlers.js';
+import { LoopTurn } from './loopTurn.js';
 import type { ErrorCode, Response } from './messages.js';
 import { peekId, validateRequest } from './schema.js';
 import type { UwsFanout } from './uwsFanout.js';
@@ -48,6 +49,7 @@ export class SignalGateway {
   private readonly ipRates: LRUCache<string, number>;
   private readonly ipLimit: RateLimit;
   private readonly msgLimit: RateLimit;
+  private readonly turn = new LoopTurn();
 
   /** Registers the WebSocket route on `app`. */
   constructor(
@@ -89,6 +91,7 @@ export class SignalGateway {
   }
 
   private guard(where: string, fn: () => void, answer?: () => void): void {
+    this.turn.mark();
     try {
       fn();
     } catch (err) {
@@ -116,6 +119,7 @@ export class SignalGateway {
   // ---------- uWS handlers ----------
 
   private upgrade(res: uWS.HttpResponse, req: uWS.HttpRequest, ctx: uWS.us_socket_context_t): void {
+    const turnStart = this.turn.mark();
     const t0 = performance.now();
     const query = new URLSearchParams(req.getQuery() ?? '');
     const secKey = req.getHeader('sec-websocket-key');
@@ -153,6 +157,7 @@ export class SignalGateway {
       throw err;
     }
     const pending: PendingJoin = {
+      turnStart,
       t0,
       encoding: negotiated.encoding,
       grant,
@@ -172,7 +177,9 @@ export class SignalGateway {
     const joined = ({ room, participant }: JoinResult): void => {
       conn.room = room;
       conn.participant = participant;
-      this.metrics.joinSeconds.observe((performance.now() - pending.t0) / 1000);
+      const now = performance.now();
+      this.metrics.joinSeconds.observe((now - pending.turnStart) / 1000);
+      this.metrics.joinHandlerSeconds.observe((now - pending.t0) / 1000);
       // The socket closed while the cluster admitted it: the usual close path, now.
       if (conn.closed) this.joins.connectionClosed(room, participant, conn);
     };

@@ -9,7 +9,9 @@ import { serverKind, type ServerMessage } from './messages.js';
 
 /** What the upgrade learned and the join needs; let go once joined (the token with it). */
 export interface PendingJoin {
-  /** performance.now() at the upgrade request, for the join-time histogram. */
+  /** performance.now() at the start of the loop turn that read the upgrade (LoopTurn). */
+  turnStart: number;
+  /** performance.now() when the upgrade handler started. */
   t0: number;
   encoding: Encoding;
   grant: JoinGrant;

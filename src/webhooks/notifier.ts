@@ -1,11 +1,29 @@
 import { randomUUID } from 'node:crypto';
 import { WebhookEvent } from '@livekit/protocol';
 import { lkParticipant, lkRoom, lkTrack } from '../api/livekitInfo.js';
+import { RowInsert } from '../db/rowInsert.js';
 import type { WriteBehind } from '../db/writeBehind.js';
 import type { Participant } from '../rooms/participant.js';
 import type { Room } from '../rooms/room.js';
 import type { RoomEvents } from '../rooms/types.js';
 import type { Track } from '../rooms/track.js';
+
+// bigserial ids in queue order: the dispatcher delivers per (room, URL) in id order.
+const OUTBOX = new RowInsert(
+  'webhook_outbox',
+  [
+    ['room_name', 'text'],
+    ['url', 'text'],
+    ['event', 'text'],
+    ['body', 'text'],
+  ],
+  {
+    fixed: [
+      ['created_at', 'now()'],
+      ['next_attempt_at', 'now()'],
+    ],
+  },
+);
 
 /**
  * Turns room events into LiveKit WebhookEvents and puts one outbox row per target URL
@@ -26,10 +44,7 @@ export function notifyWebhooks(manager: RoomEvents, writes: WriteBehind, urls: s
       }).toJson(),
     );
     for (const url of urls) {
-      writes.enqueue(
-        `INSERT INTO webhook_outbox (room_name, url, event, body, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, now(), now())`,
-        [room.name, url, event, body],
-      );
+      writes.enqueue(OUTBOX, [room.name, url, event, body]);
     }
   };
   manager.on('roomStarted', (room) => put(room, 'room_started'));
