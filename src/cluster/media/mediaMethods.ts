@@ -9,16 +9,22 @@ import { NodeCallError, type NodeHandlers } from '../nodeChannel.js';
 const id = z.string().min(1).max(128);
 const srtp = z.object({ cryptoSuite: z.string().min(1).max(64), keyBase64: z.string().min(1).max(256) }).strict();
 const tuple = { ip: z.string().min(1).max(64), port: z.number().int().min(1).max(65535), srtp };
+/**
+ * The sender's id of its end of the link: a message for an end that is no longer there (the
+ * link was closed and made again meanwhile, messages crossing) is dropped, not applied to
+ * the new one.
+ */
+const link = z.string().min(1).max(64);
 
 export const MEDIA_SCHEMAS = {
-  'media.link': z.object({ room: id, ...tuple }).strict(),
+  'media.link': z.object({ room: id, link, ...tuple }).strict(),
   /** `via`: the path from the origin up to (not including) the node asked; empty: it is the origin. */
-  'media.pipe': z.object({ room: id, producerId: id, via: z.array(id).max(8) }).strict(),
-  'media.unpipe': z.object({ room: id, producerId: id }).strict(),
-  'media.unlink': z.object({ room: id }).strict(),
+  'media.pipe': z.object({ room: id, link, producerId: id, via: z.array(id).max(8) }).strict(),
+  'media.unpipe': z.object({ room: id, link, producerId: id }).strict(),
+  'media.unlink': z.object({ room: id, link }).strict(),
   /** closed 'producer': its publisher closed it; 'upstream': a hop before the sender lost it (re-route). */
   'media.producerState': z
-    .object({ room: id, producerId: id, state: z.enum(['paused', 'resumed', 'closed']), reason: z.enum(['producer', 'upstream']).optional() })
+    .object({ room: id, link, producerId: id, state: z.enum(['paused', 'resumed', 'closed']), reason: z.enum(['producer', 'upstream']).optional() })
     .strict(),
 } as const;
 
@@ -36,7 +42,7 @@ export interface PipedProducer {
 }
 
 export interface MediaMethods {
-  'media.link': { req: In<'media.link'>; res: { ip: string; port: number; srtp: SrtpParams } };
+  'media.link': { req: In<'media.link'>; res: { link: string; ip: string; port: number; srtp: SrtpParams } };
   'media.pipe': { req: In<'media.pipe'>; res: PipedProducer };
   'media.unpipe': { req: In<'media.unpipe'>; res: Record<string, never> };
   'media.unlink': { req: In<'media.unlink'>; res: Record<string, never> };

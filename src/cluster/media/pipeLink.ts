@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { types } from 'mediasoup';
 import type { SrtpParams } from './mediaMethods.js';
@@ -15,6 +16,9 @@ export class PipeLink extends EventEmitter<{ closed: [] }> {
   readonly in = new Map<string, types.Producer>();
   private connected: Promise<void> | undefined;
   closed = false;
+  /** This end's id, and the far end's (messages name the end they were sent from). */
+  readonly id = randomUUID();
+  farId: string | undefined;
 
   constructor(
     readonly room: string,
@@ -25,17 +29,23 @@ export class PipeLink extends EventEmitter<{ closed: [] }> {
     transport.observer.once('close', () => this.close());
   }
 
-  get local(): { ip: string; port: number; srtp: SrtpParams } {
+  get local(): { link: string; ip: string; port: number; srtp: SrtpParams } {
     const p = this.transport.srtpParameters;
     if (!p) throw new Error('pipe transport made without SRTP');
-    return { ip: this.transport.tuple.localIp, port: this.transport.tuple.localPort, srtp: { cryptoSuite: p.cryptoSuite, keyBase64: p.keyBase64 } };
+    return { link: this.id, ip: this.transport.tuple.localIp, port: this.transport.tuple.localPort, srtp: { cryptoSuite: p.cryptoSuite, keyBase64: p.keyBase64 } };
+  }
+
+  /** A message from the far node names this link's far end (not an earlier link's). */
+  isFrom(farLink: string): boolean {
+    return this.farId === farLink;
   }
 
   /**
    * Connects to the far end, once: both nodes may ask for the link at the same time, and
    * then each connects its one transport to the other's (each with the other's SRTP key).
    */
-  connect(far: { ip: string; port: number; srtp: SrtpParams }): Promise<void> {
+  connect(far: { link: string; ip: string; port: number; srtp: SrtpParams }): Promise<void> {
+    this.farId ??= far.link;
     this.connected ??= this.transport.connect({
       ip: far.ip,
       port: far.port,

@@ -114,7 +114,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     const upstream = path.at(-2);
     if (!upstream || path.at(-1) !== this.opts.nodeId) return false;
     const link = await this.link(room, sfuRoom, upstream);
-    const info = await this.nodes.call(upstream, 'media.pipe', { room, producerId, via: path.slice(0, -2) });
+    const info = await this.nodes.call(upstream, 'media.pipe', { room, link: link.id, producerId, via: path.slice(0, -2) });
     if (link.closed || sfuRoom.closed) return false;
     const producer = await link.transport.produce({
       id: producerId,
@@ -175,7 +175,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       if (this.users.has(k) || link.closed) return;
       this.expected.add(k);
       link.in.get(entry.producerId)?.close();
-      this.nodes.call(link.node, 'media.unpipe', { room: entry.room, producerId: entry.producerId }).catch((err: Error) => this.log.debug({ err: err.message }, 'unpipe not delivered'));
+      this.nodes.call(link.node, 'media.unpipe', { room: entry.room, link: link.id, producerId: entry.producerId }).catch((err: Error) => this.log.debug({ err: err.message }, 'unpipe not delivered'));
     }, this.opts.lingerMs);
     this.lingering.set(k, t);
   }
@@ -236,7 +236,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   private closeLink(link: PipeLink, tell: boolean): void {
     if (link.closed) return;
     link.close();
-    if (tell && !this.closed) this.nodes.call(link.node, 'media.unlink', { room: link.room }).catch(() => undefined);
+    if (tell && !this.closed) this.nodes.call(link.node, 'media.unlink', { room: link.room, link: link.id }).catch(() => undefined);
   }
 
   /** Closes this room's links (the room ended here). */
@@ -261,10 +261,16 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     if (!link) return;
     this.expected.add(k);
     link.in.get(producerId)?.close();
-    this.nodes.call(link.node, 'media.unpipe', { room, producerId }).catch(() => undefined);
+    this.nodes.call(link.node, 'media.unpipe', { room, link: link.id, producerId }).catch(() => undefined);
   }
 
   // ---------- what other nodes ask of this one ----------
+
+  /** The room's link to `from`, if `farLink` is its far end (a message for an earlier link is stale). */
+  private linkFrom(room: string, from: string, farLink: string): PipeLink | undefined {
+    const l = this.links.get(key(room, from));
+    return l?.isFrom(farLink) ? l : undefined;
+  }
 
   handlers(): NodeHandlers<MediaMethods> {
     const parse = <K extends keyof MediaMethods>(k: K, body: unknown): MediaMethods[K]['req'] => {
@@ -286,7 +292,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       'media.pipe': async (body, from) => {
         const req = parse('media.pipe', body);
         live();
-        const link = this.links.get(key(req.room, from));
+        const link = this.linkFrom(req.room, from, req.link);
         const sfuRoom = this.rooms.get(req.room);
         if (!link || !sfuRoom) throw new NodeCallError('not_found', `no link for room ${JSON.stringify(req.room)} to ${from}`);
         if (!sfuRoom.producers.has(req.producerId)) {
@@ -311,18 +317,18 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       },
       'media.unpipe': async (body, from) => {
         const req = parse('media.unpipe', body);
-        this.links.get(key(req.room, from))?.out.get(req.producerId)?.close();
+        this.linkFrom(req.room, from, req.link)?.out.get(req.producerId)?.close();
         return {};
       },
       'media.unlink': async (body, from) => {
         const req = parse('media.unlink', body);
-        const link = this.links.get(key(req.room, from));
+        const link = this.linkFrom(req.room, from, req.link);
         if (link) this.closeLink(link, false);
         return {};
       },
       'media.producerState': async (body, from) => {
         const req = parse('media.producerState', body);
-        const p = this.links.get(key(req.room, from))?.in.get(req.producerId);
+        const p = this.linkFrom(req.room, from, req.link)?.in.get(req.producerId);
         if (!p) return {};
         if (req.state === 'closed') {
           if (req.reason !== 'upstream') this.expected.add(key(req.room, req.producerId));
@@ -345,14 +351,14 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     if (room) this.control?.pipeDemand(room, producerId, link.node, Number.MAX_SAFE_INTEGER);
     const tell = (state: 'paused' | 'resumed'): void => {
       if (link.closed) return;
-      this.nodes.call(link.node, 'media.producerState', { room: link.room, producerId, state }).catch((err: Error) => this.log.debug({ err: err.message }, 'producer state not delivered'));
+      this.nodes.call(link.node, 'media.producerState', { room: link.room, link: link.id, producerId, state }).catch((err: Error) => this.log.debug({ err: err.message }, 'producer state not delivered'));
     };
     consumer.on('producerpause', () => tell('paused'));
     consumer.on('producerresume', () => tell('resumed'));
     // This node's own producer closed (its publisher): gone for good. A piped-in one that
     // closes is told down by its close handler, with the reason (tellDownstream).
     consumer.on('producerclose', () => {
-      if (!pipedIn && !link.closed) this.nodes.call(link.node, 'media.producerState', { room: link.room, producerId, state: 'closed', reason: 'producer' }).catch(() => undefined);
+      if (!pipedIn && !link.closed) this.nodes.call(link.node, 'media.producerState', { room: link.room, link: link.id, producerId, state: 'closed', reason: 'producer' }).catch(() => undefined);
     });
     consumer.observer.once('close', () => {
       if (link.out.get(producerId) === consumer) link.out.delete(producerId);
@@ -367,7 +373,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   private tellDownstream(room: string, producerId: string, reason: 'producer' | 'upstream'): void {
     for (const l of this.links.values()) {
       if (l.room !== room || l.closed || !l.out.has(producerId)) continue;
-      this.nodes.call(l.node, 'media.producerState', { room, producerId, state: 'closed', reason }).catch(() => undefined);
+      this.nodes.call(l.node, 'media.producerState', { room, link: l.id, producerId, state: 'closed', reason }).catch(() => undefined);
     }
   }
 
