@@ -250,3 +250,37 @@ describe('route cache', () => {
     assert.ok(!plan.candidates.some((c) => c.path.includes('r2')), 'and r2 is gone from new plans');
   });
 });
+
+describe('media paths between nodes (the cascade)', () => {
+  async function mesh(links: ReturnType<typeof both>, relayTrust = 50): Promise<RoutePlanner> {
+    const r = new MemoryRegistry(3000);
+    for (const id of ['A', 'B']) await r.register(node(id, { role: 'edge' }));
+    await r.register(node('R1', { role: 'relay', trust: relayTrust }));
+    await r.register(node('R2', { role: 'relay' }));
+    await r.register(node('E3', { role: 'edge' }));
+    await r.reportLinks(links);
+    return new RoutePlanner(() => r.snapshot(), new QualityPredictor(), 'auto');
+  }
+
+  test('through relays when A and B have no link; the cheaper relay; nothing measured: none', async () => {
+    const p = await mesh([...both('A', 'R1', 3), ...both('R1', 'B', 3), ...both('A', 'R2', 10), ...both('R2', 'B', 10)]);
+    assert.deepEqual(p.mediaPath('A', 'B')?.path, ['A', 'R1', 'B']);
+    assert.equal(p.mediaPath('A', 'E3'), undefined, 'no measured link to E3');
+  });
+
+  test('a direct link wins a near tie (a hop costs forwarding the probes do not see), and loses when lossy', async () => {
+    const near = await mesh([...both('A', 'B', 2), ...both('A', 'R1', 0.5), ...both('R1', 'B', 0.5)]);
+    assert.deepEqual(near.mediaPath('A', 'B')?.path, ['A', 'B']);
+    const lossy = await mesh([...both('A', 'B', 2, 30), ...both('A', 'R1', 0.5), ...both('R1', 'B', 0.5)]);
+    assert.deepEqual(lossy.mediaPath('A', 'B')?.path, ['A', 'R1', 'B']);
+    const current = lossy.mediaPath('A', 'B', ['A', 'B'])!;
+    assert.ok(current.currentCost! > current.cost, 'the current (lossy) path costs more than the best');
+  });
+
+  test('edges are never hops, and a relay under trust 20 is never used', async () => {
+    const viaEdge = await mesh([...both('A', 'E3', 1), ...both('E3', 'B', 1)]);
+    assert.equal(viaEdge.mediaPath('A', 'B'), undefined);
+    const untrusted = await mesh([...both('A', 'R1', 1), ...both('R1', 'B', 1), ...both('A', 'R2', 20), ...both('R2', 'B', 20)], 10);
+    assert.deepEqual(untrusted.mediaPath('A', 'B')?.path, ['A', 'R2', 'B']);
+  });
+});

@@ -57,6 +57,13 @@ export interface RoutePlan {
 const DEFAULT_RTT_SAME_REGION = 30;
 const DEFAULT_RTT_OTHER_REGION = 150;
 
+/**
+ * What one more hop costs media, in the link cost's unit (ms of latency): the packet is
+ * received, routed and sent again by a relay's worker, which HTTP probes between nodes do not
+ * measure. Keeps media on the direct link when a relayed path is only as good by probe.
+ */
+const MEDIA_HOP_COST = 2;
+
 export class RoutePlanner {
   private graph: RelayGraph | undefined;
 
@@ -159,11 +166,16 @@ export class RoutePlanner {
     const snap = this.snapshot();
     const g = this.relayGraph(snap);
     const r = g.shortestPath(from, to);
-    const currentCost = current ? g.pathCost(current) : undefined;
+    const withHops = (cost: number | undefined, path: readonly string[]): number | undefined => (cost === undefined ? undefined : cost + (path.length - 1) * MEDIA_HOP_COST);
+    const currentCost = current ? withHops(g.pathCost(current), current) : undefined;
     if (!r) return undefined;
     const relaysOnly = r.path.slice(1, -1).every((id) => snap.nodes.get(id)?.role === 'relay');
     if (!relaysOnly) return undefined;
-    return { path: r.path, cost: r.cost, currentCost };
+    // Each hop costs forwarding time the probes do not see: the direct link wins a near tie.
+    const direct = withHops(g.pathCost([from, to]), [from, to]);
+    const best = withHops(r.cost, r.path)!;
+    if (direct !== undefined && direct <= best) return { path: [from, to], cost: direct, currentCost };
+    return { path: r.path, cost: best, currentCost };
   }
 
   private relayGraph(snap: MeshSnapshot): RelayGraph {
