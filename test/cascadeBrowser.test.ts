@@ -42,9 +42,18 @@ describe('real browsers on two nodes of one room', () => {
     await redis.dispose();
   });
 
-  test("each page decodes the other node's camera and receives its mic; frames keep coming", async () => {
+  test("each page decodes the other node's camera and receives its mic; frames keep coming", async (t) => {
     for (const [me, other] of [['alice', 'bob'], ['bob', 'alice']] as const) {
-      await eventually(async () => ((await stat(pages[me]!, other, 'camera'))?.framesDecoded ?? 0) > 0 && ((await stat(pages[me]!, other, 'microphone'))?.packetsReceived ?? 0) > 0, 20_000, `${me} receives ${other} across nodes`);
+      try {
+        await eventually(async () => ((await stat(pages[me]!, other, 'camera'))?.framesDecoded ?? 0) > 0 && ((await stat(pages[me]!, other, 'microphone'))?.packetsReceived ?? 0) > 0, 20_000, `${me} receives ${other} across nodes`);
+      } catch (err) {
+        // What the page and both nodes had, for the report.
+        const m = async (t: TestServer) => (await (await fetch(`${t.http}/metrics`)).text()).split('\n').filter((l) => /^auralink_(cascade|sfu_objects)/.test(l)).join(' | ');
+        t.diagnostic(`${me} sees ${JSON.stringify(await remoteStats(pages[me]!))}`);
+        t.diagnostic(`node a: ${await m(a)}`);
+        t.diagnostic(`node b: ${await m(b)}`);
+        throw err;
+      }
       await sleep(1500); // three hold-downs
       const f0 = (await stat(pages[me]!, other, 'camera'))!.framesDecoded;
       await eventually(async () => ((await stat(pages[me]!, other, 'camera'))?.framesDecoded ?? 0) > f0 + 10, 10_000, `${me}: frames keep being decoded`);
