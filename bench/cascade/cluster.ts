@@ -5,8 +5,9 @@
 // per edge node, in its namespace. Everything started here is owned by the Cluster and goes
 // with close(); `closeAll()` is for Ctrl-C.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { dirname } from 'node:path';
 import { createToken } from '../../src/auth/token.js';
 import { KEY, SECRET, startServer, type TestServer } from '../../test/helpers.js';
 import { sweepNetns, TestNet } from '../../test/netns.js';
@@ -217,6 +218,9 @@ export class Cluster {
     // Links first: from outside, the host is gone at once; then its processes.
     if (silent) await Promise.all(this.topo.links.filter((l) => l.includes(node)).map(([x, y]) => this.net!.setLinkUp(x, y, false)));
     await this.net.kill(node);
+    // A killed server never runs its close(): its config and database directory go here.
+    const dir = (this.servers[node]?.config as { database?: { data_dir?: string } } | undefined)?.database?.data_dir;
+    if (dir) rmSync(dirname(dir), { recursive: true, force: true });
     delete this.servers[node];
   }
 
