@@ -207,8 +207,12 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
       if (h.joining === 0) {
         const room = this.manager.rooms.get(name);
         const buffered = h.buffer.splice(0);
-        if (room) for (const e of buffered) this.apply(room, e);
-        else this.maybeRelease(name, undefined);
+        if (room) {
+          for (const e of buffered) {
+            if (Buffer.isBuffer(e)) this.bridge.receive(room, e);
+            else this.apply(room, e);
+          }
+        } else this.maybeRelease(name, undefined);
       }
     }
   }
@@ -228,7 +232,8 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     if (!h) return;
     const room = this.manager.rooms.get(name);
     if (isFrame(buf)) {
-      if (room) this.bridge.receive(room, buf);
+      if (h.joining > 0) h.buffer.push(buf);
+      else if (room) this.bridge.receive(room, buf);
       return;
     }
     const e = JSON.parse(buf.toString()) as DirEvent;

@@ -36,8 +36,12 @@ export interface DirEvent {
 export interface Held {
   subscribed: Promise<unknown>;
   joining: number;
-  /** Directory events seen while an admission's snapshot is in flight, applied after it. */
-  buffer: DirEvent[];
+  /**
+   * Directory events and message frames (Buffers) seen while an admission is in flight,
+   * applied in order after it: a frame for the joiner (another node's producerAdded answering
+   * its join event) can overtake the admission's reply, before the joiner is in the room here.
+   */
+  buffer: (DirEvent | Buffer)[];
   chain: Promise<unknown>;
   /** Directory reads in flight for a reconcile, and the sessions that left meanwhile. */
   reads: number;
