@@ -394,6 +394,9 @@ export class AuraServer {
       this.webhooks.start();
     }
     this.log.info({ db: this.db.kind, webhooks: c.webhook.urls.length }, 'persistence ready');
+    if (this.cluster && this.db.kind === 'pglite') {
+      this.log.warn('cluster (redis.url) with embedded PGlite: this node keeps its own call history and webhook outbox; give every node the same database.url (PostgreSQL) for one history per call');
+    }
   }
 
   /**

@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { createServer } from 'node:http';
 import pg from 'pg';
 import { RoomServiceClient, WebhookReceiver } from 'livekit-server-sdk';
+import { createToken } from '../src/auth/token.js';
 import type { SignalClient } from '../src/client/signalClient.js';
 import { bytes, eventually, KEY, SECRET, sleep, startServer, text, type TestServer } from './helpers.js';
 import { publishAudio } from './media.js';
@@ -344,6 +345,31 @@ describe('room lifetime over nodes (LiveKit #4316, #3317)', () => {
     }
     await a.leave();
     await b.leave();
+  });
+});
+
+describe('nodes each with their own embedded database', () => {
+  const p = `test:cldb:${randomUUID().slice(0, 8)}:`;
+  test("a participant on the node that did not start the session is recorded there (its call row too), nothing dead-lettered", async () => {
+    // No database.url: each node its own PGlite (the default).
+    const cfg = (id: string) => ({ ...nodeCfg(p, id), database: {} });
+    const [a, b] = await Promise.all([startServer(cfg('edge-d1')), startServer(cfg('edge-d2'))]);
+    try {
+      const alice = await a.client('alice', 'rdb');
+      const bob = await b.client('bob', 'rdb');
+      const admin = createToken(KEY, SECRET, { identity: 'dash', video: { roomList: true } });
+      const get = async (path: string): Promise<Record<string, unknown[]>> =>
+        (await (await fetch(`${b.http}${path}`, { headers: { authorization: `Bearer ${admin}` } })).json()) as Record<string, unknown[]>;
+      const sid = alice.join.room.sid;
+      await eventually(async () => ((await get(`/api/v1/calls/${sid}/participants`)).participants ?? []).length === 1, 8000, "bob's row on node 2");
+      assert.equal(((await get(`/api/v1/calls/${sid}/participants`)).participants![0] as { identity: string }).identity, 'bob');
+      assert.deepEqual((await get('/api/v1/dead_letters')).dead_letters ?? [], [], 'no row refused on node 2');
+      assert.ok(b.logs.some((l) => l.includes('with embedded PGlite')), 'the operator is told to share one PostgreSQL');
+      await bob.leave();
+      await alice.leave();
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
   });
 });
 

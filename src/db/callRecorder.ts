@@ -27,10 +27,19 @@ const PARTICIPANT = new RowInsert(
 
 /** Room sessions become `calls` rows, participants `call_participants` rows (write-behind). */
 export function recordCalls(manager: RoomEvents, writes: WriteBehind, nodeId: string): void {
-  manager.on('roomStarted', (room) => {
+  // Call rows this node has written (recent sessions, bounded). In a cluster the session
+  // starts on one node; a node whose database is not shared with it (embedded PGlite each)
+  // must have the call row too, or its participant rows break the foreign key.
+  const written = new Set<string>();
+  const call = (room: { sid: string; name: string; createdAt: number }): void => {
+    if (written.has(room.sid)) return;
+    written.add(room.sid);
+    if (written.size > 10_000) written.delete(written.values().next().value!);
     writes.enqueue(CALL, [room.sid, room.name, nodeId, new Date(room.createdAt)]);
-  });
+  };
+  manager.on('roomStarted', (room) => call(room));
   manager.on('participantJoined', (room, p) => {
+    call(room);
     writes.enqueue(PARTICIPANT, [p.sid, room.sid, p.identity, p.name, new Date(p.joinedAt)]);
   });
   manager.on('participantLeft', (_room, p, reason) => {
