@@ -166,6 +166,24 @@ describe('a track published on one node, subscribed on another', () => {
     await alice.leave();
   });
 
+  test('30 participants joining node 2 at once after a track was published on node 1 are each told of it', async () => {
+    const alice = await a.client('alice4', 'rc4');
+    const send = (await alice.request('createTransport', { producing: true, plain: true })).transport!;
+    const producerId = (await alice.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: opus(9999) })).id!;
+    // Node 1 answers each join event with producerAdded for the joiner; it can overtake the
+    // joiner's own admission on node 2 and must not be lost there.
+    const told = await Promise.all(
+      Array.from({ length: 30 }, async (_, i) => {
+        const c = await b.client(`late${i}`, 'rc4');
+        const seen = c.producers.has(producerId) || (await Promise.race([c.next('producerAdded').then(([p]) => p.producerId === producerId), sleep(5000).then(() => false)]));
+        await c.leave();
+        return seen;
+      }),
+    );
+    assert.equal(told.filter(Boolean).length, 30, 'every late joiner heard of the producer');
+    await alice.leave();
+  });
+
   test('a producer no node of the room has is NOT_FOUND, as on one node', async () => {
     const bob = await b.client('bob3', 'rc3');
     const recv = (await bob.request('createTransport', { consuming: true, plain: true })).transport!;

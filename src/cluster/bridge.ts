@@ -91,16 +91,23 @@ export class ClusterDelivery implements Delivery {
     this.local.unsubscribe(room, p);
   }
 
-  /** A frame from another node: delivered to this node's participants in the room. */
-  receive(room: Room, buf: Buffer): void {
+  /**
+   * A frame from another node: delivered to this node's participants in the room (with
+   * `only`, to those of them only, and room-wide frames not at all: a frame kept for a
+   * joiner). Returns the addressed sids that are not in the room here (yet).
+   */
+  receive(room: Room, buf: Buffer, only?: ReadonlySet<string>): string[] {
     let f: Frame;
     try {
       f = packr.unpack(buf) as Frame;
     } catch (err) {
       this.log.warn({ err }, 'undecodable cluster frame');
-      return;
+      return [];
     }
-    if (f.o === this.nodeId) return;
+    if (f.o === this.nodeId) return [];
+    const missing = (f.s ?? []).filter((sid) => !room.participantBySid(sid));
+    const to = (sid: string): boolean => !!room.participantBySid(sid) && (!only || only.has(sid));
+    if (only && (f.k === 'room' || f.k === 'lossy')) return missing;
     const m = f.m;
     // Keep the roster current from what the room is told.
     const pu = m.participantUpdated;
@@ -117,13 +124,14 @@ export class ClusterDelivery implements Delivery {
         this.local.lossyToRoom(room, m);
         break;
       case 'to': {
-        const here = (f.s ?? []).filter((sid) => room.participantBySid(sid));
-        this.local.toParticipants(room, here, m);
+        const here = (f.s ?? []).filter(to);
+        if (here.length > 0) this.local.toParticipants(room, here, m);
         break;
       }
       case 'lossyTo':
-        for (const sid of f.s ?? []) if (room.participantBySid(sid)) this.local.lossyTo(room, sid, m);
+        for (const sid of f.s ?? []) if (to(sid)) this.local.lossyTo(room, sid, m);
         break;
     }
+    return missing;
   }
 }

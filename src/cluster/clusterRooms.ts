@@ -150,6 +150,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     const h = this.held.hold(name);
     h.joining++;
     const sid = newId('PA_');
+    h.admitting.set(sid, []);
     try {
       await h.subscribed;
       const c = grant.claims;
@@ -188,6 +189,8 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
       }
       room.metadata = a.meta.metadata;
       room.maxParticipants = a.meta.maxParticipants;
+      const early = h.admitting.get(sid) ?? [];
+      h.admitting.delete(sid);
       if (wantParts) {
         this.applySnapshot(room, a.parts);
         h.synced = true;
@@ -197,22 +200,22 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
       if (room.remote.delete(grant.identity)) this.roster.emit('remoteChanged', room);
       if (a.started) this.emit('roomStarted', room);
       try {
-        return this.manager.join(grant, conn, undefined, { ...caps, sid });
+        const joined = this.manager.join(grant, conn, undefined, { ...caps, sid });
+        const only = new Set([sid]);
+        for (const f of early) this.bridge.receive(joined.room, f, only);
+        return joined;
       } catch (err) {
         this.held.track(this.dir.leave(name, grant.identity, sid));
         throw err;
       }
     } finally {
+      h.admitting.delete(sid);
       h.joining--;
       if (h.joining === 0) {
         const room = this.manager.rooms.get(name);
         const buffered = h.buffer.splice(0);
-        if (room) {
-          for (const e of buffered) {
-            if (Buffer.isBuffer(e)) this.bridge.receive(room, e);
-            else this.apply(room, e);
-          }
-        } else this.maybeRelease(name, undefined);
+        if (room) for (const e of buffered) this.apply(room, e);
+        else this.maybeRelease(name, undefined);
       }
     }
   }
@@ -232,8 +235,9 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     if (!h) return;
     const room = this.manager.rooms.get(name);
     if (isFrame(buf)) {
-      if (h.joining > 0) h.buffer.push(buf);
-      else if (room) this.bridge.receive(room, buf);
+      // Before the room exists here (its first joiners), a frame can only be for them.
+      const missing = room ? this.bridge.receive(room, buf) : [...h.admitting.keys()];
+      for (const sid of missing) h.admitting.get(sid)?.push(buf);
       return;
     }
     const e = JSON.parse(buf.toString()) as DirEvent;

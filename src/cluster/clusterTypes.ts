@@ -36,12 +36,15 @@ export interface DirEvent {
 export interface Held {
   subscribed: Promise<unknown>;
   joining: number;
+  /** Directory events seen while an admission's snapshot is in flight, applied after it. */
+  buffer: DirEvent[];
   /**
-   * Directory events and message frames (Buffers) seen while an admission is in flight,
-   * applied in order after it: a frame for the joiner (another node's producerAdded answering
-   * its join event) can overtake the admission's reply, before the joiner is in the room here.
+   * Per join being admitted (by its sid), the message frames addressed to it that arrived
+   * first (another node's producerAdded answering its join event can overtake the
+   * admission's reply): delivered to it right after its join. Frames for everyone else go
+   * at once (a join storm must not hold up the room).
    */
-  buffer: (DirEvent | Buffer)[];
+  admitting: Map<string, Buffer[]>;
   chain: Promise<unknown>;
   /** Directory reads in flight for a reconcile, and the sessions that left meanwhile. */
   reads: number;

@@ -31,7 +31,7 @@ export class HeldRooms {
   hold(name: string): Held {
     let h = this.held.get(name);
     if (!h) {
-      h = { subscribed: this.dir.sub.subscribe(this.dir.roomChannel(name)), joining: 0, buffer: [], chain: Promise.resolve(), reads: 0, gone: new Set(), synced: false };
+      h = { subscribed: this.dir.sub.subscribe(this.dir.roomChannel(name)), joining: 0, buffer: [], admitting: new Map(), chain: Promise.resolve(), reads: 0, gone: new Set(), synced: false };
       h.subscribed.catch(() => undefined);
       this.held.set(name, h);
     }
