@@ -4,7 +4,6 @@ import { send, withHead } from './api/http.js';
 import { RoomServiceApi } from './api/roomService.js';
 import { registerHistory } from './api/history.js';
 import { registerStatic } from './api/static.js';
-import { QualitySampler } from './db/qualitySampler.js';
 import { registerTwirp } from './api/twirp.js';
 import { roomServiceBodyLimits } from './api/twirpLimits.js';
 import { DEV_API_KEY, DEV_API_SECRET } from './config/load.js';
@@ -14,17 +13,11 @@ import { createLogger, type Logger } from './obs/logger.js';
 import { Metrics } from './obs/metrics.js';
 import { CloseCode } from './rooms/ports.js';
 import { RoomManager } from './rooms/roomManager.js';
-import { recordCalls } from './db/callRecorder.js';
-import { recordMesh } from './db/meshRecorder.js';
-import { migrate, openDatabase, type Database } from './db/database.js';
-import { WriteBehind } from './db/writeBehind.js';
 import { SfuService } from './sfu/sfuService.js';
 import { TurnService } from './turn/turnService.js';
 import { MeshService } from './mesh/meshService.js';
 import { registerMeshApi } from './api/mesh.js';
 import { DirectCallPolicy } from './mesh/directCallPolicy.js';
-import { WebhookDispatcher } from './webhooks/dispatcher.js';
-import { notifyWebhooks } from './webhooks/notifier.js';
 import { WorkerPool } from './sfu/workerPool.js';
 import { SignalGateway } from './signal/gateway.js';
 import { availableParallelism } from 'node:os';
@@ -48,6 +41,7 @@ import { requestHandlers, type MediaRequests } from './node/handlers.js';
 import { UwsFanout } from './signal/uwsFanout.js';
 import { SfuNotifier } from './sfu/sfuNotifier.js';
 import { registerSfuMetrics } from './sfu/sfuMetrics.js';
+import { Persistence } from './node/persistence.js';
 import { registerClusterMetrics } from './cluster/clusterMetrics.js';
 import { TransportRequests } from './sfu/transportRequests.js';
 import { PublishRequests } from './sfu/publishRequests.js';
@@ -94,10 +88,7 @@ export class AuraServer {
   private readonly relayRooms: RelayRooms | undefined;
   private readonly relayDir: RoomDirectory | undefined;
   private listenSocket: uWS.us_listen_socket | null = null;
-  private db: Database | undefined;
-  private writes: WriteBehind | undefined;
-  private webhooks: WebhookDispatcher | undefined;
-  private sampler: QualitySampler | undefined;
+  private persistence: Persistence | undefined;
   private drainPromise: Promise<void> | undefined;
   port = 0;
 
@@ -338,7 +329,7 @@ export class AuraServer {
       defaultBodyBytes: 8 * 1024,
       maxInflightBytes: config.api.max_inflight_body_bytes,
     });
-    registerHistory(this.app, () => this.db, this.verifier);
+    registerHistory(this.app, () => this.persistence?.db, this.verifier);
     registerStatic(this.app, config.development ? { key: DEV_API_KEY, secret: DEV_API_SECRET } : null);
     this.app.any('/*', (res) => send(res, { status: 404, body: { code: 'NOT_FOUND', message: 'no such route' } }));
   }
@@ -348,7 +339,15 @@ export class AuraServer {
     if (this.pool && this.pool.slots.length === 0) {
       await this.pool.start();
     }
-    if (!this.db) await this.startPersistence();
+    this.persistence ??= await Persistence.start(this.config, {
+      events: this.cluster ?? this.manager,
+      mesh: this.mesh.registry,
+      calls: this.calls,
+      sfu: this.sfu,
+      registry: this.metrics.registry,
+      clustered: !!this.cluster,
+      log: this.log,
+    });
     await this.cluster?.start();
     await this.relayDir?.connect().catch((err: Error) => this.log.warn({ err: err.message }, 'relay: Redis unavailable; no media forwarding until it returns'));
     this.nodeClient?.start().catch((err: Error) => this.log.warn({ err: err.message }, 'cluster command channel not subscribed'));
@@ -367,36 +366,6 @@ export class AuraServer {
         );
       });
     });
-  }
-
-  private async startPersistence(): Promise<void> {
-    const c = this.config;
-    this.db = await openDatabase({ url: c.database.url, dataDir: c.database.data_dir }, this.log);
-    await migrate(this.db, this.log);
-    this.writes = new WriteBehind(this.db, { maxBuffered: c.database.write_queue_max }, this.metrics.registry, this.log);
-    // Room-level events come from the cluster when there is one (once per session cluster-wide).
-    const events = this.cluster ?? this.manager;
-    recordCalls(events, this.writes, c.node_id);
-    recordMesh(this.mesh.registry, this.calls, this.writes);
-    if (this.sfu) {
-      this.sampler = new QualitySampler(this.sfu, this.writes, c.database.quality_sample_s, this.log);
-      this.sampler.start();
-    }
-    if (c.webhook.urls.length > 0) {
-      const keys = Object.keys(c.keys);
-      const apiKey = c.webhook.api_key || keys[0];
-      const secret = apiKey ? c.keys[apiKey] : undefined;
-      if (!apiKey || !secret) throw new Error('webhook.urls are set but there is no API key to sign webhooks with');
-      notifyWebhooks(events, this.writes, c.webhook.urls);
-      this.webhooks = new WebhookDispatcher(this.db, { apiKey, secret }, this.metrics.registry, this.log, {
-        pollMs: 200, timeoutMs: 5000, maxBackoffMs: 30_000, maxAttempts: c.webhook.max_attempts,
-      });
-      this.webhooks.start();
-    }
-    this.log.info({ db: this.db.kind, webhooks: c.webhook.urls.length }, 'persistence ready');
-    if (this.cluster && this.db.kind === 'pglite') {
-      this.log.warn('cluster (redis.url) with embedded PGlite: this node keeps its own call history and webhook outbox; give every node the same database.url (PostgreSQL) for one history per call');
-    }
   }
 
   /**
@@ -431,16 +400,14 @@ export class AuraServer {
     await this.cluster?.close();
     await this.relayDir?.close();
     this.manager.dispose();
-    this.sampler?.stop();
+    this.persistence?.stopSampling();
     this.aic?.close();
     await this.sfu?.close();
     await this.pool?.close();
     await this.turn.close();
     await this.mesh.close();
     // Room/participant end rows were just queued by closeAll(): write them, then stop.
-    await this.writes?.close();
-    await this.webhooks?.close();
-    await this.db?.close();
+    await this.persistence?.close();
     if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
     await this.mirror?.close();

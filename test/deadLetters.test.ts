@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
+import { onBothDatabases } from './databases.js';
 import pg from 'pg';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { migrate, openDatabase, type Database } from '../src/db/database.js';
+import type { Database } from '../src/db/database.js';
 import { WriteBehind } from '../src/db/writeBehind.js';
 import { createToken } from '../src/auth/token.js';
 import { eventually, KEY, SECRET, startServer } from './helpers.js';
@@ -89,43 +87,9 @@ async function connectionFailure(db: Database): Promise<void> {
   await wb.close();
 }
 
-describe('write-behind: a bad row never stops the queue (PGlite)', () => {
-  let dir: string;
-  let db: Database;
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'auralink-dl-'));
-    db = await openDatabase({ url: '', dataDir: join(dir, 'pglite') }, quiet);
-    await migrate(db, quiet);
-  });
-  after(async () => {
-    await db.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  test('poison among good statements: all good ones written in order, each bad one dead-lettered and counted', () => poisonedQueue(db));
-  test('a connection-level failure is retried whole', () => connectionFailure(db));
-});
-
-describe('write-behind: a bad row never stops the queue (PostgreSQL)', () => {
-  const dbName = `auralink_dl_${process.pid}_${Date.now()}`;
-  const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
-  let db: Database;
-  before(async () => {
-    const admin = new pg.Client({ connectionString: adminUrl });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${dbName}`);
-    await admin.end();
-    db = await openDatabase({ url: `postgres://postgres@127.0.0.1:5432/${dbName}`, dataDir: '' }, quiet);
-    await migrate(db, quiet);
-  });
-  after(async () => {
-    await db.close();
-    const admin = new pg.Client({ connectionString: adminUrl });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.end();
-  });
-  test('poison among good statements: all good ones written in order, each bad one dead-lettered and counted', () => poisonedQueue(db));
-  test('a connection-level failure is retried whole', () => connectionFailure(db));
+onBothDatabases('write-behind: a bad row never stops the queue', (db) => {
+  test('poison among good statements: all good ones written in order, each bad one dead-lettered and counted', () => poisonedQueue(db()));
+  test('a connection-level failure is retried whole', () => connectionFailure(db()));
 });
 
 /** A receiver that can never accept events about participant "refused" (HTTP 400), and takes the rest. */
