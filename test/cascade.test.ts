@@ -112,6 +112,8 @@ describe('a track published on one node, subscribed on another', () => {
       assert.equal(await b.metric('auralink_cascade_producers', { direction: 'in' }), 1);
       assert.equal(await a.metric('auralink_cascade_links'), 1, 'one pipe transport per room and node pair');
       assert.ok((await a.metric('auralink_cascade_bytes', { direction: 'sent' })) > 0);
+      assert.ok((await a.metric('auralink_cascade_packets', { direction: 'sent' })) >= 20, 'packets counted per link at the origin');
+      assert.ok((await b.metric('auralink_cascade_packets', { direction: 'received' })) >= 20, 'and at the far node');
 
       // Pause at the origin: far subscribers are told, RTP stops; resume restarts it.
       const paused = bob.next('consumerPaused');

@@ -37,6 +37,21 @@ export function registerCascadeMetrics(registry: Registry, cascade: PipeRouter):
     },
   });
   new Gauge({
+    name: 'auralink_cascade_packets',
+    help: "RTP packets over the pipe links to each peer node: 'sent' by this node's pipe consumers, 'received' by its pipe producers (mediasoup stats)",
+    labelNames: ['direction', 'peer'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      type S = { type: string; packetCount?: number };
+      const count = (stats: S[], type: string): number => stats.filter((x) => x.type === type).reduce((n, x) => n + (x.packetCount ?? 0), 0);
+      for (const l of cascade.linkList()) {
+        for (const c of l.out.values()) this.inc({ direction: 'sent', peer: l.node }, count((await c.getStats().catch(() => [])) as S[], 'outbound-rtp'));
+        for (const p of l.in.values()) this.inc({ direction: 'received', peer: l.node }, count((await p.getStats().catch(() => [])) as S[], 'inbound-rtp'));
+      }
+    },
+  });
+  new Gauge({
     name: 'auralink_cascade_bytes',
     help: 'Bytes through the pipe transports to each peer node (sent / received), from mediasoup',
     labelNames: ['direction', 'peer'] as const,
