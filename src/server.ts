@@ -9,6 +9,7 @@ import { roomServiceBodyLimits } from './api/twirpLimits.js';
 import { DEV_API_KEY, DEV_API_SECRET } from './config/load.js';
 import { TokenVerifier } from './auth/token.js';
 import type { Config } from './config/schema.js';
+import type { Room } from './rooms/room.js';
 import { createLogger, type Logger } from './obs/logger.js';
 import { Metrics } from './obs/metrics.js';
 import { CloseCode } from './rooms/ports.js';
@@ -220,7 +221,12 @@ export class AuraServer {
       );
       let control: MediaControl = NO_MEDIA_CONTROL;
       if (config.aic.enabled) {
-        this.aic = new AicService(config.aic, this.manager, (room, sid, producerId, layer) => notifier.layersWanted(room, sid, producerId, layer), this.metrics.registry, this.log);
+        // A producer piped in from another node: this node's need goes upstream, not to its publisher.
+        const tell = (room: Room, sid: string, producerId: string, layer: number): void => {
+          if (this.pipes?.isPipedIn(room.name, producerId)) this.pipes.demand(room.name, producerId, layer);
+          else notifier.layersWanted(room, sid, producerId, layer);
+        };
+        this.aic = new AicService(config.aic, this.manager, tell, this.metrics.registry, this.log);
         control = this.aic;
       }
       if (dir && this.nodeClient && this.cluster) {

@@ -239,3 +239,49 @@ describe('a room over three nodes: every subscriber receives every publisher, ea
     }
   });
 });
+
+describe('AIC across nodes: the far node tells the origin what its viewers need', () => {
+  const p = `test:casd:${randomUUID().slice(0, 8)}:`;
+  let a: TestServer;
+  let b: TestServer;
+  // Dynacast with a short hold-down: a layer nobody needs is switched off after 200 ms.
+  const cfg = (id: string) => ({ ...nodeCfg(p, id), aic: { enabled: true, pause_hold_down_ms: 200 } });
+  before(async () => {
+    [a, b] = await Promise.all([startServer(cfg('casd-1')), startServer(cfg('casd-2'))]);
+  });
+  after(async () => {
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  test("a hidden tile on node 2 lets node 1's publisher stop its upper layers; shown large, they come back", async () => {
+    const alice = await a.client('alice', 'rd');
+    const bob = await b.client('bob', 'rd');
+    const send = (await alice.request('createTransport', { producing: true, plain: true })).transport!;
+    // Three simulcast layers (plain RTP: no media needed for the layer decisions).
+    const rtpParameters = JSON.stringify({
+      codecs: [{ mimeType: 'video/VP8', payloadType: 96, clockRate: 90000, rtcpFeedback: [] }],
+      encodings: [{ ssrc: 111, scaleResolutionDownBy: 4 }, { ssrc: 222, scaleResolutionDownBy: 2 }, { ssrc: 333 }],
+    });
+    const producerId = (await alice.request('produce', { transportId: send.id, kind: 'video', rtpParameters, width: 1280, height: 720 })).id!;
+    const s = await plainSubscriber(bob, producerId);
+    const wanted = (layer: number) =>
+      new Promise<void>((resolve) => {
+        const on = (m: { producerId: string; maxSpatialLayer: number }): void => {
+          if (m.producerId === producerId && m.maxSpatialLayer === layer) {
+            alice.off('layersWanted', on);
+            resolve();
+          }
+        };
+        alice.on('layersWanted', on);
+      });
+    const low = wanted(0);
+    await bob.request('trackSettings', { consumerId: s.consumerId, hidden: true });
+    await Promise.race([low, sleep(5000).then(() => assert.fail('the publisher was never told that layer 0 is enough'))]);
+    const high = wanted(2);
+    await bob.request('trackSettings', { consumerId: s.consumerId, width: 1280, height: 720 });
+    await Promise.race([high, sleep(5000).then(() => assert.fail('the publisher was never told to send every layer again'))]);
+    s.sock.close();
+    await bob.leave();
+    await alice.leave();
+  });
+});

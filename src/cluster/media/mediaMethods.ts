@@ -22,6 +22,8 @@ export const MEDIA_SCHEMAS = {
   'media.pipe': z.object({ room: id, link, producerId: id, via: z.array(id).max(8) }).strict(),
   'media.unpipe': z.object({ room: id, link, producerId: id }).strict(),
   'media.unlink': z.object({ room: id, link }).strict(),
+  /** The highest spatial layer the sender's subscribers need of a producer (-1: none). */
+  'media.demand': z.object({ room: id, link, producerId: id, layer: z.number().int().min(-1).max(15) }).strict(),
   /** closed 'producer': its publisher closed it; 'upstream': a hop before the sender lost it (re-route). */
   'media.producerState': z
     .object({ room: id, link, producerId: id, state: z.enum(['paused', 'resumed', 'closed']), reason: z.enum(['producer', 'upstream']).optional() })
@@ -47,6 +49,7 @@ export interface MediaMethods {
   'media.unpipe': { req: In<'media.unpipe'>; res: Record<string, never> };
   'media.unlink': { req: In<'media.unlink'>; res: Record<string, never> };
   'media.producerState': { req: In<'media.producerState'>; res: Record<string, never> };
+  'media.demand': { req: In<'media.demand'>; res: Record<string, never> };
 }
 
 /** A node without an SFU (or outside a cluster) has no media to carry: every call is not_found. */
@@ -54,5 +57,5 @@ export function refuseMedia(): NodeHandlers<MediaMethods> {
   const no = async (): Promise<never> => {
     throw new NodeCallError('not_found', 'this node has no SFU');
   };
-  return { 'media.link': no, 'media.pipe': no, 'media.unpipe': no, 'media.unlink': no, 'media.producerState': no };
+  return { 'media.link': no, 'media.pipe': no, 'media.unpipe': no, 'media.unlink': no, 'media.producerState': no, 'media.demand': no };
 }

@@ -14,6 +14,8 @@ export class PipeLink extends EventEmitter<{ closed: [] }> {
   readonly out = new Map<string, types.Consumer>();
   /** The far node's producers, here, by producer id (the same id as at the origin). */
   readonly in = new Map<string, types.Producer>();
+  /** What the far node last said it needs of each producer sent out (highest spatial layer). */
+  readonly demand = new Map<string, number>();
   private connected: Promise<void> | undefined;
   closed = false;
   /** This end's id, and the far end's (messages name the end they were sent from). */

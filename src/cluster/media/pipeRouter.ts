@@ -64,8 +64,11 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   constructor(
     private readonly rooms: MediaRooms,
     private readonly nodes: NodeClient<ClusterMethods>,
-    /** The layer controller (AIC): told each node's demand for this node's producers. */
-    private readonly control: { pipeDemand: MediaControl['pipeDemand'] } | undefined,
+    /**
+     * The layer controller (AIC, edges): told each node's demand for this node's producers,
+     * and of the producers piped in (its viewers here make this node's demand upstream).
+     */
+    private readonly control: MediaControl | undefined,
     private readonly demandRoom: (room: string) => Parameters<MediaControl['pipeDemand']>[0] | undefined,
     private readonly opts: PipeRouterOptions,
     private readonly log: Logger,
@@ -139,6 +142,8 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       this.afterRelease(link);
     });
     await sfuRoom.addProducer(producer, new SfuPeer(info.publisherSid, info.publisherIdentity), info.source, path[0]);
+    const r = this.demandRoom(room);
+    if (r) this.control?.producerCreated(r, info.publisherSid, producer, info.source, { width: 0, height: 0 });
     this.log.debug({ room, producerId, path }, 'producer piped in');
     this.release(k, link); // until its first user
     return true;
@@ -326,6 +331,16 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
         if (link) this.closeLink(link, false);
         return {};
       },
+      'media.demand': async (body, from) => {
+        const req = parse('media.demand', body);
+        const link = this.linkFrom(req.room, from, req.link);
+        if (!link?.out.has(req.producerId)) return {};
+        link.demand.set(req.producerId, req.layer);
+        const room = this.demandRoom(req.room);
+        if (this.isPipedIn(req.room, req.producerId)) this.relayDemand(req.room, req.producerId);
+        else if (room) this.control?.pipeDemand(room, req.producerId, from, req.layer);
+        return {};
+      },
       'media.producerState': async (body, from) => {
         const req = parse('media.producerState', body);
         const p = this.linkFrom(req.room, from, req.link)?.in.get(req.producerId);
@@ -375,6 +390,26 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       if (l.room !== room || l.closed || !l.out.has(producerId)) continue;
       this.nodes.call(l.node, 'media.producerState', { room, link: l.id, producerId, state: 'closed', reason }).catch(() => undefined);
     }
+  }
+
+  /** Demand of this node for a piped-in producer: told to the hop it comes from. */
+  demand(room: string, producerId: string, layer: number): void {
+    const link = this.linkWithIn(room, producerId);
+    if (!link || link.closed) return;
+    this.nodes.call(link.node, 'media.demand', { room, link: link.id, producerId, layer }).catch((err: Error) => this.log.debug({ err: err.message }, 'demand not delivered'));
+  }
+
+  /** A relay's demand for what it forwards: the highest its next hops asked for, sent upstream. */
+  private relayDemand(room: string, producerId: string): void {
+    let max = -1;
+    for (const l of this.links.values()) {
+      if (l.room === room && l.out.has(producerId)) max = Math.max(max, l.demand.get(producerId) ?? Number.MAX_SAFE_INTEGER);
+    }
+    if (max >= 0) this.demand(room, producerId, Math.min(max, 15));
+  }
+
+  isPipedIn(room: string, producerId: string): boolean {
+    return this.pipedIn.has(key(room, producerId));
   }
 
   /** The piped-in producer as it is now (a re-route makes a new one under the same id). */
