@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PGlite } from '@electric-sql/pglite';
-import { RowInsert } from '../src/db/rowInsert.js';
+import { PARTICIPANT_ROW } from '../src/db/callRecorder.js';
 
 const { values: args } = parseArgs({
   options: { rows: { type: 'string', default: '2000' }, batch: { type: 'string', default: '500' }, runs: { type: 'string', default: '3' } },
@@ -19,17 +19,8 @@ const INSERT = `INSERT INTO call_participants (id, call_id, identity, name, join
 const INSERT_MANY = `INSERT INTO call_participants (id, call_id, identity, name, joined_at)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) ON CONFLICT (id) DO NOTHING`;
 
-const ROW_INSERT = new RowInsert(
-  'call_participants',
-  [
-    ['id', 'text'],
-    ['call_id', 'text'],
-    ['identity', 'text'],
-    ['name', 'text'],
-    ['joined_at', 'timestamptz'],
-  ],
-  { tail: 'ON CONFLICT (id) DO NOTHING' },
-);
+// The write-behind's own statement for these rows (callRecorder).
+const ROW_INSERT = PARTICIPANT_ROW;
 type Mode = 'per-row' | 'unnest' | 'rowInsert';
 
 const cpuMs = (): number => {

@@ -4,7 +4,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createToken } from '../src/auth/token.js';
 import type { SignalClient } from '../src/client/signalClient.js';
 import { eventually, KEY, SECRET, sleep, startServer, type TestServer } from './helpers.js';
-import { TestNet, sweepNetns } from './netns.js';
+import { TestNet, sweepNetns, type NetSpec } from './netns.js';
 import { fixture, UdpSink, VP8_PRODUCER } from './pipeMedia.js';
 
 // The cascade between real hosts: four nodes in network namespaces (test/netns.ts), edges A
@@ -80,15 +80,30 @@ const flowing = async (sink: UdpSink, what: string, ms = 5000): Promise<void> =>
   await eventually(() => sink.latest.rtp > n0 + 30, ms, what);
 };
 
-describe('media between hosts through relay nodes', () => {
-  let net: TestNet;
-  const nodes: Record<string, TestServer> = {};
-  let source: ChildProcess | undefined;
-  let sink: UdpSink | undefined;
-
+/**
+ * A topology for one describe: namespaces and links, a redis-server on the hub, our server on
+ * every node; torn down (processes in `stray` killed) and swept after.
+ */
+function useHosts(spec: NetSpec, redisPort: number): { net: TestNet; nodes: Record<string, TestServer>; stray: ChildProcess[] } {
+  const h = { net: undefined as unknown as TestNet, nodes: {} as Record<string, TestServer>, stray: [] as ChildProcess[] };
   before(async () => {
     await sweepNetns();
-    net = await TestNet.create({
+    h.net = await TestNet.create(spec);
+    const redis = await h.net.startRedis(redisPort);
+    Object.assign(h.nodes, await startNodes(h.net, redis.url, spec.nodes));
+  });
+  after(async () => {
+    for (const p of h.stray) p.kill('SIGKILL');
+    await Promise.all(Object.values(h.nodes).map((s) => s.close().catch(() => undefined)));
+    await h.net?.close();
+    assert.deepEqual((await sweepNetns()).length, 0);
+  });
+  return h;
+}
+
+describe('media between hosts through relay nodes', () => {
+  const h = useHosts(
+    {
       nodes: ['A', 'B', 'R1', 'R2'],
       links: [
         { a: 'A', b: 'R1' },
@@ -96,31 +111,22 @@ describe('media between hosts through relay nodes', () => {
         { a: 'B', b: 'R1' },
         { a: 'B', b: 'R2' },
       ],
-    });
-    const redis = await net.startRedis(6390);
-    Object.assign(nodes, await startNodes(net, redis.url, ['A', 'B', 'R1', 'R2']));
-  });
-
-  after(async () => {
-    source?.kill('SIGKILL');
-    sink?.proc.kill('SIGKILL');
-    await Promise.all(Object.values(nodes).map((s) => s.close().catch(() => undefined)));
-    await net?.close();
-    assert.deepEqual((await sweepNetns()).length, 0);
-  });
-
-  const routes = (n: string): Promise<Route[]> => routesOf(nodes[n]!);
+    },
+    6390,
+  );
+  const routes = (n: string): Promise<Route[]> => routesOf(h.nodes[n]!);
 
   test('A→relay→B on the measured path; the relay SIGKILLed: the other relay within 3 s; a direct link: the pipes move to it', async (t) => {
     // Every node has measured its links (no A–B link: A and B cannot probe each other).
-    await eventually(async () => (await (await fetch(`${nodes.B!.http}/metrics`)).text()).includes('auralink_mesh'), 5000, 'mesh up');
+    await eventually(async () => (await (await fetch(`${h.nodes.B!.http}/metrics`)).text()).includes('auralink_mesh'), 5000, 'mesh up');
     await sleep(1500);
-    const alice = await nodes.A!.client('alice', 'xh');
-    const bob = await nodes.B!.client('bob', 'xh');
-    const pub = await publish(net, alice, bob);
-    source = pub.source;
+    const alice = await h.nodes.A!.client('alice', 'xh');
+    const bob = await h.nodes.B!.client('bob', 'xh');
+    const pub = await publish(h.net, alice, bob);
+    h.stray.push(pub.source);
     const producerId = pub.producerId;
-    sink = await UdpSink.start(net, 'B');
+    const sink = await UdpSink.start(h.net, 'B');
+    h.stray.push(sink.proc);
     await subscribe(bob, producerId, sink.port);
     await flowing(sink, 'RTP from A at B, through a relay', 10_000);
     const [first] = await routes('B');
@@ -128,12 +134,12 @@ describe('media between hosts through relay nodes', () => {
     assert.equal(first!.path.length, 3, `A → relay → B (${first!.path.join(' → ')})`);
     const relay = first!.path[1]!;
     assert.ok(relay === 'R1' || relay === 'R2');
-    assert.equal(await nodes[relay]!.metric('auralink_cascade_producers', { direction: 'in' }), 1, 'the relay carries it once');
+    assert.equal(await h.nodes[relay]!.metric('auralink_cascade_producers', { direction: 'in' }), 1, 'the relay carries it once');
 
     // The relay dies mid-stream: media comes again through the other one, no action of B's app.
     const other = relay === 'R1' ? 'R2' : 'R1';
     const killedAt = Date.now();
-    await net.kill(relay);
+    await h.net.kill(relay);
     await flowing(sink, `RTP again through ${other}`, 3000);
     const failoverMs = Date.now() - killedAt;
     const [second] = await routes('B');
@@ -141,30 +147,25 @@ describe('media between hosts through relay nodes', () => {
     t.diagnostic(`path ${first!.path.join('→')}, after SIGKILL of ${relay}: ${second!.path.join('→')}, media again after ${failoverMs} ms`);
 
     // A direct link appears; once the mesh has measured it the pipes move there.
-    await net.addLink('A', 'B');
+    await h.net.addLink('A', 'B');
     await eventually(async () => (await routes('B'))[0]?.path.join() === 'A,B', 10_000, 'path moved to the direct link');
     await flowing(sink, 'RTP over the direct link');
-    await eventually(async () => (await nodes[other]!.metric('auralink_cascade_links')) === 0, 5000, 'the relay released its links');
+    await eventually(async () => (await h.nodes[other]!.metric('auralink_cascade_links')) === 0, 5000, 'the relay released its links');
     await bob.leave();
     await alice.leave();
     for (const n of ['A', 'B', other]) {
-      await eventually(async () => (await nodes[n]!.metric('auralink_cascade_links')) === 0, 5000, `${n}: no link left`);
+      await eventually(async () => (await h.nodes[n]!.metric('auralink_cascade_links')) === 0, 5000, `${n}: no link left`);
       for (const type of ['transport', 'producer', 'consumer']) {
-        await eventually(async () => (await nodes[n]!.metric('auralink_sfu_objects', { type })) === 0, 5000, `${n}: no ${type} left`);
+        await eventually(async () => (await h.nodes[n]!.metric('auralink_sfu_objects', { type })) === 0, 5000, `${n}: no ${type} left`);
       }
     }
-    delete nodes[relay]; // killed: nothing to close
+    delete h.nodes[relay]; // killed: nothing to close
   });
 });
 
 describe('a bandwidth-starved direct link loses to a relayed path once media has measured it', () => {
-  let net: TestNet;
-  let nodes: Record<string, TestServer> = {};
-  let source: ChildProcess | undefined;
-  let sink: UdpSink | undefined;
-  before(async () => {
-    await sweepNetns();
-    net = await TestNet.create({
+  const h = useHosts(
+    {
       nodes: ['A', 'B', 'R1'],
       links: [
         { a: 'A', b: 'R1' },
@@ -172,32 +173,25 @@ describe('a bandwidth-starved direct link loses to a relayed path once media has
         // Probes (a few bytes) pass it as well as any link; ~400 kbit/s of video does not.
         { a: 'A', b: 'B', rateKbit: 120 },
       ],
-    });
-    const redis = await net.startRedis(6391);
-    nodes = await startNodes(net, redis.url, ['A', 'B', 'R1']);
-  });
-  after(async () => {
-    source?.kill('SIGKILL');
-    sink?.proc.kill('SIGKILL');
-    await Promise.all(Object.values(nodes).map((s) => s.close().catch(() => undefined)));
-    await net?.close();
-    assert.deepEqual((await sweepNetns()).length, 0);
-  });
+    },
+    6391,
+  );
 
   test('media starts on the direct link (cheapest by probes), its loss moves it through the relay', async (t) => {
     await sleep(1500); // probes measure every link
-    const alice = await nodes.A!.client('alice', 'tbf');
-    const bob = await nodes.B!.client('bob', 'tbf');
-    const pub = await publish(net, alice, bob);
-    source = pub.source;
-    sink = await UdpSink.start(net, 'B');
+    const alice = await h.nodes.A!.client('alice', 'tbf');
+    const bob = await h.nodes.B!.client('bob', 'tbf');
+    const pub = await publish(h.net, alice, bob);
+    h.stray.push(pub.source);
+    const sink = await UdpSink.start(h.net, 'B');
+    h.stray.push(sink.proc);
     await subscribe(bob, pub.producerId, sink.port);
-    const first = (await routesOf(nodes.B!))[0]!;
+    const first = (await routesOf(h.nodes.B!))[0]!;
     assert.deepEqual(first.path, ['A', 'B'], 'the probes rate the direct link best');
     const startedAt = Date.now();
     // The media congests the link: the probes crossing it see the loss and queueing (and the
     // pipe consumers' receiver reports, folded into the link's loss), so the planner moves it.
-    await eventually(async () => (await routesOf(nodes.B!))[0]?.path.join() === 'A,R1,B', 15_000, 'moved through the relay');
+    await eventually(async () => (await routesOf(h.nodes.B!))[0]?.path.join() === 'A,R1,B', 15_000, 'moved through the relay');
     const movedMs = Date.now() - startedAt;
     t.diagnostic(`moved from A→B (120 kbit/s) to A→R1→B ${movedMs} ms after media started`);
     const n0 = sink.latest.rtp;

@@ -8,6 +8,17 @@
 //   P r:<room>:parts   hash  identity -> {"n":node,"s":sid,"i":<ParticipantInfo JSON>,"t":<Track[] JSON>}
 // Events go to the room's channel as JSON (the delivery bridge's frames are msgpack).
 
+/** Shared Lua: a participant's entry, decoded, if it is still session `sid`'s (else nil). */
+const OWN_ENTRY = `
+local function own_entry(rk, identity, sid)
+  local prev = redis.call('HGET', rk .. ':parts', identity)
+  if not prev then return nil end
+  local e = cjson.decode(prev)
+  if e.s ~= sid then return nil end
+  return e
+end
+`;
+
 /** Shared Lua: removes one node from one room; returns 1 when that finished the room. */
 const DROP_NODE_FROM_ROOM = `
 local function drop_node(P, room, node, reaped)
@@ -82,12 +93,12 @@ if ARGV[12] == '1' then parts = redis.call('HGETALL', rk .. ':parts') end
 return {'ok', started, m[1], m[2], m[3], m[4], m[5], parts, oldNode, oldSid}`;
 
 /** ARGV: P, room, identity, sid. Removes the entry only if it is still this session's. */
-export const LEAVE = `
+export const LEAVE =
+  OWN_ENTRY +
+  `
 local rk = ARGV[1] .. 'r:' .. ARGV[2]
-local prev = redis.call('HGET', rk .. ':parts', ARGV[3])
-if not prev then return 0 end
-local e = cjson.decode(prev)
-if e.s ~= ARGV[4] then return 0 end
+local e = own_entry(rk, ARGV[3], ARGV[4])
+if not e then return 0 end
 redis.call('HDEL', rk .. ':parts', ARGV[3])
 redis.call('PUBLISH', ARGV[1] .. 'ch:' .. ARGV[2], cjson.encode({t='leave', id=ARGV[3], s=ARGV[4], n=e.n}))
 return 1`;
@@ -96,12 +107,12 @@ return 1`;
  * ARGV: P, room, identity, sid, field ('i' info or 't' tracks), value. Updates one field of a
  * participant's entry if the entry is still this session's.
  */
-export const UPDATE_PART = `
+export const UPDATE_PART =
+  OWN_ENTRY +
+  `
 local rk = ARGV[1] .. 'r:' .. ARGV[2]
-local prev = redis.call('HGET', rk .. ':parts', ARGV[3])
-if not prev then return 0 end
-local e = cjson.decode(prev)
-if e.s ~= ARGV[4] then return 0 end
+local e = own_entry(rk, ARGV[3], ARGV[4])
+if not e then return 0 end
 if ARGV[5] == 'i' then e.i = ARGV[6] else e.t = ARGV[6] end
 redis.call('HSET', rk .. ':parts', ARGV[3], cjson.encode(e))
 return 1`;

@@ -13,7 +13,7 @@ const CALL = new RowInsert(
   ],
   { fixed: [['status', "'active'"]], tail: 'ON CONFLICT (id) DO NOTHING' },
 );
-const PARTICIPANT = new RowInsert(
+export const PARTICIPANT_ROW = new RowInsert(
   'call_participants',
   [
     ['id', 'text'],
@@ -40,7 +40,7 @@ export function recordCalls(manager: RoomEvents, writes: WriteBehind, nodeId: st
   manager.on('roomStarted', (room) => call(room));
   manager.on('participantJoined', (room, p) => {
     call(room);
-    writes.enqueue(PARTICIPANT, [p.sid, room.sid, p.identity, p.name, new Date(p.joinedAt)]);
+    writes.enqueue(PARTICIPANT_ROW, [p.sid, room.sid, p.identity, p.name, new Date(p.joinedAt)]);
   });
   manager.on('participantLeft', (_room, p, reason) => {
     const now = Date.now();

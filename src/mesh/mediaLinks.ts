@@ -1,10 +1,11 @@
 /**
  * Loss seen by media on this node's outgoing links (the cascade's pipe consumers, from the
- * far side's RTCP receiver reports), by peer node. HTTP probes are a few bytes: they cannot
- * see that a link is too narrow for the media on it; the media can. The prober folds this
- * into the link's loss, so the route planner steers media off a starved link. A reading is
- * kept for `memoryMs` after the media left the link (so the planner does not move media back
- * onto it at once and flap).
+ * far side's RTCP receiver reports), by peer node. HTTP probes are a few bytes: on an idle
+ * link they cannot see that it is too narrow for media. The prober folds this into the
+ * link's loss, and a reading is kept for `memoryMs` after the media left the link (so the
+ * planner does not move media back onto it at once and flap). In the netns test of a starved
+ * link the probes crossing it saw the media's congestion first; this path has no test of
+ * its own.
  */
 export class MediaLinks {
   private readonly loss = new Map<string, { pct: number; at: number }>();

@@ -176,11 +176,6 @@ export class MeshService {
     return this.planner.mediaPath(from, to, current);
   }
 
-  /** Node ids the mesh currently sees alive (media links to others are dead). */
-  isOnline(id: string): boolean {
-    return this.registry.snapshot().nodes.has(id);
-  }
-
   /** Ordered candidates for a call; cached (LRU, then Redis) by what decides the plan. */
   async query(q: RouteQuery): Promise<RoutePlan & { cached: boolean }> {
     const start = performance.now();

@@ -67,10 +67,6 @@ export class RelayRooms implements MediaRooms {
     r.close();
   }
 
-  get size(): number {
-    return this.rooms.size;
-  }
-
   close(): void {
     for (const r of this.rooms.values()) r.close();
     this.rooms.clear();

@@ -254,7 +254,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     for (const l of [...this.links.values()]) if (l.node === node) this.closeLink(l, false);
   }
 
-  /** Closes the links of `room` to nodes `keep` rejects (edges that left the room). */
+  /** Closes the links of `room` to the nodes `drop` names (edges that left the room). */
   closeLinksWhere(room: string, drop: (node: string) => boolean): void {
     for (const l of [...this.links.values()]) if (l.room === room && drop(l.node)) this.closeLink(l, true);
   }
