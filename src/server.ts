@@ -226,7 +226,7 @@ export class AuraServer {
           if (this.pipes?.isPipedIn(room.name, producerId)) this.pipes.demand(room.name, producerId, layer);
           else notifier.layersWanted(room, sid, producerId, layer);
         };
-        this.aic = new AicService(config.aic, this.manager, tell, this.metrics.registry, this.log);
+        this.aic = new AicService(config.aic, config.node_id, this.manager, tell, this.metrics.registry, this.log);
         control = this.aic;
       }
       if (dir && this.nodeClient && this.cluster) {
@@ -350,6 +350,7 @@ export class AuraServer {
       mesh: this.mesh.registry,
       calls: this.calls,
       sfu: this.sfu,
+      aic: this.aic,
       registry: this.metrics.registry,
       clustered: !!this.cluster,
       log: this.log,

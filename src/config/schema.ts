@@ -122,7 +122,14 @@ export const configSchema = z
     }),
     aic: z.strictObject({
       enabled: z.boolean(),
-      ai_core_endpoint: z.union([z.literal(''), z.url()]),
+      ai_core_endpoint: z.union([z.literal(''), z.url({ protocol: /^https?$/ })]),
+      ai_core: z.strictObject({
+        interval_ms: z.number().int().min(200),
+        timeout_ms: z.number().int().min(10),
+        failure_threshold: positiveInt,
+        open_ms: z.number().int().min(100),
+        max_response_bytes: z.number().int().min(1024),
+      }),
       compression: z.strictObject({
         target_reduction_percent: z.number().min(0).max(100),
         min_quality_threshold: z.number().min(0).max(100),
