@@ -153,7 +153,7 @@ export class AuraServer {
         relayOnly: relay,
       },
       delivery,
-      { iceServers: (identity) => this.turn.iceServersFor(identity), probeTargets: () => this.mesh.probeTargets() },
+      { iceServers: (identity) => this.turn.iceServersFor(identity), probeTargets: () => this.mesh.probeTargets(), reconnectTargets: () => this.mesh.reconnectTargets() },
       this.mirror,
       this.log,
     );

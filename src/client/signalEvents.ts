@@ -10,6 +10,7 @@ export interface SignalClientEvents extends Record<string, unknown[]> {
   relay: [RelaySignal];
   /** Server said why it is closing us. */
   disconnect: [{ reason: DisconnectReason; message: string; reconnect: boolean }];
+  /** The node drains; with failover on, the client moves to another node by itself. */
   drain: [{ deadlineMs: number }];
   /** An unsolicited error (no matching request), e.g. rate limiting or a malformed frame. */
   error: [SignalRequestError];

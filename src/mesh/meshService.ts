@@ -215,6 +215,20 @@ export class MeshService {
     return out;
   }
 
+  /**
+   * Other edge nodes a client can rejoin a room on (their signalling WebSocket URLs): routable
+   * trust, reachable over HTTP; this node's region first, then the least loaded. Relays take
+   * no clients. A node that is draining refuses (503 DRAINING) and the client tries the next.
+   */
+  reconnectTargets(max = 5): { nodeId: string; url: string }[] {
+    const nodes = [...this.registry.snapshot().nodes.values()].filter(
+      (n) => n.id !== this.opts.nodeId && n.role === 'edge' && !!n.addresses.http && n.trust >= MIN_ROUTABLE_TRUST,
+    );
+    const loadOf = (n: MeshNode): number => (n.capacity > 0 ? n.load / n.capacity : 0);
+    nodes.sort((a, b) => Number(b.region === this.opts.region) - Number(a.region === this.opts.region) || loadOf(a) - loadOf(b) || a.id.localeCompare(b.id));
+    return nodes.slice(0, max).map((n) => ({ nodeId: n.id, url: signallingUrl(n.addresses.http!) }));
+  }
+
   async reportClientRtts(identity: string, rtts: { nodeId: string; rttMs: number; lossPct?: number }[]): Promise<void> {
     await this.registry.reportClientRtts(identity, rtts);
   }
@@ -234,4 +248,13 @@ export class MeshService {
     await this.registry.close();
     this.cache.clear();
   }
+}
+
+/** A node's signalling WebSocket URL from its HTTP base URL (same listener, path /rtc). */
+export function signallingUrl(http: string): string {
+  const u = new URL(http);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  u.pathname = '/rtc';
+  u.search = '';
+  return u.toString();
 }

@@ -172,6 +172,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
         pingIntervalMs: this.opts.pingIntervalMs,
         iceServers: this.extras.iceServers(p.identity),
         probeTargets: this.extras.probeTargets(),
+        reconnectTargets: this.extras.reconnectTargets(),
       },
     };
   }
@@ -355,9 +356,10 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
   /** Starts draining: no new joins; every connected participant is told to reconnect elsewhere. */
   beginDrain(deadlineMs: number): void {
     this.draining = true;
+    const reconnectTargets = this.extras.reconnectTargets();
     for (const room of this.rooms.values()) {
       for (const p of room.participants.values()) {
-        if (p.conn) p.conn.send({ drain: { deadlineMs } });
+        if (p.conn) p.conn.send({ drain: { deadlineMs, reconnectTargets } });
         else this.removeParticipant(room, p, 'SERVER_SHUTDOWN'); // nobody to resume here any more
       }
     }

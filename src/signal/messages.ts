@@ -150,6 +150,8 @@ export interface JoinResponse {
   pingIntervalMs: number;
   iceServers?: IceServer[];
   probeTargets?: { nodeId: string; url: string }[];
+  /** Other edge nodes where this room can be rejoined if this node is lost (cluster only). */
+  reconnectTargets?: { nodeId: string; url: string }[];
 }
 
 export interface IceServer {
@@ -170,7 +172,7 @@ export interface ServerMessage {
   data?: DataPacket;
   relay?: RelaySignal;
   disconnect?: { reason: DisconnectReason; message: string; reconnect: boolean };
-  drain?: { deadlineMs: number };
+  drain?: { deadlineMs: number; reconnectTargets?: { nodeId: string; url: string }[] };
   producerAdded?: ProducerInfo;
   producerRemoved?: { producerId: string; participantSid: string };
   consumerClosed?: { consumerId: string; reason: string };
