@@ -171,6 +171,8 @@ export class AuraServer {
               leaseMs: mc.heartbeat_ms * 3,
               defaultMaxParticipants: config.room.max_participants,
               emptyTimeoutS: config.room.empty_timeout_s,
+              // Drain move tokens are signed with an API secret every node of the cluster holds.
+              ...(Object.values(config.keys)[0] ? { moveSecret: Object.values(config.keys)[0] } : {}),
             },
             this.log,
           )
@@ -382,8 +384,9 @@ export class AuraServer {
   drain(timeoutMs = this.config.drain.timeout_s * 1000): Promise<void> {
     this.drainPromise ??= new Promise<void>((resolve) => {
       this.log.info({ timeoutMs, connections: this.gateway.connectionCount }, 'draining');
-      this.manager.beginDrain(timeoutMs);
       const deadline = Date.now() + timeoutMs;
+      const cluster = this.cluster;
+      this.manager.beginDrain(timeoutMs, cluster ? (room, p) => cluster.moveToken(room, p, deadline) ?? '' : undefined);
       const tick = setInterval(() => {
         if (this.gateway.connectionCount > 0 && Date.now() < deadline) return;
         clearInterval(tick);

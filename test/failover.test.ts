@@ -79,13 +79,17 @@ describe('failover between edge nodes', () => {
     }
   });
 
-  test('a draining node moves its participants to another node before its deadline; nobody is dropped', async () => {
+  test('a draining node moves its participants to another node before its deadline; nobody is dropped, and the others see them go on, not leave and join', async () => {
     const p = `test:fd:${randomUUID().slice(0, 8)}:`;
     const [a, b] = await pair(p, ['edge-da', 'edge-db']);
     try {
       const alice = await a.client('alice', 'fd');
       const carol = await a.client('carol', 'fd');
       const bob = await b.client('bob', 'fd');
+      const sids = { alice: alice.me.sid, carol: carol.me.sid };
+      const seenByBob: string[] = [];
+      bob.on('participantJoined', (i) => seenByBob.push(`joined:${i.identity}`));
+      bob.on('participantLeft', (i) => seenByBob.push(`left:${i.identity}`));
       const events: string[] = [];
       for (const [name, c] of [['alice', alice], ['carol', carol]] as const) {
         c.on('drain', () => events.push(`${name}:drain`));
@@ -100,6 +104,12 @@ describe('failover between edge nodes', () => {
       assert.equal(await exit, 0, 'the drained node exits cleanly');
       assert.deepEqual(events.filter((e) => e.endsWith('closed')), [], 'nobody was dropped');
       assert.ok(events.indexOf('alice:drain') < events.indexOf('alice:reconnected:false'));
+      // The same sessions on the new node: same sids; bob saw no one leave or join.
+      assert.deepEqual({ alice: alice.me.sid, carol: carol.me.sid }, sids);
+      assert.deepEqual(alice.join.otherParticipants.map((x) => x.identity).sort(), ['bob', 'carol']);
+      await sleep(500);
+      assert.deepEqual(seenByBob, [], 'bob saw nobody leave or join');
+      assert.equal(bob.participants.get('alice')?.sid, sids.alice);
       // Everyone hears everyone on the remaining node.
       const got = Promise.all([nextData(bob), nextData(carol)]);
       await alice.sendData(bytes('moved'));

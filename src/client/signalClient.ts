@@ -104,11 +104,12 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     return this.rtt;
   }
 
-  private buildUrl(base: string, resume?: { token: string; lastSeq: number }): string {
+  private buildUrl(base: string, resume?: { token: string; lastSeq: number }, move?: string): string {
     const u = new URL(base);
     if (u.pathname === '' || u.pathname === '/') u.pathname = '/rtc';
     u.searchParams.set('access_token', this.token);
     if (this.opts.p2p) u.searchParams.set('p2p', '1');
+    if (move) u.searchParams.set('move', move);
     if (resume) {
       u.searchParams.set('resume', resume.token);
       u.searchParams.set('last_seq', String(resume.lastSeq));
@@ -120,9 +121,9 @@ export class SignalClient extends Emitter<SignalClientEvents> {
    * Opens a connection to `url` and resolves once joined; only then does it become the
    * client's connection (so a move to another node keeps the old one until the new one is in).
    */
-  private open(resume: { token: string; lastSeq: number } | undefined, url = this.url): Promise<void> {
+  private open(resume: { token: string; lastSeq: number } | undefined, url = this.url, move?: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      const ws = new this.WS(this.buildUrl(url, resume), SUBPROTOCOL[this.codec.encoding]);
+      const ws = new this.WS(this.buildUrl(url, resume, move), SUBPROTOCOL[this.codec.encoding]);
       ws.binaryType = 'arraybuffer';
       this.connecting = ws;
       let joined = false;
@@ -143,7 +144,9 @@ export class SignalClient extends Emitter<SignalClientEvents> {
           const old = this.ws;
           this.ws = ws;
           this.url = url;
-          if (old) this.leaveConnection(old);
+          // A moved session: the old node closes its side when it hears of the move (closing
+          // it here first would look like a leave there).
+          if (old) this.leaveConnection(old, !move);
           this.onJoin(msg.join);
           resolve();
           return;
@@ -169,13 +172,14 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     });
   }
 
-  /** Drops a connection this client moved away from; its requests cannot be answered now. */
-  private leaveConnection(old: WebSocketLike): void {
+  /** Leaves a connection this client moved away from; its requests cannot be answered now. */
+  private leaveConnection(old: WebSocketLike, close: boolean): void {
     for (const [, p] of this.pending) {
       clearTimeout(p.timer);
       p.reject(new Error('connection moved to another node'));
     }
     this.pending.clear();
+    if (!close) return;
     try {
       old.close(1000, 'moved');
     } catch {
@@ -263,7 +267,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     if (msg.drain) {
       if (msg.drain.reconnectTargets?.length) this.reconnectTargets = msg.drain.reconnectTargets;
       this.emit('drain', { deadlineMs: msg.drain.deadlineMs ?? 0 });
-      if (this.opts.failover !== false && this.reconnectTargets.length > 0) void this.move();
+      if (this.opts.failover !== false && this.reconnectTargets.length > 0) void this.move(msg.drain.moveToken || undefined);
       return;
     }
     if (msg.producerAdded) this.producers.set(msg.producerAdded.producerId, msg.producerAdded);
@@ -335,12 +339,12 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     return this.reconnectTargets.filter((t) => t.nodeId !== here).sort((a, b) => rtt(a.nodeId) - rtt(b.nodeId));
   }
 
-  /** A fresh join of the room on the first other node that takes it. */
-  private async rejoinElsewhere(): Promise<boolean> {
+  /** A join of the room on the first other node that takes it (`move`: keeping this session). */
+  private async rejoinElsewhere(move?: string): Promise<boolean> {
     for (const t of this.targets()) {
       if (this.closedByUs) return false;
       try {
-        await this.open(undefined, t.url);
+        await this.open(undefined, t.url, move);
         return true;
       } catch {
         /* the next one */
@@ -350,14 +354,15 @@ export class SignalClient extends Emitter<SignalClientEvents> {
   }
 
   /**
-   * The node drains: join the room on another node now, while this connection still works;
-   * the old session is replaced there (same identity) and this connection is dropped.
+   * The node drains: join the room on another node now, while this connection still works.
+   * With the drain's move token the session keeps its sid there (the others see it go on);
+   * the old node then closes this connection.
    */
-  private async move(): Promise<void> {
+  private async move(token: string | undefined): Promise<void> {
     if (this.moving || this.closedByUs) return;
     this.moving = true;
     try {
-      if (await this.rejoinElsewhere()) this.emit('reconnected', { resumed: false });
+      if (await this.rejoinElsewhere(token)) this.emit('reconnected', { resumed: false });
     } finally {
       this.moving = false;
     }

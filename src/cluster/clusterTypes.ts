@@ -18,6 +18,8 @@ export interface ClusterOptions {
   leaseMs: number;
   defaultMaxParticipants: number;
   emptyTimeoutS: number;
+  /** Signs and checks drain move tokens (an API secret every node holds); none: no moves. */
+  moveSecret?: string;
 }
 
 /** A directory event (published by the Lua scripts, or DeleteRoom). */

@@ -126,16 +126,17 @@ export class RoomDirectory {
     };
   }
 
-  async leave(room: string, identity: string, sid: string): Promise<boolean> {
-    return (await this.cmds.clLeave(this.prefix, room, identity, sid)) === 1;
+  /** `node`: only if that node still holds the session ('' any). */
+  async leave(room: string, identity: string, sid: string, node = ''): Promise<boolean> {
+    return (await this.cmds.clLeave(this.prefix, room, identity, sid, node)) === 1;
   }
 
   async updateParticipant(room: string, info: ParticipantInfo): Promise<void> {
-    await this.cmds.clUpdate(this.prefix, room, info.identity, info.sid, 'i', JSON.stringify(info));
+    await this.cmds.clUpdate(this.prefix, room, info.identity, info.sid, 'i', JSON.stringify(info), '');
   }
 
-  async updateTracks(room: string, identity: string, sid: string, tracks: readonly Track[]): Promise<void> {
-    await this.cmds.clUpdate(this.prefix, room, identity, sid, 't', JSON.stringify(tracks));
+  async updateTracks(room: string, identity: string, sid: string, tracks: readonly Track[], node = ''): Promise<void> {
+    await this.cmds.clUpdate(this.prefix, room, identity, sid, 't', JSON.stringify(tracks), node);
   }
 
   async setMetadata(room: string, metadata: string): Promise<void> {

@@ -21,7 +21,8 @@ export type DisconnectReason =
   | 'ROOM_DELETED'
   | 'SLOW_CONSUMER'
   | 'RATE_LIMITED'
-  | 'RESUME_EXPIRED';
+  | 'RESUME_EXPIRED'
+  | 'MIGRATION';
 
 export type RelayKind = 'OFFER' | 'ANSWER' | 'CANDIDATE' | 'HANGUP';
 
@@ -172,7 +173,7 @@ export interface ServerMessage {
   data?: DataPacket;
   relay?: RelaySignal;
   disconnect?: { reason: DisconnectReason; message: string; reconnect: boolean };
-  drain?: { deadlineMs: number; reconnectTargets?: { nodeId: string; url: string }[] };
+  drain?: { deadlineMs: number; reconnectTargets?: { nodeId: string; url: string }[]; moveToken?: string };
   producerAdded?: ProducerInfo;
   producerRemoved?: { producerId: string; participantSid: string };
   consumerClosed?: { consumerId: string; reason: string };
