@@ -48,6 +48,7 @@ import { TransportRequests } from './sfu/transportRequests.js';
 import { PublishRequests } from './sfu/publishRequests.js';
 import { SubscribeRequests } from './sfu/subscribeRequests.js';
 import { AicService } from './aic/aicService.js';
+import { ClusterClock } from './util/clusterClock.js';
 import { NO_MEDIA_CONTROL, type MediaControl } from './sfu/mediaControl.js';
 import { VERSION } from './version.js';
 
@@ -66,6 +67,9 @@ export class AuraServer {
   readonly log: Logger;
   readonly metrics = new Metrics();
   readonly verifier: TokenVerifier;
+  /** Wall-clock time nodes compare: Redis-corrected in a cluster (util/clusterClock.ts). */
+  readonly clock: ClusterClock;
+  private clockStarted = false;
   readonly manager: RoomManager;
   readonly gateway: SignalGateway;
   readonly messaging: RoomMessaging;
@@ -97,7 +101,9 @@ export class AuraServer {
     this.log = deps.logger ?? createLogger(config.log_level, config.node_id);
     this.mirror = deps.mirror;
     this.app = withHead(uWS.App()); // HEAD answers like GET on every route
-    this.verifier = new TokenVerifier(config.keys);
+    // With Redis, the wall clock nodes compare is Redis's (leases, node calls, tokens).
+    this.clock = new ClusterClock(this.log);
+    this.verifier = new TokenVerifier(config.keys, 10, this.clock.now);
     const sig = config.signal;
     const relay = config.mesh.role === 'relay';
     const wildcard = (ip: string): boolean => ip === '0.0.0.0' || ip === '::';
@@ -125,6 +131,7 @@ export class AuraServer {
         routeCacheMax: mc.route_cache_max,
         redisUrl: config.redis.url,
         redisPrefix: mc.redis_prefix,
+        now: this.clock.now,
       },
       // Load as the mesh sees it: relays carry TURN allocations, edges participants.
       () => (relay ? (this.turn.embedded?.allocationCount ?? 0) : this.manager.participantCount()),
@@ -173,6 +180,7 @@ export class AuraServer {
               emptyTimeoutS: config.room.empty_timeout_s,
               // Drain move tokens are signed with an API secret every node of the cluster holds.
               ...(Object.values(config.keys)[0] ? { moveSecret: Object.values(config.keys)[0] } : {}),
+              now: this.clock.now,
             },
             this.log,
           )
@@ -180,7 +188,7 @@ export class AuraServer {
     if (this.cluster) registerClusterMetrics(this.metrics.registry, this.cluster);
     // Signed with an API secret: only nodes holding one of the cluster's keys can call a node.
     const secret = Object.values(config.keys)[0];
-    if (dir && (this.cluster || relay) && secret) this.nodeClient = new NodeClient(dir, config.node_id, secret, 3000, this.log);
+    if (dir && (this.cluster || relay) && secret) this.nodeClient = new NodeClient(dir, config.node_id, secret, 3000, this.log, this.clock.now);
     let media: MediaRequests | undefined;
     const sfu = config.sfu;
     const roomOpts = {
@@ -311,6 +319,7 @@ export class AuraServer {
           draining: this.manager.isDraining,
           role: config.mesh.role,
           mesh: { registry: this.mesh.registry.kind, nodes: this.mesh.registry.snapshot().nodes.size },
+          clock: { offsetMs: this.clock.offsetMs },
           turn: { mode: config.turn.mode, allocations: this.turn.embedded?.allocationCount ?? 0 },
           ...(this.pool
             ? { sfu: { workers: this.pool.slots.map((w) => ({ index: w.index, pid: w.pid, routers: w.routers, consumers: w.consumers })) } }
@@ -327,7 +336,7 @@ export class AuraServer {
     if (dir && this.nodeClient) {
       this.commands = new ClusterCommands(this.nodeClient);
       const media = this.pipes?.handlers() ?? refuseMedia();
-      this.nodeServer = new NodeServer<ClusterMethods>(dir, config.node_id, secret!, { roomService: roomServiceHandler(roomService), ...media }, this.log);
+      this.nodeServer = new NodeServer<ClusterMethods>(dir, config.node_id, secret!, { roomService: roomServiceHandler(roomService), ...media }, this.log, this.clock.now);
     }
     registerTwirp(this.app, 'livekit.RoomService', this.commands && dir && this.cluster ? clusterRoomService(roomService, this.manager, dir, this.commands, this.cluster) : roomService, {
       verifier: this.verifier,
@@ -338,7 +347,7 @@ export class AuraServer {
       maxInflightBytes: config.api.max_inflight_body_bytes,
     });
     registerHistory(this.app, () => this.persistence?.db, this.verifier);
-    registerStatic(this.app, config.development ? { key: DEV_API_KEY, secret: DEV_API_SECRET } : null);
+    registerStatic(this.app, config.development ? { key: DEV_API_KEY, secret: DEV_API_SECRET, now: this.clock.now } : null);
     this.app.any('/*', (res) => send(res, { status: 404, body: { code: 'NOT_FOUND', message: 'no such route' } }));
   }
 
@@ -346,6 +355,11 @@ export class AuraServer {
   async listen(port = this.config.port, host = this.config.bind_address): Promise<number> {
     if (this.pool && this.pool.slots.length === 0) {
       await this.pool.start();
+    }
+    // The first reading before anything stamps or leases (bounded: Redis may be away).
+    if (this.config.redis.url && !this.clockStarted) {
+      this.clockStarted = true;
+      await this.clock.start(this.config.redis.url, 10_000, 1000);
     }
     this.persistence ??= await Persistence.start(this.config, {
       events: this.cluster ?? this.manager,
@@ -386,7 +400,8 @@ export class AuraServer {
       this.log.info({ timeoutMs, connections: this.gateway.connectionCount }, 'draining');
       const deadline = Date.now() + timeoutMs;
       const cluster = this.cluster;
-      this.manager.beginDrain(timeoutMs, cluster ? (room, p) => cluster.moveToken(room, p, deadline) ?? '' : undefined);
+      const moveDeadline = this.clock.now() + timeoutMs;
+      this.manager.beginDrain(timeoutMs, cluster ? (room, p) => cluster.moveToken(room, p, moveDeadline) ?? '' : undefined);
       const tick = setInterval(() => {
         if (this.gateway.connectionCount > 0 && Date.now() < deadline) return;
         clearInterval(tick);
@@ -412,6 +427,7 @@ export class AuraServer {
     this.manager.dispose();
     this.persistence?.stopSampling();
     this.aic?.close();
+    this.clock.close();
     await this.sfu?.close();
     await this.pool?.close();
     await this.turn.close();

@@ -102,7 +102,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     try {
       await this.dir.connect();
       this.finished(await this.dir.forget(this.opts.nodeId));
-      await this.dir.heartbeat(this.opts.nodeId, Date.now() + this.opts.leaseMs);
+      await this.dir.heartbeat(this.opts.nodeId, this.opts.now() + this.opts.leaseMs);
     } catch (err) {
       this.down = true;
       this.log.warn({ err: (err as Error).message }, 'cluster: Redis unavailable; serving this node only until it returns');
@@ -114,8 +114,8 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
   private async tick(): Promise<void> {
     if (this.down || this.closed) return;
     try {
-      await this.dir.heartbeat(this.opts.nodeId, Date.now() + this.opts.leaseMs);
-      if (Date.now() >= this.reapAfter) this.finished(await this.dir.reap());
+      await this.dir.heartbeat(this.opts.nodeId, this.opts.now() + this.opts.leaseMs);
+      if (Date.now() >= this.reapAfter) this.finished(await this.dir.reap(this.opts.now()));
     } catch (err) {
       this.markDown(err);
     }
@@ -143,7 +143,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     if (resume && this.manager.resumable(grant, resume)) return this.manager.join(grant, conn, resume, rest);
     if (this.down || this.closed) return this.localJoin(grant, conn, rest); // resynced when Redis returns
     // A session a draining node hands over keeps its sid (a bad or stale token: a plain join).
-    const m = move && this.opts.moveSecret ? verifyMoveToken(this.opts.moveSecret, move) : undefined;
+    const m = move && this.opts.moveSecret ? verifyMoveToken(this.opts.moveSecret, move, this.opts.now()) : undefined;
     const moved = m && m.room === grant.room && m.identity === grant.identity ? m.sid : undefined;
     return this.admit(grant, conn, rest, moved);
   }
@@ -194,7 +194,8 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
           info,
           defaultMax: this.manager.rooms.get(name)?.maxParticipants ?? this.opts.defaultMaxParticipants,
           newRoomSid: newId('RM_'),
-          leaseExpiry: Date.now() + this.opts.leaseMs,
+          leaseExpiry: this.opts.now() + this.opts.leaseMs,
+          now: this.opts.now(),
           emptyTimeoutS: this.opts.emptyTimeoutS,
           wantParts: (wantParts = !h.synced || !this.manager.rooms.has(name)),
         }),
@@ -357,7 +358,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
   /** Redis is back: heartbeat, then put every held room's live state back. */
   private async resyncAll(): Promise<void> {
     try {
-      await this.dir.heartbeat(this.opts.nodeId, Date.now() + this.opts.leaseMs);
+      await this.dir.heartbeat(this.opts.nodeId, this.opts.now() + this.opts.leaseMs);
     } catch {
       return; // still away: the next 'ready' tries again
     }

@@ -108,12 +108,14 @@ export class RoomDirectory {
     defaultMax: number;
     newRoomSid: string;
     leaseExpiry: number;
+    /** Cluster time (the room's `created`). */
+    now: number;
     emptyTimeoutS: number;
     /** The room's entries are wanted (this node does not hold it yet). */
     wantParts: boolean;
   }): Promise<Admission> {
     const r = (await this.cmds.clAdmit(
-      this.prefix, a.room, a.node, a.identity, a.sid, JSON.stringify(a.info), a.defaultMax, a.newRoomSid, Date.now(), a.leaseExpiry, a.emptyTimeoutS, a.wantParts ? 1 : 0,
+      this.prefix, a.room, a.node, a.identity, a.sid, JSON.stringify(a.info), a.defaultMax, a.newRoomSid, a.now, a.leaseExpiry, a.emptyTimeoutS, a.wantParts ? 1 : 0,
     )) as unknown[];
     if (r[0] === 'full') return { ok: false, max: Number(r[1]) };
     const [, started, sid, metadata, max, created, empty, parts, oldNode, oldSid] = r as [string, number, string, string, string, string, string, string[], string, string];

@@ -27,6 +27,8 @@ export interface MeshOptions {
   routeCacheMax: number;
   redisUrl: string;
   redisPrefix: string;
+  /** Wall-clock time nodes compare (util/clusterClock.ts); Date.now without Redis. */
+  now?: () => number;
 }
 
 export interface RouteFeedback {
@@ -66,7 +68,7 @@ export class MeshService {
   ) {
     const ttl = opts.heartbeatMs * 3;
     // With Redis, the route cache is shared through the registry's connection too.
-    const redis = opts.redisUrl ? new RedisRegistry(opts.redisUrl, opts.redisPrefix, ttl, log) : undefined;
+    const redis = opts.redisUrl ? new RedisRegistry(opts.redisUrl, opts.redisPrefix, ttl, log, opts.now) : undefined;
     const registry = (this.registry = redis ?? new MemoryRegistry(ttl));
     this.planner = new RoutePlanner(() => this.registry.snapshot(), this.predictor, opts.policy);
     this.cache = new RouteCache(opts.routeCacheTtlMs, opts.routeCacheMax, redis ? { client: redis.client, prefix: opts.redisPrefix } : undefined);
