@@ -174,6 +174,8 @@ export interface ServerMessage {
   producerAdded?: ProducerInfo;
   producerRemoved?: { producerId: string; participantSid: string };
   consumerClosed?: { consumerId: string; reason: string };
+  /** Your consumer `consumerId` was replaced by `consumer` (same track, e.g. a hook chain fell back). */
+  consumerSwitched?: { consumerId: string; consumer: ConsumerInfo; reason: string };
   consumerPaused?: { consumerId: string; reason: string };
   consumerResumed?: { consumerId: string; reason: string };
   layersChanged?: { consumerId: string; spatialLayer: number; temporalLayer: number };
@@ -211,6 +213,7 @@ export const SERVER_BODY_KINDS = [
   'producerAdded',
   'producerRemoved',
   'consumerClosed',
+  'consumerSwitched',
   'consumerPaused',
   'consumerResumed',
   'layersChanged',
