@@ -1,6 +1,7 @@
 // RTP hook path's added latency: one mediasoup router, a plain-RTP simulcast VP8 publisher
 // (the committed capture, 3 layers, 30 fps, each packet carrying its send time), and two
-// plain-RTP subscribers of the top layer in the same run: one of the original producer (the
+// plain-RTP subscribers of layer 0 in the same run (the layer a simulcast consumer starts on:
+// the plain publisher sends no sender reports, so the original producer could not switch up): one of the original producer (the
 // baseline), one of the hook chain's processed producer (DirectTransport tap → chain →
 // producer.send). Per packet: receive time − send time, on each path; the chain's added
 // latency is the difference of the two distributions' percentiles. Sender, receivers and the
@@ -71,7 +72,7 @@ async function receiver(router: types.Router, producerId: string, into: number[]
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
   const t = await router.createPlainTransport({ listenIp: '127.0.0.1', rtcpMux: true, comedia: false });
   await t.connect({ ip: '127.0.0.1', port: sock.address().port });
-  await t.consume({ producerId, rtpCapabilities: router.rtpCapabilities, preferredLayers: { spatialLayer: 2 } });
+  await t.consume({ producerId, rtpCapabilities: router.rtpCapabilities, preferredLayers: { spatialLayer: 0 } });
   return {
     close() {
       t.close();
