@@ -49,6 +49,11 @@ import { PublishRequests } from './sfu/publishRequests.js';
 import { SubscribeRequests } from './sfu/subscribeRequests.js';
 import { AicService } from './aic/aicService.js';
 import { ClusterClock } from './util/clusterClock.js';
+import { HookMetrics } from './aic/hooks/hookMetrics.js';
+import { HookService } from './aic/hooks/hookService.js';
+import { loadRtpParser } from './aic/rtp/parser.js';
+import { ConsumerSwitch } from './sfu/consumerSwitch.js';
+import { NO_PRODUCER_HOOKS, type ProducerHooks } from './sfu/producerHooks.js';
 import { NO_MEDIA_CONTROL, type MediaControl } from './sfu/mediaControl.js';
 import { VERSION } from './version.js';
 
@@ -78,6 +83,8 @@ export class AuraServer {
   readonly sfu: SfuService | undefined;
   /** AIC (aic.enabled): the SFU's layer controller. */
   readonly aic: AicService | undefined;
+  /** AIC's RTP hook chains (aic.hooks not empty). */
+  readonly hooks: HookService | undefined;
   readonly turn: TurnService;
   readonly mesh: MeshService;
   readonly calls: DirectCallPolicy;
@@ -239,6 +246,13 @@ export class AuraServer {
         this.aic = new AicService(config.aic, config.node_id, this.manager, tell, this.metrics.registry, this.log);
         control = this.aic;
       }
+      let hooks: ProducerHooks = NO_PRODUCER_HOOKS;
+      if (this.aic && config.aic.hooks.length > 0) {
+        const aic = this.aic;
+        const parser = loadRtpParser({ logger: this.log });
+        this.hooks = new HookService(config.aic, (name) => aic.arm(name), new ConsumerSwitch(notifier, control), parser, new HookMetrics(this.metrics.registry), this.log);
+        hooks = this.hooks;
+      }
       if (dir && this.nodeClient && this.cluster) {
         this.pipes = new PipeRouter(edgeRooms(this.sfu), this.nodeClient, control, (name) => this.manager.rooms.get(name), pipeOpts, this.log, this.mesh.mediaLinks);
         this.cascade = new Cascade(
@@ -266,8 +280,8 @@ export class AuraServer {
           (identity) => this.turn.iceServersFor(identity),
           control,
         ),
-        publish: new PublishRequests(this.sfu, this.manager, notifier, control),
-        subscribe: new SubscribeRequests(this.sfu, notifier, control, this.cascade ?? NO_REMOTE_PRODUCERS),
+        publish: new PublishRequests(this.sfu, this.manager, notifier, control, hooks),
+        subscribe: new SubscribeRequests(this.sfu, notifier, control, this.cascade ?? NO_REMOTE_PRODUCERS, hooks),
       };
       registerSfuMetrics(this.metrics.registry, this.pool, this.sfu.rooms);
     }
@@ -426,6 +440,7 @@ export class AuraServer {
     await this.relayDir?.close();
     this.manager.dispose();
     this.persistence?.stopSampling();
+    this.hooks?.close();
     this.aic?.close();
     this.clock.close();
     await this.sfu?.close();

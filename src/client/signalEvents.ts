@@ -23,6 +23,7 @@ export interface SignalClientEvents extends Record<string, unknown[]> {
   producerAdded: [NonNullable<ServerMessage['producerAdded']>];
   producerRemoved: [NonNullable<ServerMessage['producerRemoved']>];
   consumerClosed: [NonNullable<ServerMessage['consumerClosed']>];
+  consumerSwitched: [NonNullable<ServerMessage['consumerSwitched']>];
   consumerPaused: [NonNullable<ServerMessage['consumerPaused']>];
   consumerResumed: [NonNullable<ServerMessage['consumerResumed']>];
   layersChanged: [NonNullable<ServerMessage['layersChanged']>];
@@ -36,7 +37,7 @@ export interface SignalClientEvents extends Record<string, unknown[]> {
 }
 
 export const SFU_EVENTS = [
-  'producerAdded', 'producerRemoved', 'consumerClosed', 'consumerPaused', 'consumerResumed',
+  'producerAdded', 'producerRemoved', 'consumerClosed', 'consumerSwitched', 'consumerPaused', 'consumerResumed',
   'layersChanged', 'score', 'activeSpeaker', 'audioLevels', 'mediaReset', 'trackMuted',
   'layersWanted',
 ] as const;

@@ -177,6 +177,8 @@ export interface ServerMessage {
   producerAdded?: ProducerInfo;
   producerRemoved?: { producerId: string; participantSid: string };
   consumerClosed?: { consumerId: string; reason: string };
+  /** Your consumer `consumerId` was replaced by `consumer` (same track, e.g. a hook chain fell back). */
+  consumerSwitched?: { consumerId: string; consumer: ConsumerInfo; reason: string };
   consumerPaused?: { consumerId: string; reason: string };
   consumerResumed?: { consumerId: string; reason: string };
   layersChanged?: { consumerId: string; spatialLayer: number; temporalLayer: number };
@@ -214,6 +216,7 @@ export const SERVER_BODY_KINDS = [
   'producerAdded',
   'producerRemoved',
   'consumerClosed',
+  'consumerSwitched',
   'consumerPaused',
   'consumerResumed',
   'layersChanged',
