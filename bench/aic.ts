@@ -113,14 +113,14 @@ function describeRun(i: number, r: Run): { ratio: number; ratioAll: number; upRa
     );
     console.log(
       `      layers on per publisher ${arm.layersOn.join(',')}; layersWanted applied ${arm.wantedChanges}, PLI/FIR received ${arm.keyRequests}, key-frame jumps ${arm.keyJumps}; ` +
-        `SFU worker CPU ${pc(arm.workerCpuS / arm.windowS)} of a core; bench loop delay p99 ${arm.loopP99Ms.toFixed(1)} ms`,
+        `SFU worker CPU ${pc(arm.workerCpuS / arm.windowS)} of a core; bench loop delay p99 ${arm.loopP99Ms.toFixed(1)} ms, max ${arm.loopMaxMs.toFixed(0)} ms`,
     );
     console.log(
       `      server quality score (auralink_aic_quality_score, what the server forwards): mean ${mean(arm).toFixed(1)} over ${arm.server.qCount} samples, min ${minBucket(arm.server.buckets)}, ` +
         `${arm.server.below} samples < ${TARGET_SCORE}; server bytes forwarded ${mb(arm.server.forwarded)} MB vs its forward-all estimate ${mb(arm.server.forwardAll)} MB`,
     );
     const ts = tiles(arm);
-    console.log(`      receiver-side score of the ${ts.length} visible tiles: mean ${(ts.reduce((s, v) => s + v, 0) / ts.length).toFixed(1)}, min ${Math.min(...ts)}`);
+    console.log(`      receiver-side score (same formula, from what the viewers' sockets got: key-frame size, frames, sequence gaps, freezes; the replay shares the bench's event loop, so its stalls count as freezes) of the ${ts.length} visible tiles: mean ${(ts.reduce((s, v) => s + v, 0) / ts.length).toFixed(1)}, min ${Math.min(...ts)}`);
   }
   const low = x.tileScores.filter((t) => t.score < TARGET_SCORE);
   for (const t of low.slice(0, 5)) console.log(`      low AIC tile: viewer p${t.viewer} ← p${t.publisher} shown ${t.width} wide, key frames ${t.keyWidth} wide, ${t.fps.toFixed(1)} fps, score ${t.score}`);
@@ -129,7 +129,8 @@ function describeRun(i: number, r: Run): { ratio: number; ratioAll: number; upRa
   );
   console.log(
     `  reaction 240x135 → 960x540 (trackSettings sent → first 1280-wide key frame at the viewer): ${x.reactUp.map((v) => v.toFixed(0)).join(', ')} ms` +
-      `${x.reactMissed ? `, ${x.reactMissed} not within 10 s` : ''}; back to 240x135: ${x.reactDown.map((v) => v.toFixed(0)).join(', ')} ms`,
+      `${x.reactMissed ? `, ${x.reactMissed} not within 10 s` : ''}; back to 240x135: ${x.reactDown.map((v) => v.toFixed(0)).join(', ')} ms; ` +
+      `layers the publisher had on before: ${x.reactLayersBefore.join(',')}; PLI/FIR during the changes ${x.reactKeyRequests}, key-frame jumps ${x.reactKeyJumps}`,
   );
   console.log(`  leak check after both rooms closed: ${Object.entries(r.leaks).map(([k, v]) => `${k}s ${v}`).join(', ')}`);
   return { ratio, ratioAll, upRatio, meanAic: mean(x), meanCtl: mean(c), minTile };

@@ -42,10 +42,16 @@ export interface ArmResult {
   hiddenBytes: number;
   workerCpuS: number;
   loopP99Ms: number;
+  loopMaxMs: number;
   /** Viewport change 240x135 → 960x540: trackSettings sent → first key frame of the 1280-wide layer at the viewer (ms); and back. */
   reactUp: number[];
   reactDown: number[];
   reactMissed: number;
+  /** Layers the enlarged tile's publisher had on before each change (1: the upper two off, the full path). */
+  reactLayersBefore: number[];
+  /** PLI/FIR the publishers got, and key-frame jumps, during the viewport changes. */
+  reactKeyRequests: number;
+  reactKeyJumps: number;
 }
 
 async function serverAic(server: TestServer, arm: ArmName): Promise<ServerAic> {
@@ -125,9 +131,13 @@ export async function runArm(server: TestServer, arm: ArmName, roomName: string,
       hiddenBytes: 0,
       workerCpuS: cpu1 - cpu0,
       loopP99Ms: loop.percentile(99) / 1e6,
+      loopMaxMs: loop.max / 1e6,
       reactUp: [],
       reactDown: [],
       reactMissed: 0,
+      reactLayersBefore: [],
+      reactKeyRequests: 0,
+      reactKeyJumps: 0,
     };
     for (const p of room.participants) {
       r.downAudio += p.viewer.takeAudio();
@@ -154,7 +164,14 @@ export async function runArm(server: TestServer, arm: ArmName, roomName: string,
         r.tileScores.push({ viewer: p.index, publisher: tile.publisher, width: tile.width, score, keyWidth: tile.keyWidth, fps });
       }
     }
-    if (arm === 'aic') await react(room, o.reactions, r);
+    if (arm === 'aic') {
+      await react(room, o.reactions, r);
+      for (const p of room.participants) {
+        const c = p.publisher.take();
+        r.reactKeyRequests += c.keyRequests;
+        r.reactKeyJumps += c.keyJumps;
+      }
+    }
     return r;
   } finally {
     await room.close();
@@ -188,6 +205,7 @@ async function react(room: ReferenceRoom, count: number, r: ArmResult): Promise<
           },
         };
       });
+    r.reactLayersBefore.push(room.participants[tile.publisher]!.publisher.layers.filter((l) => l.active).length);
     const up = wait(top, Number.MAX_SAFE_INTEGER);
     const t0 = process.hrtime.bigint();
     await room.report(viewer, tile.consumerId, { ...LARGE, hidden: false });

@@ -30,9 +30,10 @@ export interface TileSpec {
 export function layout(v: number, n: number): TileSpec[] {
   const large = v === SPEAKER ? 1 : SPEAKER;
   const small = [...Array(n).keys()].filter((p) => p !== v && p !== large).sort((a, b) => ((a - v + n) % n) - ((b - v + n) % n));
+  const scrolledOut = (i: number): boolean => i >= small.length - HIDDEN_PER_VIEWER;
   return [
     { publisher: large, ...LARGE, hidden: false },
-    ...small.map((p, i) => ({ publisher: p, ...(i >= small.length - HIDDEN_PER_VIEWER ? { width: 0, height: 0, hidden: true } : SMALL), hidden: i >= small.length - HIDDEN_PER_VIEWER })),
+    ...small.map((p, i) => (scrolledOut(i) ? { publisher: p, width: 0, height: 0, hidden: true } : { publisher: p, ...SMALL, hidden: false })),
   ];
 }
 
