@@ -6,13 +6,12 @@ import type { AicMetrics } from './aicMetrics.js';
 import { qualityFloor, temporalFloor, type AdviceResponse, type FeatureSubscriber, type FeatureTrack, type TrackAdvice } from './advice.js';
 import { decide, type Decision, type LinkInput, type Policy, type TrackInput, type ViewerSettings } from './controller.js';
 import { Dynacast } from './dynacast.js';
-import { layersOf, type Layer } from './layers.js';
+import { forwardedFps, layersOf, temporalLayersOf, type Layer } from './layers.js';
 import { qualityScore, resolutionFactor } from './quality.js';
 
 // Assumed when the publisher does not say (mediasoup knows neither size nor frame rate).
 const DEFAULT_SIZE = { width: 1280, height: 720 };
 const SOURCE_FPS = 30;
-const MAX_TEMPORAL = 2;
 
 interface ProducerModel {
   producer: types.Producer;
@@ -304,14 +303,15 @@ export class AicRoom {
     if (c.pc.paused && !c.applied?.paused) return undefined; // the subscriber paused it itself
     const l = c.pc.currentLayers;
     const layer = l ? p.layers[Math.min(l.spatialLayer, p.layers.length - 1)] : undefined;
-    const temporal = l?.temporalLayer ?? MAX_TEMPORAL;
+    // The stream's own temporal layer count: without temporal layers, layer 0 is the full rate.
+    const temporalLayers = temporalLayersOf(c.pc.consumer.rtpParameters.encodings?.[0]?.scalabilityMode);
     const top = p.layers.at(-1)!;
     return qualityScore({
       displayWidth: c.settings?.width || top.width,
       displayHeight: c.settings?.height || top.height,
       receivedWidth: layer?.width ?? 0,
       receivedHeight: layer?.height ?? 0,
-      fps: layer ? SOURCE_FPS / 2 ** (MAX_TEMPORAL - Math.min(temporal, MAX_TEMPORAL)) : 0,
+      fps: layer ? forwardedFps(l?.temporalLayer ?? temporalLayers - 1, temporalLayers, SOURCE_FPS) : 0,
       sourceFps: SOURCE_FPS,
       freezeFraction: 0,
       lossPct,
