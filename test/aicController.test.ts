@@ -184,7 +184,7 @@ describe("the server's quality score of what it forwards (AicRoom)", () => {
   // A producer and one consumer of it as AicRoom sees them (only the fields it reads), in
   // the control arm: scored, never controlled.
   const scoreOf = async (scalabilityMode: string | undefined, temporalLayer: number): Promise<number | undefined> => {
-    const room = new AicRoom('r', 'control', { policy: POLICY, holdDownMs: 0, minQuality: 70, fallback: true }, () => undefined, new AicMetrics(new Registry()), pino({ level: 'silent' }));
+    const room = new AicRoom('r', 'RM_r', 'control', { policy: POLICY, holdDownMs: 0, minQuality: 70, fallback: true }, () => undefined, new AicMetrics(new Registry()), pino({ level: 'silent' }));
     const producer = {
       id: 'prod', kind: 'video', paused: false, observer: new EventEmitter(),
       rtpParameters: { encodings: [{ scaleResolutionDownBy: 4 }, { scaleResolutionDownBy: 2 }, { scaleResolutionDownBy: 1 }] },

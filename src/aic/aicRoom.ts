@@ -351,7 +351,7 @@ export class AicRoom {
     return {
       maxSpatial: Math.min(cap?.maxSpatial ?? top, top),
       floor,
-      maxTemporal: cap?.maxTemporal === undefined ? undefined : Math.max(cap.maxTemporal, temporalFloor(res, this.opts.minQuality, MAX_TEMPORAL)),
+      maxTemporal: cap?.maxTemporal === undefined ? undefined : Math.max(cap.maxTemporal, temporalFloor(res, this.opts.minQuality)),
     };
   }
 
