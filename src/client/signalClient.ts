@@ -75,6 +75,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
   /** A connection being opened (not joined yet): closed with the client. */
   private connecting: WebSocketLike | null = null;
   private moving = false;
+  private closedWhileMoving: { code: number; reason: string } | undefined;
   /** The last RTTs measured to mesh nodes (measureMesh), by node id: failover prefers the nearest. */
   private readonly nodeRtts = new Map<string, number>();
   /** Other edge nodes where the room can be rejoined (from join, refreshed by drain). */
@@ -167,6 +168,12 @@ export class SignalClient extends Emitter<SignalClientEvents> {
         }
         if (this.ws !== ws) return; // superseded by a move: nothing to resume
         this.ws = null;
+        // Moving: the old node may close this one (the move reached it) before the new node's
+        // join arrives on the other connection; the move decides what comes next.
+        if (this.moving) {
+          this.closedWhileMoving = { code: ev.code, reason: ev.reason };
+          return;
+        }
         this.onClose(ev.code, ev.reason);
       };
     });
@@ -361,10 +368,17 @@ export class SignalClient extends Emitter<SignalClientEvents> {
   private async move(token: string | undefined): Promise<void> {
     if (this.moving || this.closedByUs) return;
     this.moving = true;
+    this.closedWhileMoving = undefined;
+    let moved = false;
     try {
-      if (await this.rejoinElsewhere(token)) this.emit('reconnected', { resumed: false });
+      moved = await this.rejoinElsewhere(token);
+      if (moved) this.emit('reconnected', { resumed: false });
     } finally {
       this.moving = false;
+      // Nowhere to move, and the old connection is gone meanwhile: the usual close path.
+      const closed = this.closedWhileMoving as { code: number; reason: string } | undefined; // set by onclose meanwhile
+      this.closedWhileMoving = undefined;
+      if (!moved && closed && !this.ws) this.onClose(closed.code, closed.reason);
     }
   }
 
