@@ -38,12 +38,14 @@ const stopRedis = (): void => {
 };
 process.once('exit', stopRedis);
 
-const node = (id: string): Promise<Server> =>
+// Each scenario its own mesh and directory (a prefix of its own): nodes SIGKILLed by the last
+// one stay in the registry until their lease passes and would count as mesh members.
+const node = (id: string, prefix = `${PREFIX}${id}:`): Promise<Server> =>
   startAura({
     development: true,
     node_id: id,
     redis: { url: `redis://127.0.0.1:${REDIS_PORT}` },
-    mesh: { redis_prefix: PREFIX, heartbeat_ms: Number(args.heartbeat), probe_interval_ms: 0 },
+    mesh: { redis_prefix: prefix, heartbeat_ms: Number(args.heartbeat), probe_interval_ms: 0 },
     database: { url: args.database },
     turn: { mode: 'off' },
     drain: { timeout_s: 20 },
@@ -83,7 +85,8 @@ async function backOn(observer: Page, identity: string, t0: number, timeoutMs = 
 }
 
 async function scenario(browser: Browser, mode: 'kill' | 'drain', run: number): Promise<{ times: number[]; dropped: number }> {
-  const [victim, survivor] = await Promise.all([node(`fo-v${run}-${mode}`), node(`fo-s${run}-${mode}`)]);
+  const prefix = `${PREFIX}${mode}${run}:`;
+  const [victim, survivor] = await Promise.all([node(`fo-v${run}-${mode}`, prefix), node(`fo-s${run}-${mode}`, prefix)]);
   const pages: Page[] = [];
   try {
     await until(async () => (await meshNodes(victim)) === 2 && (await meshNodes(survivor)) === 2, 15_000, 'both nodes in the mesh');
@@ -138,22 +141,35 @@ const fmt = (xs: number[]): string => {
 const browser = await launch();
 const all = { kill: [] as number[], drain: [] as number[], base: [] as number[] };
 let droppedTotal = 0;
+const failures: string[] = [];
 try {
   console.log(`bench/failover: ${RUNS} runs, ${MOVERS} movers each, mesh.heartbeat_ms ${args.heartbeat}, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  // A run whose set-up fails (media not flowing before the signal) is reported and skipped.
+  const attempt = async <T>(what: string, f: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await f();
+    } catch (err) {
+      failures.push(`${what}: ${(err as Error).message}`);
+      console.log(`  ${what} failed: ${(err as Error).message}`);
+      return undefined;
+    }
+  };
   for (let r = 0; r < RUNS; r++) {
-    const base = await baseline(browser, r);
-    const k = await scenario(browser, 'kill', r);
-    const d = await scenario(browser, 'drain', r);
-    all.base.push(base);
-    all.kill.push(...k.times);
-    all.drain.push(...d.times);
-    droppedTotal += k.dropped + d.dropped;
-    console.log(`run ${r + 1}: baseline join ${base} ms | kill ${k.times.map((t) => t.toFixed(0)).join(', ')} ms | drain ${d.times.map((t) => t.toFixed(0)).join(', ')} ms | dropped ${k.dropped + d.dropped}`);
+    const base = await attempt(`run ${r + 1} baseline`, () => baseline(browser, r));
+    const k = await attempt(`run ${r + 1} kill`, () => scenario(browser, 'kill', r));
+    const d = await attempt(`run ${r + 1} drain`, () => scenario(browser, 'drain', r));
+    if (base !== undefined) all.base.push(base);
+    all.kill.push(...(k?.times ?? []));
+    all.drain.push(...(d?.times ?? []));
+    droppedTotal += (k?.dropped ?? 0) + (d?.dropped ?? 0);
+    const fmtRun = (x: { times: number[] } | undefined): string => (x ? `${x.times.map((t) => t.toFixed(0)).join(', ')} ms` : 'failed');
+    console.log(`run ${r + 1}: baseline join ${base ?? 'failed'} ms | kill ${fmtRun(k)} | drain ${fmtRun(d)} | dropped ${(k?.dropped ?? 0) + (d?.dropped ?? 0)}`);
   }
   console.log(`\nbaseline (a fresh join, to media at the observer): ${fmt(all.base)}`);
   console.log(`SIGKILL -> media again, per moved participant:    ${fmt(all.kill)}   target p95 < 5000 ms`);
   console.log(`SIGTERM -> media again, per moved participant:    ${fmt(all.drain)}`);
   console.log(`participants dropped (SDK gave up):              ${droppedTotal}`);
+  console.log(`runs that failed to set up or measure:           ${failures.length}${failures.length ? `\n  ${failures.join('\n  ')}` : ''}`);
   console.log(`load at the end: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 } finally {
   await browser.close();
