@@ -330,6 +330,21 @@ describe('SFU forwarding RTP (plain transports)', () => {
     await b.leave();
   });
 
+  test("media ports used up: createTransport is UNAVAILABLE (retry later), not INTERNAL, and nothing is logged as an error", async () => {
+    // Two ports in the range: the third transport finds none (mediasoup: "no more available ports").
+    const base = 21000 + Math.floor(Math.random() * 400) * 20;
+    const t3 = await startServer({ sfu: { allow_plain_transports: true, webrtc_port: base, rtc_min_port: base + 4, rtc_max_port: base + 5 } });
+    try {
+      const a = await t3.client('ports', 'r');
+      for (let i = 0; i < 2; i++) await a.request('createTransport', { consuming: true, plain: true });
+      await assert.rejects(a.request('createTransport', { consuming: true, plain: true }), { code: 'UNAVAILABLE', field: 'createTransport' });
+      assert.ok(!t3.logs.some((l) => l.includes('"level":50')), 'no error-level log');
+      assert.equal((await a.listParticipants()).length, 1, 'the session goes on');
+    } finally {
+      await t3.close();
+    }
+  });
+
   test('plain transports stay refused where the server does not allow them', async () => {
     const t2 = await startServer();
     try {
@@ -337,6 +352,24 @@ describe('SFU forwarding RTP (plain transports)', () => {
       await assert.rejects(a.request('createTransport', { producing: true, plain: true }), { code: 'PERMISSION_DENIED', field: 'createTransport.plain' });
     } finally {
       await t2.close();
+    }
+  });
+});
+
+describe('media errors (no sockets)', () => {
+  test("mediasoup's worker-gone and no-ports errors are UNAVAILABLE, argument errors INVALID_FIELD, the rest thrown as they are", async () => {
+    const { media } = await import('../src/sfu/mediaErrors.js');
+    const named = (name: string, message: string): Error => Object.assign(new Error(message), { name });
+    const cases: [Error, string | undefined][] = [
+      [named('InvalidStateError', 'Channel closed'), 'UNAVAILABLE'],
+      [new Error('Channel request handler with ID 153b49d7-6816 not found [method:consumer.resume]'), 'UNAVAILABLE'],
+      [new Error("no more available ports [protocol:udp, ip:'127.0.0.1', numAttempt:2] [method:router.createPlainTransport]"), 'UNAVAILABLE'],
+      [new TypeError('missing rtpParameters'), 'INVALID_FIELD'],
+      [new Error('ssrc already exists in RTP listener [method:transport.produce]'), 'INVALID_FIELD'],
+      [new Error('something else'), undefined],
+    ];
+    for (const [err, code] of cases) {
+      await assert.rejects(media('f', () => Promise.reject(err)), (e: { code?: string; field?: string }) => e.code === code && (code === undefined || e.field === 'f'));
     }
   });
 });

@@ -62,8 +62,7 @@ export class SubscribeRequests {
 
   async pause(room: Room, p: Participant, consumerId: string, paused: boolean): Promise<void> {
     const c = this.own(room, p, consumerId, paused ? 'pauseConsumer' : 'resumeConsumer');
-    if (paused) await c.pause();
-    else await c.resume();
+    await media(paused ? 'pauseConsumer' : 'resumeConsumer', () => (paused ? c.pause() : c.resume()));
   }
 
   close(room: Room, p: Participant, consumerId: string): void {

@@ -49,12 +49,14 @@ export class TransportRequests {
     const slot = producing ? sfuRoom.main : await sfuRoom.slotForSubscriber();
     this.sfu.peerFor(room, p, sfuRoom);
     if (body.plain) {
-      const transport = await slot.router.createPlainTransport({
-        listenIp: { ip: this.opts.listenIp, ...(this.opts.announcedIp ? { announcedIp: this.opts.announcedIp } : {}) },
-        rtcpMux: true,
-        comedia: producing, // a sender's address is learnt from its first packet
-        appData: { participantSid: p.sid },
-      });
+      const transport = await media('createTransport', () =>
+        slot.router.createPlainTransport({
+          listenIp: { ip: this.opts.listenIp, ...(this.opts.announcedIp ? { announcedIp: this.opts.announcedIp } : {}) },
+          rtcpMux: true,
+          comedia: producing, // a sender's address is learnt from its first packet
+          appData: { participantSid: p.sid },
+        }),
+      );
       // A producing plain transport needs no connect (comedia).
       this.sfu.keep(room, p, transport).addTransport({ transport, slot, producing, consuming, connected: producing, plain: true });
       return {
@@ -64,7 +66,7 @@ export class TransportRequests {
         },
       };
     }
-    const transport = await slot.router.createWebRtcTransport({
+    const transport = await media('createTransport', () => slot.router.createWebRtcTransport({
       webRtcServer: slot.worker.webRtcServer,
       enableUdp: true,
       enableTcp: true,
@@ -73,7 +75,7 @@ export class TransportRequests {
       numSctpStreams: { OS: 1024, MIS: 1024 },
       initialAvailableOutgoingBitrate: this.opts.initialAvailableOutgoingBitrate,
       appData: { participantSid: p.sid },
-    });
+    }));
     this.sfu.keep(room, p, transport).addTransport({ transport, slot, producing, consuming, connected: false, plain: false });
     this.control.transportCreated(room, p.sid, transport, consuming);
     return {
