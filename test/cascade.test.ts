@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { createSocket, type Socket } from 'node:dgram';
+import type { Socket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
-import type { SignalClient } from '../src/client/signalClient.js';
 import { eventually, sleep, startServer, type TestServer } from './helpers.js';
 import { opus } from './media.js';
+import { plainSubscriber, rtpSource } from './plainRtp.js';
 import { PrivateRedis } from './redis.js';
 
 // Media across nodes: a track published on node 1 reaches subscribers on node 2 through one
@@ -25,52 +25,6 @@ const nodeCfg = (p: string, id: string) => ({
   sfu: { allow_plain_transports: true, cascade_linger_ms: 300 },
   room: { empty_timeout_s: 0.2 },
 });
-
-const isRtp = (m: Buffer): boolean => (m[1]! & 0x7f) < 72 || (m[1]! & 0x7f) > 76;
-
-/** A plain-RTP subscriber: a UDP socket, a consuming plain transport to it, its consumers of `producerIds` (resumed). */
-async function plainSubscriber(c: SignalClient, ...producerIds: string[]): Promise<{ got: Buffer[]; consumerId: string; ssrcs: number[]; sock: Socket }> {
-  const sock = createSocket('udp4');
-  const got: Buffer[] = [];
-  sock.on('message', (m) => {
-    if (isRtp(m)) got.push(m);
-  });
-  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-  const recv = (await c.request('createTransport', { consuming: true, plain: true })).transport!;
-  await c.request('connectTransport', { transportId: recv.id, plainIp: '127.0.0.1', plainPort: sock.address().port });
-  const caps = await c.routerCapabilities();
-  const ids: string[] = [];
-  const ssrcs: number[] = [];
-  for (const producerId of producerIds) {
-    const consumer = (await c.request('consume', { producerId, transportId: recv.id, rtpCapabilities: caps })).consumer!;
-    await c.request('resumeConsumer', { consumerId: consumer.id });
-    ids.push(consumer.id);
-    ssrcs.push((JSON.parse(consumer.rtpParameters) as { encodings: { ssrc: number }[] }).encodings[0]!.ssrc);
-  }
-  return { got, consumerId: ids[0]!, ssrcs, sock };
-}
-
-/** Sends opus-shaped RTP to a producing plain transport until stopped. */
-function rtpSource(ip: string, port: number, ssrc: number): { stop(): void } {
-  const src = createSocket('udp4');
-  let seq = 0;
-  const timer = setInterval(() => {
-    const pkt = Buffer.alloc(12 + 40, 7);
-    pkt[0] = 0x80;
-    pkt[1] = 111;
-    pkt.writeUInt16BE(seq & 0xffff, 2);
-    pkt.writeUInt32BE((960 * seq) >>> 0, 4);
-    pkt.writeUInt32BE(ssrc, 8);
-    seq++;
-    src.send(pkt, port, ip);
-  }, 10);
-  return {
-    stop() {
-      clearInterval(timer);
-      src.close();
-    },
-  };
-}
 
 const objects = async (t: TestServer): Promise<Record<string, number>> => {
   const out: Record<string, number> = {};

@@ -19,6 +19,11 @@ export interface PipeRouterOptions {
   lingerMs: number;
   /** How often the loss on each outgoing link is read from the pipe consumers' RTCP. */
   lossSampleMs: number;
+  /**
+   * mediasoup keyFrameRequestDelay of piped-in video producers (0: none): the key-frame
+   * requests of every viewer behind this node go to the hop before as one per this window.
+   */
+  keyFrameRequestDelayMs: number;
 }
 
 /** A producer piped in here: where from (the path from its origin to this node) and what it is. */
@@ -124,6 +129,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       kind: info.kind,
       rtpParameters: info.rtpParameters as types.RtpParameters,
       paused: info.paused,
+      ...(info.kind === 'video' && this.opts.keyFrameRequestDelayMs > 0 ? { keyFrameRequestDelay: this.opts.keyFrameRequestDelayMs } : {}),
       appData: { pipedFrom: upstream },
     });
     const k = key(room, producerId);
@@ -359,7 +365,11 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   private watchOut(link: PipeLink, consumer: types.Consumer, pipedIn: boolean): void {
     const producerId = consumer.producerId;
     link.out.set(producerId, consumer);
-    if (pipedIn) this.use(link.room, producerId, 1);
+    if (pipedIn) {
+      this.use(link.room, producerId, 1);
+      // A relay: a next hop that has not reported yet needs every layer (until it says).
+      this.relayDemand(link.room, producerId);
+    }
     // The far node's subscribers' layers are not reported back yet: it is taken to need all
     // of them (a publisher-side layer pause must not starve viewers on other nodes).
     const room = this.demandRoom(link.room);
@@ -376,10 +386,18 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       if (!pipedIn && !link.closed) this.nodes.call(link.node, 'media.producerState', { room: link.room, link: link.id, producerId, state: 'closed', reason: 'producer' }).catch(() => undefined);
     });
     consumer.observer.once('close', () => {
-      if (link.out.get(producerId) === consumer) link.out.delete(producerId);
+      if (link.out.get(producerId) === consumer) {
+        link.out.delete(producerId);
+        // A later pipe to that node starts unknown again, not at what this one was told.
+        link.demand.delete(producerId);
+      }
       const r = this.demandRoom(link.room);
       if (r) this.control?.pipeDemand(r, producerId, link.node, undefined);
-      if (pipedIn) this.use(link.room, producerId, -1);
+      if (pipedIn) {
+        this.use(link.room, producerId, -1);
+        // A relay: the hop that went no longer counts in what is asked upstream.
+        if (this.isPipedIn(link.room, producerId)) this.relayDemand(link.room, producerId);
+      }
       this.afterRelease(link);
     });
   }
@@ -403,7 +421,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   private relayDemand(room: string, producerId: string): void {
     let max = -1;
     for (const l of this.links.values()) {
-      if (l.room === room && l.out.has(producerId)) max = Math.max(max, l.demand.get(producerId) ?? Number.MAX_SAFE_INTEGER);
+      if (l.room === room && !l.closed && l.out.has(producerId)) max = Math.max(max, l.demand.get(producerId) ?? Number.MAX_SAFE_INTEGER);
     }
     if (max >= 0) this.demand(room, producerId, Math.min(max, 15));
   }
