@@ -263,7 +263,15 @@ export class AuraServer {
           dir,
           this.mesh,
           this.cluster.roster,
-          { nodeId: config.node_id, rerouteCheckMs: sfu.cascade_reroute_check_ms, rerouteRatio: 0.7, rerouteHoldMs: sfu.cascade_reroute_hold_ms },
+          {
+            nodeId: config.node_id,
+            rerouteCheckMs: sfu.cascade_reroute_check_ms,
+            rerouteRatio: 0.7,
+            rerouteHoldMs: sfu.cascade_reroute_hold_ms,
+            peerTimeoutMs: sfu.cascade_peer_timeout_ms,
+            // Past the mesh's expiry of a node that really died (which clears it sooner).
+            peerDownHoldMs: Math.max(10_000, 3 * mc.heartbeat_ms),
+          },
           this.log,
         );
       }

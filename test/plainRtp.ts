@@ -18,6 +18,8 @@ export interface PlainSubscriber {
   sock: Socket;
   /** Sends an RTCP PLI for the i-th consumer from the subscriber's socket (what a decoder does on a loss). */
   pli(i?: number): void;
+  /** Consumes (again, e.g. after the producer was announced anew) on the same transport; resolves with the consumer id. */
+  consume(producerId: string): Promise<string>;
 }
 
 /** A plain-RTP subscriber: a UDP socket, a consuming plain transport to it, its consumers of `producerIds` (resumed). */
@@ -33,12 +35,14 @@ export async function plainSubscriber(c: SignalClient, ...producerIds: string[])
   const caps = await c.routerCapabilities();
   const ids: string[] = [];
   const ssrcs: number[] = [];
-  for (const producerId of producerIds) {
+  const consume = async (producerId: string): Promise<string> => {
     const consumer = (await c.request('consume', { producerId, transportId: recv.id, rtpCapabilities: caps })).consumer!;
     await c.request('resumeConsumer', { consumerId: consumer.id });
     ids.push(consumer.id);
     ssrcs.push((JSON.parse(consumer.rtpParameters) as { encodings: { ssrc: number }[] }).encodings[0]!.ssrc);
-  }
+    return consumer.id;
+  };
+  for (const producerId of producerIds) await consume(producerId);
   const pli = (i = 0): void => {
     const p = Buffer.alloc(12);
     p[0] = 0x81; // V=2, FMT=1 (PLI)
@@ -48,7 +52,7 @@ export async function plainSubscriber(c: SignalClient, ...producerIds: string[])
     p.writeUInt32BE(ssrcs[i]!, 8);
     sock.send(p, recv.plainPort!, recv.plainIp!);
   };
-  return { got, consumerId: ids[0]!, consumerIds: ids, ssrcs, sock, pli };
+  return { got, consumerId: ids[0]!, consumerIds: ids, ssrcs, sock, pli, consume };
 }
 
 /** Sends opus-shaped RTP to a producing plain transport until stopped. */

@@ -11,6 +11,7 @@ import type { SfuRoom } from '../../sfu/sfuRoom.js';
 import type { SfuService } from '../../sfu/sfuService.js';
 import type { RosterEvents } from '../clusterTypes.js';
 import type { RoomDirectory } from '../directory.js';
+import { PeerWatch } from './peerWatch.js';
 import type { PipedIn, PipeRouter } from './pipeRouter.js';
 
 export interface CascadeOptions {
@@ -21,6 +22,10 @@ export interface CascadeOptions {
   rerouteRatio: number;
   /** And a producer keeps a path at least this long before it moves again. */
   rerouteHoldMs: number;
+  /** A node media comes from that answers no probe this long is routed around (PeerWatch; 0: off). */
+  peerTimeoutMs: number;
+  /** For this long at most (or until the mesh expires it or it registers again). */
+  peerDownHoldMs: number;
 }
 
 const key = (room: string, id: string): string => `${room}\n${id}`;
@@ -39,6 +44,7 @@ export class Cascade implements RemoteProducers {
   private readonly subscribers = new Map<string, Set<string>>();
   private readonly movedAt = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
+  private readonly watch: PeerWatch;
   private closed = false;
 
   constructor(
@@ -65,6 +71,17 @@ export class Cascade implements RemoteProducers {
     });
     manager.on('roomFinished', (room) => router.closeRoom(room.name));
     mesh.nodes.on('nodeOffline', (id) => router.nodeGone(id));
+    // Faster than the mesh's expiry: a node pipes come from that stops answering.
+    this.watch = new PeerWatch(
+      () => router.upstreams(),
+      (id) => mesh.registry.snapshot().nodes.get(id)?.addresses.http,
+      (id) => {
+        mesh.markMediaDown(id, opts.peerDownHoldMs);
+        router.peerDown(id);
+      },
+      { timeoutMs: opts.peerTimeoutMs },
+      log,
+    );
     router.on('lost', (p) => this.lost(p));
     this.timer = setInterval(() => this.recheck(), opts.rerouteCheckMs);
     this.timer.unref();
@@ -163,5 +180,6 @@ export class Cascade implements RemoteProducers {
   close(): void {
     this.closed = true;
     clearInterval(this.timer);
+    this.watch.close();
   }
 }

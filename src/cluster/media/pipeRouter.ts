@@ -260,6 +260,21 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     for (const l of [...this.links.values()]) if (l.node === node) this.closeLink(l, false);
   }
 
+  /**
+   * A node found unreachable before the mesh expired it: its links are taken as dead (what
+   * came through them is re-routed by the edges). It is told, in case it was only slow.
+   */
+  peerDown(node: string): void {
+    for (const l of [...this.links.values()]) if (l.node === node) this.closeLink(l, true);
+  }
+
+  /** The nodes something is piped in from now. */
+  upstreams(): Set<string> {
+    const out = new Set<string>();
+    for (const l of this.links.values()) if (!l.closed && l.in.size > 0) out.add(l.node);
+    return out;
+  }
+
   /** Closes the links of `room` to the nodes `drop` names (edges that left the room). */
   closeLinksWhere(room: string, drop: (node: string) => boolean): void {
     for (const l of [...this.links.values()]) if (l.room === room && drop(l.node)) this.closeLink(l, true);
