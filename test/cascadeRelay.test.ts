@@ -6,7 +6,7 @@ import { createToken } from '../src/auth/token.js';
 import { RedisRegistry } from '../src/mesh/redisRegistry.js';
 import type { Link } from '../src/mesh/types.js';
 import { eventually, KEY, SECRET, sleep, startServer, type TestServer } from './helpers.js';
-import { opus } from './media.js';
+import { opus, transport } from './media.js';
 import { plainSubscriber, requestStorm, rtpSource } from './plainRtp.js';
 import { PrivateRedis } from './redis.js';
 
@@ -100,6 +100,30 @@ describe('three edges and a relay: B and C pull through R', () => {
     t.diagnostic(`${count} key-frame requests at the publisher in 3000 ms`);
     assert.ok(count >= 1 && count <= max, `${count} requests in 3000 ms (at most ${max})`);
   });
+  test('a data producer (SCTP) on A consumed on B and C crosses A→R once and fans out at R; its close reaches both', async () => {
+    const alice = await n.A!.client('alice', 'dd');
+    open.push(alice);
+    const send = await transport(alice, 'producing', true);
+    const dpId = (await alice.request('produceData', { transportId: send.id, sctpStreamParameters: JSON.stringify({ streamId: 3, ordered: true }), label: 'chat' })).id!;
+    for (const node of ['B', 'C']) {
+      const c = await n[node]!.client(`dsub-${node}`, 'dd');
+      open.push(c);
+      const recv = await transport(c, 'consuming', true);
+      const dc = (await c.request('consumeData', { dataProducerId: dpId, transportId: recv.id })).dataConsumer!;
+      assert.equal(dc.label, 'chat');
+    }
+    assert.equal(await n.A!.metric('auralink_cascade_data_producers', { direction: 'out' }), 1, 'A→R once');
+    assert.equal(await n.R!.metric('auralink_cascade_data_producers', { direction: 'in' }), 1);
+    assert.equal(await n.R!.metric('auralink_cascade_data_producers', { direction: 'out' }), 2, 'R→B, R→C');
+    assert.equal(await n.A!.metric('auralink_cascade_data_producers', { direction: 'in' }), 0);
+    await eventually(async () => (await n.R!.metric('auralink_cascade_sctp_links', { state: 'connected' })) === 3, 5000, "SCTP up on R's three links");
+    await alice.leave();
+    for (const node of ['B', 'C', 'R']) {
+      await eventually(async () => (await n[node]!.metric('auralink_cascade_data_producers', { direction: 'in' })) === 0, 5000, `${node}: piped data producer gone`);
+    }
+    await eventually(async () => (await n.B!.metric('auralink_sfu_objects', { type: 'data_consumer' })) === 0, 5000, "B's data consumer closed");
+  });
+
   test("the origin's dynacast sees the highest demand of the relay's next hops: C's while it is higher (before C first says so too), B's when C lowers it, leaves or dies", async () => {
     const alice = await n.A!.client('alice', 'dm');
     open.push(alice);

@@ -105,6 +105,23 @@ export class Cascade implements RemoteProducers {
     return ok;
   }
 
+  /** A data producer published on another node: its origin asked for (data is not in the directory's tracks). */
+  async fetchData(room: Room, sfuRoom: SfuRoom, dataProducerId: string): Promise<boolean> {
+    if (this.closed) return false;
+    const nodes = new Set([...(await this.dir.participants(room.name)).values()].map((e) => e.node).filter((n) => n !== this.opts.nodeId));
+    const origin = await this.router.dataOrigin(room.name, dataProducerId, nodes);
+    return origin ? this.router.pullData(room.name, sfuRoom, dataProducerId, this.pathFrom(origin)) : false;
+  }
+
+  dataConsumed(room: Room, dataProducerId: string, dataConsumer: types.DataConsumer): void {
+    this.router.useData(room.name, dataProducerId, 1);
+    const piped = this.sfu.rooms.get(room.name)?.remoteData.get(dataProducerId)?.dataProducer;
+    dataConsumer.observer.once('close', () => {
+      // Counted against the data producer it consumed (a new one may have been piped since).
+      if (this.sfu.rooms.get(room.name)?.remoteData.get(dataProducerId)?.dataProducer === piped) this.router.useData(room.name, dataProducerId, -1);
+    });
+  }
+
   private async originOf(room: string, producerId: string): Promise<string | undefined> {
     for (const e of (await this.dir.participants(room)).values()) {
       if (e.node !== this.opts.nodeId && e.tracks.some((t) => t.producerId === producerId)) return e.node;
