@@ -109,16 +109,16 @@ export class Cascade implements RemoteProducers {
   async fetchData(room: Room, sfuRoom: SfuRoom, dataProducerId: string): Promise<boolean> {
     if (this.closed) return false;
     const nodes = new Set([...(await this.dir.participants(room.name)).values()].map((e) => e.node).filter((n) => n !== this.opts.nodeId));
-    const origin = await this.router.dataOrigin(room.name, dataProducerId, nodes);
-    return origin ? this.router.pullData(room.name, sfuRoom, dataProducerId, this.pathFrom(origin)) : false;
+    const origin = await this.router.data.origin(room.name, dataProducerId, nodes);
+    return origin ? this.router.data.pull(room.name, sfuRoom, dataProducerId, this.pathFrom(origin)) : false;
   }
 
   dataConsumed(room: Room, dataProducerId: string, dataConsumer: types.DataConsumer): void {
-    this.router.useData(room.name, dataProducerId, 1);
+    this.router.data.use(room.name, dataProducerId, 1);
     const piped = this.sfu.rooms.get(room.name)?.remoteData.get(dataProducerId)?.dataProducer;
     dataConsumer.observer.once('close', () => {
       // Counted against the data producer it consumed (a new one may have been piped since).
-      if (this.sfu.rooms.get(room.name)?.remoteData.get(dataProducerId)?.dataProducer === piped) this.router.useData(room.name, dataProducerId, -1);
+      if (this.sfu.rooms.get(room.name)?.remoteData.get(dataProducerId)?.dataProducer === piped) this.router.data.use(room.name, dataProducerId, -1);
     });
   }
 

@@ -7,7 +7,8 @@ import { SfuPeer } from '../../sfu/sfuPeer.js';
 import type { SfuRoom } from '../../sfu/sfuRoom.js';
 import { NodeCallError, type NodeClient, type NodeHandlers } from '../nodeChannel.js';
 import type { ClusterMethods } from '../nodeMethods.js';
-import { MEDIA_SCHEMAS, type MediaMethods, type PipedDataProducer, type PipedProducer } from './mediaMethods.js';
+import { DataPipes } from './dataPipes.js';
+import { MEDIA_SCHEMAS, type MediaMethods, type PipedProducer } from './mediaMethods.js';
 import type { MediaRooms } from './mediaRooms.js';
 import { PipeLink } from './pipeLink.js';
 
@@ -61,10 +62,8 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   private readonly lingering = new Map<string, NodeJS.Timeout>();
   /** Piped-in producers whose close is expected (released, or closed by their publisher). */
   private readonly expected = new Set<string>();
-  /** Data producers piped in here (key: room + data producer id), their users and linger timers. */
-  private readonly dataPulling = new Map<string, Promise<boolean>>();
-  private readonly dataUsers = new Map<string, number>();
-  private readonly dataLingering = new Map<string, NodeJS.Timeout>();
+  /** Data producers (SCTP) over the same links. */
+  readonly data: DataPipes;
   private closed = false;
   /** Loss last read per peer node (outgoing media, from the far side's receiver reports). */
   readonly lossByPeer = new Map<string, number>();
@@ -85,6 +84,19 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     private readonly mediaLinks?: MediaLinks,
   ) {
     super();
+    this.data = new DataPipes(
+      {
+        nodeId: opts.nodeId,
+        lingerMs: opts.lingerMs,
+        nodes,
+        links: () => this.links.values(),
+        link: (room, sfuRoom, node) => this.link(room, sfuRoom, node),
+        afterRelease: (link) => this.afterRelease(link),
+        closed: () => this.closed,
+      },
+      rooms,
+      log,
+    );
     this.sampler = setInterval(() => void this.sampleLoss(), opts.lossSampleMs);
     this.sampler.unref();
   }
@@ -197,124 +209,6 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
 
   private afterRelease(link: PipeLink): void {
     if (link.idle && !link.closed) this.closeLink(link, true);
-  }
-
-  // ---------- data producers (SCTP) ----------
-
-  /** Brings data producer `id` into the room here over `path` (origin first, this node last). */
-  pullData(room: string, sfuRoom: SfuRoom, id: string, path: string[]): Promise<boolean> {
-    const k = key(room, id);
-    let p = this.dataPulling.get(k);
-    if (!p) {
-      p = this.doPullData(room, sfuRoom, id, path).finally(() => this.dataPulling.delete(k));
-      this.dataPulling.set(k, p);
-    }
-    return p;
-  }
-
-  private async doPullData(room: string, sfuRoom: SfuRoom, id: string, path: string[]): Promise<boolean> {
-    if (this.closed || sfuRoom.remoteData.has(id)) return !this.closed;
-    const upstream = path.at(-2);
-    if (!upstream || path.at(-1) !== this.opts.nodeId) return false;
-    const link = await this.link(room, sfuRoom, upstream);
-    const info = await this.nodes.call(upstream, 'media.pipeData', { room, link: link.id, dataProducerId: id, via: path.slice(0, -2) });
-    if (link.closed || sfuRoom.closed) return false;
-    const dp = await link.transport.produceData({
-      id,
-      sctpStreamParameters: info.sctpStreamParameters as types.SctpStreamParameters,
-      label: info.label,
-      protocol: info.protocol,
-      appData: { pipedFrom: upstream },
-    });
-    const k = key(room, id);
-    link.dataIn.set(id, dp);
-    dp.observer.once('close', () => {
-      link.dataIn.delete(id);
-      this.dataUsers.delete(k);
-      clearTimeout(this.dataLingering.get(k));
-      this.dataLingering.delete(k);
-      // Next hops (a relay's) lose it too: not re-routed (data producers are not; a subscriber
-      // consumes again if it is told the data producer again).
-      for (const l of this.links.values()) {
-        if (l.room === room && !l.closed && l.dataOut.has(id)) this.nodes.call(l.node, 'media.dataClosed', { room, link: l.id, dataProducerId: id }).catch(() => undefined);
-      }
-      this.afterRelease(link);
-    });
-    sfuRoom.addRemoteData(dp, new SfuPeer(info.publisherSid, info.publisherIdentity));
-    this.releaseData(room, id, link); // until its first user
-    return true;
-  }
-
-  /** Which of `nodes` publishes data producer `id` in the room (each asked at once), if any. */
-  async dataOrigin(room: string, id: string, nodes: Iterable<string>): Promise<string | undefined> {
-    const asked = await Promise.all(
-      [...nodes].map((n) =>
-        this.nodes
-          .call(n, 'media.hasData', { room, dataProducerId: id })
-          .then((r) => (r.has ? n : undefined))
-          .catch(() => undefined),
-      ),
-    );
-    return asked.find((n) => n !== undefined);
-  }
-
-  /** One more (+1) or one fewer (-1) user here of a piped-in data producer (data consumers, next hops). */
-  useData(room: string, id: string, delta: 1 | -1): void {
-    const k = key(room, id);
-    const link = this.linkWithDataIn(room, id);
-    if (!link) return;
-    const n = (this.dataUsers.get(k) ?? 0) + delta;
-    if (n > 0) {
-      this.dataUsers.set(k, n);
-      clearTimeout(this.dataLingering.get(k));
-      this.dataLingering.delete(k);
-      return;
-    }
-    this.dataUsers.delete(k);
-    this.releaseData(room, id, link);
-  }
-
-  private linkWithDataIn(room: string, id: string): PipeLink | undefined {
-    for (const l of this.links.values()) if (l.room === room && l.dataIn.has(id)) return l;
-    return undefined;
-  }
-
-  /** After `lingerMs` with no user here: the piped data producer goes, and the upstream's pipe data consumer. */
-  private releaseData(room: string, id: string, link: PipeLink): void {
-    const k = key(room, id);
-    if (this.closed || this.dataUsers.has(k) || this.dataLingering.has(k)) return;
-    const t = setTimeout(() => {
-      this.dataLingering.delete(k);
-      if (this.dataUsers.has(k) || link.closed) return;
-      link.dataIn.get(id)?.close();
-      this.nodes.call(link.node, 'media.unpipeData', { room, link: link.id, dataProducerId: id }).catch((err: Error) => this.log.debug({ err: err.message }, 'unpipeData not delivered'));
-    }, this.opts.lingerMs);
-    this.dataLingering.set(k, t);
-  }
-
-  /** A pipe data consumer towards the next hop: its data producer's close goes down the path. */
-  private watchDataOut(link: PipeLink, dc: types.DataConsumer, pipedIn: boolean): void {
-    const id = dc.dataProducerId;
-    link.dataOut.set(id, dc);
-    if (pipedIn) this.useData(link.room, id, 1);
-    // This node's own data producer closed (its publisher). A piped-in one tells down on its close.
-    dc.on('dataproducerclose', () => {
-      if (!pipedIn && !link.closed) this.nodes.call(link.node, 'media.dataClosed', { room: link.room, link: link.id, dataProducerId: id }).catch(() => undefined);
-    });
-    dc.observer.once('close', () => {
-      if (link.dataOut.get(id) === dc) link.dataOut.delete(id);
-      if (pipedIn) this.useData(link.room, id, -1);
-      this.afterRelease(link);
-    });
-  }
-
-  /** This node's own data producer `id` in the room (a local peer's), if any. */
-  private ownData(sfuRoom: SfuRoom, id: string): { dp: types.DataProducer; peer: SfuPeer } | undefined {
-    for (const peer of sfuRoom.peers.values()) {
-      const dp = peer.dataProducers.get(id);
-      if (dp) return { dp, peer };
-    }
-    return undefined;
   }
 
   // ---------- links ----------
@@ -487,49 +381,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
         else if (room) this.control?.pipeDemand(room, req.producerId, from, req.layer);
         return {};
       },
-      'media.hasData': async (body) => {
-        const req = parse('media.hasData', body);
-        const r = this.rooms.get(req.room);
-        return { has: !!r && !!this.ownData(r, req.dataProducerId) };
-      },
-      'media.pipeData': async (body, from) => {
-        const req = parse('media.pipeData', body);
-        live();
-        const link = this.linkFrom(req.room, from, req.link);
-        const sfuRoom = this.rooms.get(req.room);
-        if (!link || !sfuRoom) throw new NodeCallError('not_found', `no link for room ${JSON.stringify(req.room)} to ${from}`);
-        const missing = (): NodeCallError => new NodeCallError('not_found', `no data producer ${req.dataProducerId} here`);
-        const find = (): { dp: types.DataProducer; peer: SfuPeer; pipedIn: boolean } | undefined => {
-          const own = this.ownData(sfuRoom, req.dataProducerId);
-          if (own) return { ...own, pipedIn: false };
-          const r = sfuRoom.remoteData.get(req.dataProducerId);
-          return r && { dp: r.dataProducer, peer: r.peer, pipedIn: true };
-        };
-        // A hop on the way: pull it from the one before first.
-        if (!find() && (req.via.length === 0 || !(await this.pullData(req.room, sfuRoom, req.dataProducerId, [...req.via, this.opts.nodeId])))) throw missing();
-        const owner = find();
-        if (!owner || link.closed) throw missing();
-        const existing = link.dataOut.get(req.dataProducerId);
-        const dc = existing ?? (await link.transport.consumeData({ dataProducerId: req.dataProducerId }));
-        if (!existing) this.watchDataOut(link, dc, owner.pipedIn);
-        return {
-          sctpStreamParameters: dc.sctpStreamParameters,
-          label: dc.label,
-          protocol: dc.protocol,
-          publisherSid: owner.peer.sid,
-          publisherIdentity: owner.peer.identity,
-        } satisfies PipedDataProducer;
-      },
-      'media.unpipeData': async (body, from) => {
-        const req = parse('media.unpipeData', body);
-        this.linkFrom(req.room, from, req.link)?.dataOut.get(req.dataProducerId)?.close();
-        return {};
-      },
-      'media.dataClosed': async (body, from) => {
-        const req = parse('media.dataClosed', body);
-        this.linkFrom(req.room, from, req.link)?.dataIn.get(req.dataProducerId)?.close();
-        return {};
-      },
+      ...this.data.handlers(parse, live, (room, from, link) => this.linkFrom(room, from, link)),
       'media.producerState': async (body, from) => {
         const req = parse('media.producerState', body);
         const p = this.linkFrom(req.room, from, req.link)?.in.get(req.producerId);
@@ -631,8 +483,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     clearInterval(this.sampler);
     for (const t of this.lingering.values()) clearTimeout(t);
     this.lingering.clear();
-    for (const t of this.dataLingering.values()) clearTimeout(t);
-    this.dataLingering.clear();
+    this.data.close();
     for (const link of [...this.links.values()]) link.close();
     this.links.clear();
   }
