@@ -86,7 +86,7 @@ export const vp8 = (ssrc: number): string =>
     rtcp: { cname: `v${ssrc}` },
   });
 
-export interface Vp8Source {
+export interface Vp8KeyFrameSource {
   /** PLI and FIR packets the SFU sent this publisher so far. */
   readonly keyFrameRequests: number;
   stop(): void;
@@ -98,7 +98,7 @@ export interface Vp8Source {
  * SFU lets through costs a key frame). Sends from one socket: comedia learns it, and rtcpMux
  * brings the SFU's RTCP back to it, where the requests are counted.
  */
-export async function vp8Source(ip: string, port: number, ssrc: number): Promise<Vp8Source> {
+export async function vp8KeyFrameSource(ip: string, port: number, ssrc: number): Promise<Vp8KeyFrameSource> {
   const sock = createSocket('udp4');
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
   let seq = 0;
@@ -152,7 +152,7 @@ export interface StormOptions {
 }
 
 /**
- * A VP8 publisher (vp8Source) on `pub`, `viewers` plain-RTP viewers on each of `subs`
+ * A VP8 publisher (vp8KeyFrameSource) on `pub`, `viewers` plain-RTP viewers on each of `subs`
  * receiving it; then for `windowMs` every viewer sends a PLI every 50 ms. Resolves with the
  * key-frame requests the publisher got in that window (and 100 ms after, for those in flight).
  */
@@ -161,7 +161,7 @@ export async function requestStorm(pub: TestServer, subs: TestServer[], room: st
   const alice = await pub.client('storm-pub', room);
   const send = (await alice.request('createTransport', { producing: true, plain: true })).transport!;
   const producerId = (await alice.request('produce', { transportId: send.id, kind: 'video', rtpParameters: vp8(ssrc) })).id!;
-  const source = await vp8Source(send.plainIp!, send.plainPort!, ssrc);
+  const source = await vp8KeyFrameSource(send.plainIp!, send.plainPort!, ssrc);
   const clients: SignalClient[] = [];
   const viewers: PlainSubscriber[] = [];
   try {
