@@ -46,7 +46,8 @@ const { values: a } = parseArgs({
     'ready-pps': { type: 'string', default: '100' },
     // kill: SIGKILL of the relay's processes; silent: its links down first (nothing answers).
     'fail-kills': { type: 'string', default: 'kill,silent' },
-    'fail-profiles': { type: 'string', default: 'test,defaults' },
+    // defaults-expiry: the defaults without the cascade's peer watch (the baseline).
+    'fail-profiles': { type: 'string', default: 'test,defaults-expiry,defaults' },
     'fail-pps': { type: 'string', default: '100' },
     'fan-publishers': { type: 'string', default: '3' },
     'fan-subscribers': { type: 'string', default: '300' },
@@ -73,7 +74,8 @@ const profile = (name: string): Profile => {
 const PROFILE = profile(String(a.profile));
 const FAIL_PROFILES = String(a['fail-profiles']).split(',').filter(Boolean);
 FAIL_PROFILES.forEach(profile);
-const describe = (p: Profile): string => `heartbeat ${p.heartbeatMs} ms, probes every ${p.probeIntervalMs} ms, re-route check ${p.rerouteCheckMs} ms`;
+const describe = (p: Profile): string =>
+  `heartbeat ${p.heartbeatMs} ms, probes every ${p.probeIntervalMs} ms, re-route check ${p.rerouteCheckMs} ms, peer watch ${p.peerTimeoutMs ? `${p.peerTimeoutMs} ms` : 'off'}`;
 const ONLY = new Set(String(a.only).split(','));
 const SIZE = num('size');
 

@@ -203,7 +203,7 @@ export class AuraServer {
       activeSpeakerIntervalMs: sfu.active_speaker_interval_ms,
       audioLevelIntervalMs: sfu.audio_level_interval_ms,
     };
-    const pipeOpts = { nodeId: config.node_id, listenIp: sfu.listen_ip, announcedIp: sfu.announced_ip, lingerMs: sfu.cascade_linger_ms, lossSampleMs: 1000 };
+    const pipeOpts = { nodeId: config.node_id, listenIp: sfu.listen_ip, announcedIp: sfu.announced_ip, lingerMs: sfu.cascade_linger_ms, lossSampleMs: 1000, keyFrameRequestDelayMs: sfu.pipe_key_frame_request_delay_ms };
     // Edges run the SFU; relays in a cluster run workers for pipe transports only.
     if (sfu.enabled && (!relay || this.nodeClient)) {
       this.pool = new WorkerPool(
@@ -263,7 +263,15 @@ export class AuraServer {
           dir,
           this.mesh,
           this.cluster.roster,
-          { nodeId: config.node_id, rerouteCheckMs: sfu.cascade_reroute_check_ms, rerouteRatio: 0.7, rerouteHoldMs: sfu.cascade_reroute_hold_ms },
+          {
+            nodeId: config.node_id,
+            rerouteCheckMs: sfu.cascade_reroute_check_ms,
+            rerouteRatio: 0.7,
+            rerouteHoldMs: sfu.cascade_reroute_hold_ms,
+            peerTimeoutMs: sfu.cascade_peer_timeout_ms,
+            // Past the mesh's expiry of a node that really died (which clears it sooner).
+            peerDownHoldMs: Math.max(10_000, 3 * mc.heartbeat_ms),
+          },
           this.log,
         );
       }
@@ -280,7 +288,7 @@ export class AuraServer {
           (identity) => this.turn.iceServersFor(identity),
           control,
         ),
-        publish: new PublishRequests(this.sfu, this.manager, notifier, control, hooks),
+        publish: new PublishRequests(this.sfu, this.manager, notifier, control, { keyFrameRequestDelayMs: sfu.key_frame_request_delay_ms }, hooks),
         subscribe: new SubscribeRequests(this.sfu, notifier, control, this.cascade ?? NO_REMOTE_PRODUCERS, hooks),
       };
       registerSfuMetrics(this.metrics.registry, this.pool, this.sfu.rooms);

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { createSocket, type Socket } from 'node:dgram';
+import type { Socket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
-import type { SignalClient } from '../src/client/signalClient.js';
 import { eventually, sleep, startServer, type TestServer } from './helpers.js';
-import { opus } from './media.js';
+import { opus, transport } from './media.js';
+import { plainSubscriber, rtpSource } from './plainRtp.js';
 import { PrivateRedis } from './redis.js';
 
 // Media across nodes: a track published on node 1 reaches subscribers on node 2 through one
@@ -25,52 +25,6 @@ const nodeCfg = (p: string, id: string) => ({
   sfu: { allow_plain_transports: true, cascade_linger_ms: 300 },
   room: { empty_timeout_s: 0.2 },
 });
-
-const isRtp = (m: Buffer): boolean => (m[1]! & 0x7f) < 72 || (m[1]! & 0x7f) > 76;
-
-/** A plain-RTP subscriber: a UDP socket, a consuming plain transport to it, its consumers of `producerIds` (resumed). */
-async function plainSubscriber(c: SignalClient, ...producerIds: string[]): Promise<{ got: Buffer[]; consumerId: string; ssrcs: number[]; sock: Socket }> {
-  const sock = createSocket('udp4');
-  const got: Buffer[] = [];
-  sock.on('message', (m) => {
-    if (isRtp(m)) got.push(m);
-  });
-  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-  const recv = (await c.request('createTransport', { consuming: true, plain: true })).transport!;
-  await c.request('connectTransport', { transportId: recv.id, plainIp: '127.0.0.1', plainPort: sock.address().port });
-  const caps = await c.routerCapabilities();
-  const ids: string[] = [];
-  const ssrcs: number[] = [];
-  for (const producerId of producerIds) {
-    const consumer = (await c.request('consume', { producerId, transportId: recv.id, rtpCapabilities: caps })).consumer!;
-    await c.request('resumeConsumer', { consumerId: consumer.id });
-    ids.push(consumer.id);
-    ssrcs.push((JSON.parse(consumer.rtpParameters) as { encodings: { ssrc: number }[] }).encodings[0]!.ssrc);
-  }
-  return { got, consumerId: ids[0]!, ssrcs, sock };
-}
-
-/** Sends opus-shaped RTP to a producing plain transport until stopped. */
-function rtpSource(ip: string, port: number, ssrc: number): { stop(): void } {
-  const src = createSocket('udp4');
-  let seq = 0;
-  const timer = setInterval(() => {
-    const pkt = Buffer.alloc(12 + 40, 7);
-    pkt[0] = 0x80;
-    pkt[1] = 111;
-    pkt.writeUInt16BE(seq & 0xffff, 2);
-    pkt.writeUInt32BE((960 * seq) >>> 0, 4);
-    pkt.writeUInt32BE(ssrc, 8);
-    seq++;
-    src.send(pkt, port, ip);
-  }, 10);
-  return {
-    stop() {
-      clearInterval(timer);
-      src.close();
-    },
-  };
-}
 
 const objects = async (t: TestServer): Promise<Record<string, number>> => {
   const out: Record<string, number> = {};
@@ -184,6 +138,54 @@ describe('a track published on one node, subscribed on another', () => {
     );
     assert.equal(told.filter(Boolean).length, 30, 'every late joiner heard of the producer');
     await alice.leave();
+  });
+
+  test('a data producer (SCTP) on node 1 is told to and consumed by participants on node 2, over the pipe link; its close reaches them; nothing is left', async () => {
+    const alice = await a.client('alice5', 'rc5');
+    const bob = await b.client('bob5', 'rc5');
+    const send = await transport(alice, 'producing', true);
+    const announced = bob.next('producerAdded');
+    const dpId = (await alice.request('produceData', { transportId: send.id, sctpStreamParameters: JSON.stringify({ streamId: 1, ordered: true }), label: 'chat', protocol: 'json' })).id!;
+    const [added] = await Promise.race([announced, sleep(5000).then(() => assert.fail('bob on node 2 was never told of the data producer'))]);
+    assert.deepEqual([added.producerId, added.kind, added.participantIdentity], [dpId, 'data', 'alice5']);
+    const recv = await transport(bob, 'consuming', true);
+    const dc = (await bob.request('consumeData', { dataProducerId: dpId, transportId: recv.id })).dataConsumer!;
+    assert.deepEqual([dc.dataProducerId, dc.label, dc.protocol], [dpId, 'chat', 'json']);
+    assert.equal(await a.metric('auralink_cascade_data_producers', { direction: 'out' }), 1);
+    assert.equal(await b.metric('auralink_cascade_data_producers', { direction: 'in' }), 1);
+    // The pipe's SCTP association is up on both ends (no SCTP client here to send through it).
+    for (const t of [a, b]) await eventually(async () => (await t.metric('auralink_cascade_sctp_links', { state: 'connected' })) === 1, 5000, 'SCTP over the pipe connected');
+
+    // A participant joining node 2 later is told too, and shares the piped data producer.
+    const carol = await b.client('carol5', 'rc5');
+    const toCarol = carol.producers.has(dpId) || (await Promise.race([carol.next('producerAdded').then(([x]) => x.producerId === dpId), sleep(5000).then(() => false)]));
+    assert.ok(toCarol, 'a late joiner on node 2 is told of the data producer on node 1');
+    const recv2 = await transport(carol, 'consuming', true);
+    await carol.request('consumeData', { dataProducerId: dpId, transportId: recv2.id });
+    assert.equal(await b.metric('auralink_cascade_data_producers', { direction: 'in' }), 1, 'piped once for two data consumers');
+    assert.equal(await b.metric('auralink_sfu_objects', { type: 'data_consumer' }), 2);
+
+    // The publisher leaves: its data producer closes, and so do the piped one and its data consumers.
+    await alice.leave();
+    await eventually(async () => (await b.metric('auralink_cascade_data_producers', { direction: 'in' })) === 0, 5000, 'piped data producer gone on node 2');
+    await eventually(async () => (await b.metric('auralink_sfu_objects', { type: 'data_consumer' })) === 0, 5000, 'data consumers on node 2 closed');
+    await carol.leave();
+    await bob.leave();
+    for (const t of [a, b]) {
+      await eventually(async () => (await t.metric('auralink_cascade_links')) === 0, 5000, 'no pipe link left');
+      for (const type of ['transport', 'producer', 'consumer', 'data_producer', 'data_consumer']) {
+        await eventually(async () => (await t.metric('auralink_sfu_objects', { type })) === 0, 5000, `no ${type} left`);
+      }
+    }
+  });
+
+  test('a data producer no node of the room has is NOT_FOUND', async () => {
+    const bob = await b.client('bob6', 'rc6');
+    const alice = await a.client('alice6', 'rc6');
+    const recv = await transport(bob, 'consuming', true);
+    await assert.rejects(bob.request('consumeData', { dataProducerId: randomUUID(), transportId: recv.id }), { code: 'NOT_FOUND' });
+    await alice.leave();
+    await bob.leave();
   });
 
   test('a producer no node of the room has is NOT_FOUND, as on one node', async () => {

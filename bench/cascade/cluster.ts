@@ -28,13 +28,18 @@ export interface Profile {
   probeIntervalMs: number;
   rerouteCheckMs: number;
   rerouteHoldMs: number;
+  /** sfu.cascade_peer_timeout_ms: a node pipes come from that answers no probe this long is routed around (0: the mesh's expiry alone). */
+  peerTimeoutMs: number;
 }
 
 export const PROFILES: Record<string, Profile> = {
   // test/cascadeHosts.test.ts's settings.
-  test: { heartbeatMs: 200, probeIntervalMs: 300, rerouteCheckMs: 300, rerouteHoldMs: 1000 },
+  test: { heartbeatMs: 200, probeIntervalMs: 300, rerouteCheckMs: 300, rerouteHoldMs: 1000, peerTimeoutMs: 1000 },
   // config/default.yaml's.
-  defaults: { heartbeatMs: 1000, probeIntervalMs: 5000, rerouteCheckMs: 2000, rerouteHoldMs: 10_000 },
+  defaults: { heartbeatMs: 1000, probeIntervalMs: 5000, rerouteCheckMs: 2000, rerouteHoldMs: 10_000, peerTimeoutMs: 1000 },
+  // The defaults without the cascade's peer watch: a dead relay noticed by the mesh's expiry
+  // only (what every node did before sfu.cascade_peer_timeout_ms): the failover baseline.
+  'defaults-expiry': { heartbeatMs: 1000, probeIntervalMs: 5000, rerouteCheckMs: 2000, rerouteHoldMs: 10_000, peerTimeoutMs: 0 },
 };
 
 export interface ClusterOptions extends Profile {
@@ -157,6 +162,7 @@ export class Cluster {
         cascade_linger_ms: 1000,
         cascade_reroute_check_ms: this.opts.rerouteCheckMs,
         cascade_reroute_hold_ms: this.opts.rerouteHoldMs,
+        cascade_peer_timeout_ms: this.opts.peerTimeoutMs,
       },
       // Probes go to the media address: the mesh measures the links media takes.
       mesh: { role: isRelay(node) ? 'relay' : 'edge', public_url: `http://${ip}:${http}`, redis_prefix: this.prefix, heartbeat_ms: this.opts.heartbeatMs, probe_interval_ms: this.opts.probeIntervalMs },

@@ -122,7 +122,7 @@ export function summary(runs: RunResult[], ctx: SummaryContext): string[] {
       row(
         `failover, ${how === 'silent' ? 'host silent' : 'SIGKILL'}, ${name} profile (${s.length} kills, ${done((r) => r.failover.get(name))} runs)`,
         `${range(s.map((x) => x.ms), 0)} ms (told at ${range(s.map((x) => x.announcedMs), 0)} ms)`,
-        `expiry 3×${p.heartbeatMs}, probes ${p.probeIntervalMs} ms`,
+        `expiry 3×${p.heartbeatMs}, probes ${p.probeIntervalMs} ms, peer watch ${p.peerTimeoutMs ? `${p.peerTimeoutMs} ms` : 'off'}`,
         '< 3 s',
         verdict(s.map((x) => x.ms), (v) => v < 3000),
       );

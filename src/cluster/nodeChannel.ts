@@ -148,6 +148,9 @@ export class NodeClient<M extends NodeMethods<M>> {
       }, timeoutMs);
       this.waiting.set(id, { resolve, reject, timer });
     });
+    // Rejected by close() while the send below is awaited, nobody holds it yet: without a
+    // handler that was an unhandled rejection, and the stopping process exited with 1.
+    reply.catch(() => undefined);
     const receivers = await this.frames.send(node, { v: NODE_CHANNEL_VERSION, k: 'req', id, from: this.nodeId, ts: this.frames.now(), m: method, b: req }).catch(() => 0);
     if (receivers === 0) this.settle(id, new NodeCallError('unavailable', `node ${node} is not reachable`));
     return reply as Promise<M[K]['res']>;

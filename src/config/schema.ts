@@ -93,6 +93,9 @@ export const configSchema = z
       cascade_linger_ms: z.number().int().nonnegative(),
       cascade_reroute_check_ms: positiveInt,
       cascade_reroute_hold_ms: z.number().int().nonnegative(),
+      cascade_peer_timeout_ms: z.number().int().nonnegative(),
+      key_frame_request_delay_ms: z.number().int().min(0).max(10_000),
+      pipe_key_frame_request_delay_ms: z.number().int().min(0).max(10_000),
     }),
     turn: z
       .strictObject({

@@ -55,6 +55,8 @@ export class MeshService {
   private readonly prober: Prober;
   /** What media sees on this node's links (the cascade records it; the prober reports it). */
   readonly mediaLinks = new MediaLinks(300_000);
+  /** Nodes left out of media paths, until (ms epoch): see markMediaDown. */
+  private readonly mediaDown = new Map<string, number>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private beating = false;
   private ticks = 0;
@@ -76,9 +78,13 @@ export class MeshService {
     this.registry.on('nodeOffline', (id) => {
       this.log.info({ meshNode: id }, 'mesh node offline');
       void this.cache.invalidateNode(id);
+      this.mediaDown.delete(id);
       this.nodes.emit('nodeOffline', id);
     });
-    this.registry.on('nodeOnline', (n) => this.log.info({ meshNode: n.id, role: n.role, region: n.region }, 'mesh node online'));
+    this.registry.on('nodeOnline', (n) => {
+      this.mediaDown.delete(n.id); // restarted
+      this.log.info({ meshNode: n.id, role: n.role, region: n.region }, 'mesh node online');
+    });
     this.registry.on('linkDegraded', (l) => {
       void this.cache.invalidateNode(l.from);
       void this.cache.invalidateNode(l.to);
@@ -175,7 +181,18 @@ export class MeshService {
 
   /** How media should travel between two nodes (planner.mediaPath), from the live mesh view. */
   mediaPath(from: string, to: string, current?: readonly string[]): ReturnType<RoutePlanner['mediaPath']> {
-    return this.planner.mediaPath(from, to, current);
+    const now = Date.now();
+    for (const [id, until] of this.mediaDown) if (until <= now) this.mediaDown.delete(id);
+    return this.planner.mediaPath(from, to, current, new Set(this.mediaDown.keys()));
+  }
+
+  /**
+   * A node this one found unreachable for media (the cascade's peer watch) is left out of
+   * media paths until the mesh expires it, it registers again, or `forMs` passes (it may
+   * only have been slow: then the mesh's view counts again).
+   */
+  markMediaDown(id: string, forMs: number): void {
+    this.mediaDown.set(id, Date.now() + forMs);
   }
 
   /** Ordered candidates for a call; cached (LRU, then Redis) by what decides the plan. */

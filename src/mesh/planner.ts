@@ -162,9 +162,16 @@ export class RoutePlanner {
    * the cost of `current` now, to compare against (undefined when it is no longer usable).
    * No measured path: undefined (the caller goes direct).
    */
-  mediaPath(from: string, to: string, current?: readonly string[]): { path: string[]; cost: number; currentCost: number | undefined } | undefined {
+  mediaPath(
+    from: string,
+    to: string,
+    current?: readonly string[],
+    /** Nodes to leave out (this node found them unreachable before the mesh expired them). */
+    avoid?: ReadonlySet<string>,
+  ): { path: string[]; cost: number; currentCost: number | undefined } | undefined {
     const snap = this.snapshot();
-    const g = this.relayGraph(snap);
+    // Rare and short-lived (a relay just died): a graph of its own, not the cached one.
+    const g = avoid?.size ? new RelayGraph({ ...snap, nodes: new Map([...snap.nodes].filter(([id]) => !avoid.has(id))) }) : this.relayGraph(snap);
     const r = g.shortestPath(from, to);
     const withHops = (cost: number | undefined, path: readonly string[]): number | undefined => (cost === undefined ? undefined : cost + (path.length - 1) * MEDIA_HOP_COST);
     const currentCost = current ? withHops(g.pathCost(current), current) : undefined;

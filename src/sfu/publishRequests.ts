@@ -15,6 +15,11 @@ const DEFAULT_SOURCE: ReadonlyMap<string, string> = new Map([
   ['video', 'camera'],
 ]);
 
+export interface PublishOptions {
+  /** mediasoup keyFrameRequestDelay of video producers (0: none): config sfu.key_frame_request_delay_ms. */
+  keyFrameRequestDelayMs: number;
+}
+
 /** Publishing: producers (with the grants that allow them) and data producers. */
 export class PublishRequests {
   constructor(
@@ -22,6 +27,7 @@ export class PublishRequests {
     private readonly manager: RoomManager,
     private readonly notifier: SfuNotifier,
     private readonly control: MediaControl,
+    private readonly opts: PublishOptions,
     private readonly hooks: ProducerHooks = NO_PRODUCER_HOOKS,
   ) {}
 
@@ -39,6 +45,8 @@ export class PublishRequests {
         kind: body.kind,
         rtpParameters: body.rtpParameters as unknown as types.RtpParameters,
         paused: !!body.paused,
+        // Viewers' key-frame requests reach the publisher at most once per delay (config).
+        ...(body.kind === 'video' && this.opts.keyFrameRequestDelayMs > 0 ? { keyFrameRequestDelay: this.opts.keyFrameRequestDelayMs } : {}),
         appData: { source },
       }),
     );

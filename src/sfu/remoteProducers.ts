@@ -11,9 +11,14 @@ export interface RemoteProducers {
   /** Brings the producer here (into `sfuRoom.producers`); false if no node of the room has it. */
   fetch(room: Room, sfuRoom: SfuRoom, producerId: string): Promise<boolean>;
   consumed(room: Room, producerId: string, consumer: types.Consumer): void;
+  /** Brings a data producer here (into `sfuRoom.remoteData`); false if no node of the room has it. */
+  fetchData(room: Room, sfuRoom: SfuRoom, dataProducerId: string): Promise<boolean>;
+  dataConsumed(room: Room, dataProducerId: string, dataConsumer: types.DataConsumer): void;
 }
 
 export const NO_REMOTE_PRODUCERS: RemoteProducers = {
   fetch: async () => false,
   consumed: () => undefined,
+  fetchData: async () => false,
+  dataConsumed: () => undefined,
 };

@@ -6,7 +6,7 @@ import type { WorkerPool } from './workerPool.js';
 export function registerSfuMetrics(registry: Registry, pool: WorkerPool, rooms: ReadonlyMap<string, SfuRoom>): void {
   new Gauge({
     name: 'auralink_sfu_objects',
-    help: 'mediasoup objects alive: routers as the workers report them; transports, producers, consumers from the room routers',
+    help: 'mediasoup objects alive: routers as the workers report them; transports, producers, consumers, data producers and consumers from the room routers',
     labelNames: ['type'] as const,
     registers: [registry],
     async collect() {
@@ -15,20 +15,31 @@ export function registerSfuMetrics(registry: Registry, pool: WorkerPool, rooms: 
       let transports = 0;
       let producers = 0;
       let consumers = 0;
+      let dataProducers = 0;
+      let dataConsumers = 0;
       for (const r of rooms.values()) {
         for (const slot of r.slots) {
-          const d = (await slot.router.dump()) as { transportIds: string[]; mapProducerIdConsumerIds: Record<string, string[]> };
+          const d = (await slot.router.dump()) as {
+            transportIds: string[];
+            mapProducerIdConsumerIds: Record<string, string[]>;
+            mapDataProducerIdDataConsumerIds: Record<string, string[]>;
+          };
           transports += d.transportIds.length;
           // 3.12 dumps this as an object: producer id -> consumer ids.
           const map = Object.values(d.mapProducerIdConsumerIds);
           producers += map.length;
           consumers += map.reduce((n, ids) => n + ids.length, 0);
+          const data = Object.values(d.mapDataProducerIdDataConsumerIds ?? {});
+          dataProducers += data.length;
+          dataConsumers += data.reduce((n, ids) => n + ids.length, 0);
         }
       }
       this.set({ type: 'router' }, routers);
       this.set({ type: 'transport' }, transports);
       this.set({ type: 'producer' }, producers);
       this.set({ type: 'consumer' }, consumers);
+      this.set({ type: 'data_producer' }, dataProducers);
+      this.set({ type: 'data_consumer' }, dataConsumers);
     },
   });
   new Gauge({

@@ -31,9 +31,9 @@ export class SfuNotifier {
     this.delivery.toParticipants(room, sids, { producerAdded: this.info(producer.id, producer.kind, producer.paused, peer, source) });
   }
 
-  /** Data producers do not cross nodes: only this node's subscribers are told. */
+  /** Told to subscribers on every node of the room (the cascade pipes it to theirs on consumeData). */
   dataProducerAdded(room: Room, peer: SfuPeer, id: string, toSid?: string): void {
-    const sids = toSid ? [toSid] : this.subscribers(room, peer.sid, false);
+    const sids = toSid ? [toSid] : this.subscribers(room, peer.sid);
     this.delivery.toParticipants(room, sids, { producerAdded: this.info(id, 'data', false, peer, 'data') });
   }
 
@@ -50,14 +50,14 @@ export class SfuNotifier {
     this.localProducersTo(room, sfuRoom, p.sid);
     const speaker = sfuRoom.dominantProducerId ? sfuRoom.producers.get(sfuRoom.dominantProducerId) : undefined;
     if (speaker) this.delivery.lossyTo(room, p.sid, { activeSpeaker: { participantSid: speaker.peer.sid, producerId: speaker.producer.id } });
-    for (const peer of sfuRoom.peers.values()) {
-      for (const dp of peer.dataProducers.values()) this.dataProducerAdded(room, peer, dp.id, p.sid);
-    }
   }
 
   /** This node's own producers, told to one subscriber (here or on another node). */
   localProducersTo(room: Room, sfuRoom: SfuRoom, sid: string): void {
     for (const { producer, peer, source, remote } of sfuRoom.producers.values()) if (!remote) this.producerAdded(room, peer, producer, source, sid);
+    for (const peer of sfuRoom.peers.values()) {
+      for (const dp of peer.dataProducers.values()) this.dataProducerAdded(room, peer, dp.id, sid);
+    }
   }
 
   /** Relays a subscriber's consumer events to it. */

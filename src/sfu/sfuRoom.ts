@@ -36,6 +36,8 @@ export class SfuRoom {
    * publisher is there; that node tells newcomers about it).
    */
   readonly producers = new Map<string, { producer: types.Producer; peer: SfuPeer; source: string; remote?: string }>();
+  /** Data producers piped in from other nodes (this node's own are their peers'), with the publisher. */
+  readonly remoteData = new Map<string, { dataProducer: types.DataProducer; peer: SfuPeer }>();
   /** The producer the ActiveSpeakerObserver last named (it reports changes only). */
   dominantProducerId: string | null = null;
   private activeSpeakerObserver!: types.ActiveSpeakerObserver;
@@ -130,6 +132,12 @@ export class SfuRoom {
     for (const slot of this.slots.slice(1)) await this.pipe(producer, slot);
   }
 
+  /** A data producer piped in from another node, for this room's subscribers. */
+  addRemoteData(dataProducer: types.DataProducer, peer: SfuPeer): void {
+    this.remoteData.set(dataProducer.id, { dataProducer, peer });
+    dataProducer.observer.once('close', () => this.remoteData.delete(dataProducer.id));
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -138,5 +146,6 @@ export class SfuRoom {
     for (const s of this.slots) s.router.close();
     this.slots.length = 0;
     this.producers.clear();
+    this.remoteData.clear();
   }
 }

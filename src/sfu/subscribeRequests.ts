@@ -95,8 +95,16 @@ export class SubscribeRequests {
   async consumeData(room: Room, p: Participant, body: ValidBody<'consumeData'>): Promise<{ dataConsumer: DataConsumerInfo }> {
     if (!p.permission.canSubscribe) throw new SignalError('PERMISSION_DENIED', 'token lacks canSubscribe', 'consumeData');
     const sfuRoom = this.sfu.rooms.get(room.name);
-    let dp: types.DataProducer | undefined;
-    for (const peer of sfuRoom?.peers.values() ?? []) dp ??= peer.dataProducers.get(body.dataProducerId);
+    const find = (): types.DataProducer | undefined => {
+      for (const peer of sfuRoom?.peers.values() ?? []) {
+        const dp = peer.dataProducers.get(body.dataProducerId);
+        if (dp) return dp;
+      }
+      return sfuRoom?.remoteData.get(body.dataProducerId)?.dataProducer;
+    };
+    let dp = find();
+    // Published on another node: piped here first (once per node, whoever asks).
+    if (sfuRoom && !dp && (await this.remote.fetchData(room, sfuRoom, body.dataProducerId))) dp = find();
     if (!sfuRoom || !dp) throw new SignalError('NOT_FOUND', `no data producer ${body.dataProducerId}`, 'consumeData.dataProducerId');
     const t = this.sfu.ownPeer(room, p).transport(body.transportId, 'consumeData.transportId');
     if (!t.consuming) throw new SignalError('INVALID_FIELD', 'not a consuming transport', 'consumeData.transportId');
@@ -106,6 +114,7 @@ export class SubscribeRequests {
     }
     const dc = await media('consumeData', () => t.transport.consumeData({ dataProducerId }));
     this.sfu.keep(room, p, dc).addDataConsumer(dc);
+    if (sfuRoom.remoteData.has(dataProducerId)) this.remote.dataConsumed(room, dataProducerId, dc);
     return {
       dataConsumer: {
         id: dc.id,

@@ -11,6 +11,7 @@ import type { SfuRoom } from '../../sfu/sfuRoom.js';
 import type { SfuService } from '../../sfu/sfuService.js';
 import type { RosterEvents } from '../clusterTypes.js';
 import type { RoomDirectory } from '../directory.js';
+import { PeerWatch } from './peerWatch.js';
 import type { PipedIn, PipeRouter } from './pipeRouter.js';
 
 export interface CascadeOptions {
@@ -21,6 +22,10 @@ export interface CascadeOptions {
   rerouteRatio: number;
   /** And a producer keeps a path at least this long before it moves again. */
   rerouteHoldMs: number;
+  /** A node media comes from that answers no probe this long is routed around (PeerWatch; 0: off). */
+  peerTimeoutMs: number;
+  /** For this long at most (or until the mesh expires it or it registers again). */
+  peerDownHoldMs: number;
 }
 
 const key = (room: string, id: string): string => `${room}\n${id}`;
@@ -39,6 +44,7 @@ export class Cascade implements RemoteProducers {
   private readonly subscribers = new Map<string, Set<string>>();
   private readonly movedAt = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
+  private readonly watch: PeerWatch;
   private closed = false;
 
   constructor(
@@ -65,6 +71,17 @@ export class Cascade implements RemoteProducers {
     });
     manager.on('roomFinished', (room) => router.closeRoom(room.name));
     mesh.nodes.on('nodeOffline', (id) => router.nodeGone(id));
+    // Faster than the mesh's expiry: a node pipes come from that stops answering.
+    this.watch = new PeerWatch(
+      () => router.upstreams(),
+      (id) => mesh.registry.snapshot().nodes.get(id)?.addresses.http,
+      (id) => {
+        mesh.markMediaDown(id, opts.peerDownHoldMs);
+        router.peerDown(id);
+      },
+      { timeoutMs: opts.peerTimeoutMs },
+      log,
+    );
     router.on('lost', (p) => this.lost(p));
     this.timer = setInterval(() => this.recheck(), opts.rerouteCheckMs);
     this.timer.unref();
@@ -86,6 +103,23 @@ export class Cascade implements RemoteProducers {
     const ok = await this.router.pull(room.name, sfuRoom, producerId, this.pathFrom(origin));
     if (ok) this.movedAt.set(key(room.name, producerId), Date.now());
     return ok;
+  }
+
+  /** A data producer published on another node: its origin asked for (data is not in the directory's tracks). */
+  async fetchData(room: Room, sfuRoom: SfuRoom, dataProducerId: string): Promise<boolean> {
+    if (this.closed) return false;
+    const nodes = new Set([...(await this.dir.participants(room.name)).values()].map((e) => e.node).filter((n) => n !== this.opts.nodeId));
+    const origin = await this.router.data.origin(room.name, dataProducerId, nodes);
+    return origin ? this.router.data.pull(room.name, sfuRoom, dataProducerId, this.pathFrom(origin)) : false;
+  }
+
+  dataConsumed(room: Room, dataProducerId: string, dataConsumer: types.DataConsumer): void {
+    this.router.data.use(room.name, dataProducerId, 1);
+    const piped = this.sfu.rooms.get(room.name)?.remoteData.get(dataProducerId)?.dataProducer;
+    dataConsumer.observer.once('close', () => {
+      // Counted against the data producer it consumed (a new one may have been piped since).
+      if (this.sfu.rooms.get(room.name)?.remoteData.get(dataProducerId)?.dataProducer === piped) this.router.data.use(room.name, dataProducerId, -1);
+    });
   }
 
   private async originOf(room: string, producerId: string): Promise<string | undefined> {
@@ -163,5 +197,6 @@ export class Cascade implements RemoteProducers {
   close(): void {
     this.closed = true;
     clearInterval(this.timer);
+    this.watch.close();
   }
 }

@@ -27,6 +27,29 @@ export function registerCascadeMetrics(registry: Registry, cascade: PipeRouter):
     },
   });
   new Gauge({
+    name: 'auralink_cascade_data_producers',
+    help: "Data producers (SCTP) carried over pipe links: 'in' piped here from another node, 'out' sent from here",
+    labelNames: ['direction', 'peer'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const l of cascade.linkList()) {
+        this.inc({ direction: 'in', peer: l.node }, l.dataIn.size);
+        this.inc({ direction: 'out', peer: l.node }, l.dataOut.size);
+      }
+    },
+  });
+  new Gauge({
+    name: 'auralink_cascade_sctp_links',
+    help: "Pipe links by the state of their SCTP association (data producers cross only 'connected' ones)",
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const l of cascade.linkList()) this.inc({ state: l.transport.sctpState ?? 'none' });
+    },
+  });
+  new Gauge({
     name: 'auralink_cascade_loss_percent',
     help: "Loss on this node's outgoing media to each peer node (the far side's RTCP receiver reports, worst stream)",
     labelNames: ['peer'] as const,

@@ -5,8 +5,9 @@ import type { SrtpParams } from './mediaMethods.js';
 
 /**
  * One end of a room's media link to another node: a mediasoup PipeTransport on the room's
- * main router, connected to the far node's one (SRTP, RTX). It carries this node's producers
- * out (pipe consumers) and the far node's in (pipe producers), each producer once. Closing
+ * main router, connected to the far node's one (SRTP, RTX, SCTP). It carries this node's
+ * producers and data producers out (pipe consumers, pipe data consumers) and the far node's
+ * in (pipe producers, pipe data producers), each once. Closing
  * the transport closes both (mediasoup), and the link says so once.
  */
 export class PipeLink extends EventEmitter<{ closed: [] }> {
@@ -14,6 +15,10 @@ export class PipeLink extends EventEmitter<{ closed: [] }> {
   readonly out = new Map<string, types.Consumer>();
   /** The far node's producers, here, by producer id (the same id as at the origin). */
   readonly in = new Map<string, types.Producer>();
+  /** This node's data producers sent to the far node (SCTP over the pipe), by data producer id. */
+  readonly dataOut = new Map<string, types.DataConsumer>();
+  /** The far node's data producers, here, by data producer id (the origin's id). */
+  readonly dataIn = new Map<string, types.DataProducer>();
   /** What the far node last said it needs of each producer sent out (highest spatial layer). */
   readonly demand = new Map<string, number>();
   private connected: Promise<void> | undefined;
@@ -57,7 +62,7 @@ export class PipeLink extends EventEmitter<{ closed: [] }> {
   }
 
   get idle(): boolean {
-    return this.out.size === 0 && this.in.size === 0;
+    return this.out.size === 0 && this.in.size === 0 && this.dataOut.size === 0 && this.dataIn.size === 0;
   }
 
   /** In a fixed order: what came in (its local consumers follow), what went out, the transport. */
@@ -68,6 +73,10 @@ export class PipeLink extends EventEmitter<{ closed: [] }> {
     this.in.clear();
     for (const c of this.out.values()) c.close();
     this.out.clear();
+    for (const p of this.dataIn.values()) p.close();
+    this.dataIn.clear();
+    for (const c of this.dataOut.values()) c.close();
+    this.dataOut.clear();
     this.transport.close();
     this.emit('closed');
     this.removeAllListeners();

@@ -7,6 +7,7 @@ import { SfuPeer } from '../../sfu/sfuPeer.js';
 import type { SfuRoom } from '../../sfu/sfuRoom.js';
 import { NodeCallError, type NodeClient, type NodeHandlers } from '../nodeChannel.js';
 import type { ClusterMethods } from '../nodeMethods.js';
+import { DataPipes } from './dataPipes.js';
 import { MEDIA_SCHEMAS, type MediaMethods, type PipedProducer } from './mediaMethods.js';
 import type { MediaRooms } from './mediaRooms.js';
 import { PipeLink } from './pipeLink.js';
@@ -19,6 +20,11 @@ export interface PipeRouterOptions {
   lingerMs: number;
   /** How often the loss on each outgoing link is read from the pipe consumers' RTCP. */
   lossSampleMs: number;
+  /**
+   * mediasoup keyFrameRequestDelay of piped-in video producers (0: none): the key-frame
+   * requests of every viewer behind this node go to the hop before as one per this window.
+   */
+  keyFrameRequestDelayMs: number;
 }
 
 /** A producer piped in here: where from (the path from its origin to this node) and what it is. */
@@ -56,6 +62,8 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   private readonly lingering = new Map<string, NodeJS.Timeout>();
   /** Piped-in producers whose close is expected (released, or closed by their publisher). */
   private readonly expected = new Set<string>();
+  /** Data producers (SCTP) over the same links. */
+  readonly data: DataPipes;
   private closed = false;
   /** Loss last read per peer node (outgoing media, from the far side's receiver reports). */
   readonly lossByPeer = new Map<string, number>();
@@ -76,6 +84,19 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     private readonly mediaLinks?: MediaLinks,
   ) {
     super();
+    this.data = new DataPipes(
+      {
+        nodeId: opts.nodeId,
+        lingerMs: opts.lingerMs,
+        nodes,
+        links: () => this.links.values(),
+        link: (room, sfuRoom, node) => this.link(room, sfuRoom, node),
+        afterRelease: (link) => this.afterRelease(link),
+        closed: () => this.closed,
+      },
+      rooms,
+      log,
+    );
     this.sampler = setInterval(() => void this.sampleLoss(), opts.lossSampleMs);
     this.sampler.unref();
   }
@@ -124,6 +145,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       kind: info.kind,
       rtpParameters: info.rtpParameters as types.RtpParameters,
       paused: info.paused,
+      ...(info.kind === 'video' && this.opts.keyFrameRequestDelayMs > 0 ? { keyFrameRequestDelay: this.opts.keyFrameRequestDelayMs } : {}),
       appData: { pipedFrom: upstream },
     });
     const k = key(room, producerId);
@@ -222,6 +244,9 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       listenIp: { ip: this.opts.listenIp, ...(this.opts.announcedIp ? { announcedIp: this.opts.announcedIp } : {}) },
       enableSrtp: true,
       enableRtx: true,
+      // Data producers cross too (SCTP over the same tuple; mediasoup's pipeToRouter's streams).
+      enableSctp: true,
+      numSctpStreams: { OS: 1024, MIS: 1024 },
       appData: { room, node },
     });
     const raced = this.links.get(k);
@@ -252,6 +277,21 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   /** A node is gone: its links are dead (what came through them is re-routed by the edges). */
   nodeGone(node: string): void {
     for (const l of [...this.links.values()]) if (l.node === node) this.closeLink(l, false);
+  }
+
+  /**
+   * A node found unreachable before the mesh expired it: its links are taken as dead (what
+   * came through them is re-routed by the edges). It is told, in case it was only slow.
+   */
+  peerDown(node: string): void {
+    for (const l of [...this.links.values()]) if (l.node === node) this.closeLink(l, true);
+  }
+
+  /** The nodes something is piped in from now. */
+  upstreams(): Set<string> {
+    const out = new Set<string>();
+    for (const l of this.links.values()) if (!l.closed && l.in.size > 0) out.add(l.node);
+    return out;
   }
 
   /** Closes the links of `room` to the nodes `drop` names (edges that left the room). */
@@ -341,6 +381,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
         else if (room) this.control?.pipeDemand(room, req.producerId, from, req.layer);
         return {};
       },
+      ...this.data.handlers(parse, live, (room, from, link) => this.linkFrom(room, from, link)),
       'media.producerState': async (body, from) => {
         const req = parse('media.producerState', body);
         const p = this.linkFrom(req.room, from, req.link)?.in.get(req.producerId);
@@ -359,7 +400,11 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   private watchOut(link: PipeLink, consumer: types.Consumer, pipedIn: boolean): void {
     const producerId = consumer.producerId;
     link.out.set(producerId, consumer);
-    if (pipedIn) this.use(link.room, producerId, 1);
+    if (pipedIn) {
+      this.use(link.room, producerId, 1);
+      // A relay: a next hop that has not reported yet needs every layer (until it says).
+      this.relayDemand(link.room, producerId);
+    }
     // The far node's subscribers' layers are not reported back yet: it is taken to need all
     // of them (a publisher-side layer pause must not starve viewers on other nodes).
     const room = this.demandRoom(link.room);
@@ -376,10 +421,18 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       if (!pipedIn && !link.closed) this.nodes.call(link.node, 'media.producerState', { room: link.room, link: link.id, producerId, state: 'closed', reason: 'producer' }).catch(() => undefined);
     });
     consumer.observer.once('close', () => {
-      if (link.out.get(producerId) === consumer) link.out.delete(producerId);
+      if (link.out.get(producerId) === consumer) {
+        link.out.delete(producerId);
+        // A later pipe to that node starts unknown again, not at what this one was told.
+        link.demand.delete(producerId);
+      }
       const r = this.demandRoom(link.room);
       if (r) this.control?.pipeDemand(r, producerId, link.node, undefined);
-      if (pipedIn) this.use(link.room, producerId, -1);
+      if (pipedIn) {
+        this.use(link.room, producerId, -1);
+        // A relay: the hop that went no longer counts in what is asked upstream.
+        if (this.isPipedIn(link.room, producerId)) this.relayDemand(link.room, producerId);
+      }
       this.afterRelease(link);
     });
   }
@@ -403,7 +456,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   private relayDemand(room: string, producerId: string): void {
     let max = -1;
     for (const l of this.links.values()) {
-      if (l.room === room && l.out.has(producerId)) max = Math.max(max, l.demand.get(producerId) ?? Number.MAX_SAFE_INTEGER);
+      if (l.room === room && !l.closed && l.out.has(producerId)) max = Math.max(max, l.demand.get(producerId) ?? Number.MAX_SAFE_INTEGER);
     }
     if (max >= 0) this.demand(room, producerId, Math.min(max, 15));
   }
@@ -430,6 +483,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     clearInterval(this.sampler);
     for (const t of this.lingering.values()) clearTimeout(t);
     this.lingering.clear();
+    this.data.close();
     for (const link of [...this.links.values()]) link.close();
     this.links.clear();
   }

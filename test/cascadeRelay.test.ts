@@ -1,0 +1,253 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { createToken } from '../src/auth/token.js';
+import { RedisRegistry } from '../src/mesh/redisRegistry.js';
+import type { Link } from '../src/mesh/types.js';
+import { eventually, KEY, SECRET, sleep, startServer, type TestServer } from './helpers.js';
+import { opus, transport } from './media.js';
+import { plainSubscriber, requestStorm, rtpSource } from './plainRtp.js';
+import { PrivateRedis } from './redis.js';
+
+// A relay forwarding to two far edges, on loopback: edges A (publisher), B and C, relay R.
+// Every node reaches every other here, so the test makes the mesh's measured links itself
+// (probes off): A–R, R–B, R–C and nothing else, and the mesh's path from A to B and to C goes
+// through R, each producer crossing A→R once and fanning out at R. What the relay must do for
+// the far edges: aggregate their viewers' layer demand (the highest of its next hops', which
+// the origin's dynacast sees), and throttle their key-frame requests as one.
+
+const redis = new PrivateRedis();
+before(() => redis.start());
+after(() => redis.dispose());
+
+const DELAY_MS = 1000;
+const meshToken = createToken(KEY, SECRET, { identity: 'test', video: {}, mesh: true });
+
+interface Route {
+  room: string;
+  producerId: string;
+  path: string[];
+}
+
+/**
+ * Our server per node (`role` relay for names starting with R) and the mesh's links between
+ * them as the test says (probes off; reported again every second: a node that re-registers
+ * after a late heartbeat loses its links), for one describe; closed after it.
+ */
+function useCluster(
+  tag: string,
+  names: readonly string[],
+  links: readonly [string, string, number][],
+  heartbeatMs: number,
+): { n: Record<string, TestServer>; id: (name: string) => string; open: { close(): void }[] } {
+  const p = `test:${tag}:${randomUUID().slice(0, 8)}:`;
+  const id = (name: string): string => `${tag}-${name.toLowerCase()}`;
+  const n: Record<string, TestServer> = {};
+  /** Clients and sockets a failed test left open (they would keep this process alive). */
+  const open: { close(): void }[] = [];
+  let registry: RedisRegistry | undefined;
+  let relinker: NodeJS.Timeout | undefined;
+  before(async () => {
+    const cfg = (name: string) => ({
+      node_id: id(name),
+      redis: { url: redis.url },
+      mesh: { role: name.startsWith('R') ? 'relay' : 'edge', redis_prefix: p, heartbeat_ms: heartbeatMs, probe_interval_ms: 0 },
+      database: { url: 'postgres://postgres@127.0.0.1:5432/test' },
+      turn: { mode: 'off' },
+      sfu: { allow_plain_transports: true, cascade_linger_ms: 300, pipe_key_frame_request_delay_ms: DELAY_MS, key_frame_request_delay_ms: 0, cascade_peer_timeout_ms: 1000 },
+      room: { empty_timeout_s: 0.2 },
+      // Dynacast with a short hold-down: a layer nobody needs is switched off after 200 ms.
+      aic: { enabled: true, pause_hold_down_ms: 200 },
+    });
+    // Settled, not all: a node that failed to start (a port taken by another test run) must
+    // not leave the others running after the suite.
+    const started = await Promise.allSettled(names.map((name) => startServer(cfg(name))));
+    names.forEach((name, i) => {
+      const s = started[i]!;
+      if (s.status === 'fulfilled') n[name] = s.value;
+    });
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    registry = new RedisRegistry(redis.url, p, 3 * heartbeatMs, pino({ level: 'silent' }));
+    await registry.start();
+    const link = (from: string, to: string, latencyMs: number): Link => ({ from, to, latencyMs, lossPct: 0, jitterMs: 1, bandwidthKbps: 0, updatedAt: Date.now(), source: 'probe' });
+    const all = links.flatMap(([a, b, ms]) => [link(id(a), id(b), ms), link(id(b), id(a), ms)]);
+    const report = (): Promise<void> => registry!.reportLinks(all);
+    await report();
+    relinker = setInterval(() => void report().catch(() => undefined), 1000);
+  });
+  after(async () => {
+    for (const o of open) o.close();
+    clearInterval(relinker);
+    await registry?.close();
+    await Promise.all(Object.values(n).map((s) => s.close()));
+  });
+  return { n, id, open };
+}
+
+const routes = async (t: TestServer): Promise<Route[]> =>
+  ((await (await fetch(`${t.http}/internal/mesh/routes`, { headers: { authorization: `Bearer ${meshToken}` } })).json()) as { routes: Route[] }).routes;
+
+describe('three edges and a relay: B and C pull through R', () => {
+  // A lease of 1.5 s: a node the loaded machine delays is not expired (its links would go with it).
+  const { n, id, open } = useCluster('casr', ['A', 'B', 'C', 'R'], [['A', 'R', 5], ['R', 'B', 5], ['R', 'C', 5]], 500);
+  const ids = { A: id('A'), B: id('B'), C: id('C'), R: id('R') };
+
+  test("key-frame requests of viewers on B and C reach the publisher on A as about one per delay (R's pipe producer merges them)", async (t) => {
+    const count = await requestStorm(n.A!, [n.B!, n.C!], 'kfr', { viewers: 5, windowMs: 3000, settleMs: DELAY_MS + 200 });
+    const max = Math.floor(3000 / DELAY_MS) + 2;
+    t.diagnostic(`${count} key-frame requests at the publisher in 3000 ms`);
+    assert.ok(count >= 1 && count <= max, `${count} requests in 3000 ms (at most ${max})`);
+  });
+  test('a data producer (SCTP) on A consumed on B and C crosses A→R once and fans out at R; its close reaches both', async () => {
+    const alice = await n.A!.client('alice', 'dd');
+    open.push(alice);
+    const send = await transport(alice, 'producing', true);
+    const dpId = (await alice.request('produceData', { transportId: send.id, sctpStreamParameters: JSON.stringify({ streamId: 3, ordered: true }), label: 'chat' })).id!;
+    for (const node of ['B', 'C']) {
+      const c = await n[node]!.client(`dsub-${node}`, 'dd');
+      open.push(c);
+      const recv = await transport(c, 'consuming', true);
+      const dc = (await c.request('consumeData', { dataProducerId: dpId, transportId: recv.id })).dataConsumer!;
+      assert.equal(dc.label, 'chat');
+    }
+    assert.equal(await n.A!.metric('auralink_cascade_data_producers', { direction: 'out' }), 1, 'A→R once');
+    assert.equal(await n.R!.metric('auralink_cascade_data_producers', { direction: 'in' }), 1);
+    assert.equal(await n.R!.metric('auralink_cascade_data_producers', { direction: 'out' }), 2, 'R→B, R→C');
+    assert.equal(await n.A!.metric('auralink_cascade_data_producers', { direction: 'in' }), 0);
+    await eventually(async () => (await n.R!.metric('auralink_cascade_sctp_links', { state: 'connected' })) === 3, 5000, "SCTP up on R's three links");
+    await alice.leave();
+    for (const node of ['B', 'C', 'R']) {
+      await eventually(async () => (await n[node]!.metric('auralink_cascade_data_producers', { direction: 'in' })) === 0, 5000, `${node}: piped data producer gone`);
+    }
+    await eventually(async () => (await n.B!.metric('auralink_sfu_objects', { type: 'data_consumer' })) === 0, 5000, "B's data consumer closed");
+  });
+
+  test("the origin's dynacast sees the highest demand of the relay's next hops: C's while it is higher (before C first says so too), B's when C lowers it, leaves or dies", async () => {
+    const alice = await n.A!.client('alice', 'dm');
+    open.push(alice);
+    const send = (await alice.request('createTransport', { producing: true, plain: true })).transport!;
+    // Three simulcast layers (plain RTP: no media needed for the layer decisions).
+    const rtpParameters = JSON.stringify({
+      codecs: [{ mimeType: 'video/VP8', payloadType: 96, clockRate: 90000, rtcpFeedback: [] }],
+      encodings: [{ ssrc: 111, scaleResolutionDownBy: 4 }, { ssrc: 222, scaleResolutionDownBy: 2 }, { ssrc: 333 }],
+    });
+    const producerId = (await alice.request('produce', { transportId: send.id, kind: 'video', rtpParameters, width: 1280, height: 720 })).id!;
+    /** Resolves when the publisher is told `layer` (at most `ms` later). */
+    const wanted = (layer: number, what: string, ms = 5000): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          alice.off('layersWanted', on);
+          reject(new Error(`the publisher was never told layer ${layer}: ${what}`));
+        }, ms);
+        const on = (m: { producerId: string; maxSpatialLayer: number }): void => {
+          if (m.producerId !== producerId || m.maxSpatialLayer !== layer) return;
+          clearTimeout(timer);
+          alice.off('layersWanted', on);
+          resolve();
+        };
+        alice.on('layersWanted', on);
+      });
+    const told: number[] = [];
+    alice.on('layersWanted', (m) => {
+      if (m.producerId === producerId) told.push(m.maxSpatialLayer);
+    });
+
+    // B: a medium tile (layer 1 is enough). The origin drops to B's need.
+    const bob = await n.B!.client('bob', 'dm');
+    const sb = await plainSubscriber(bob, producerId);
+    open.push(bob, sb.sock);
+    const toB = (await routes(n.B!))[0];
+    assert.deepEqual(toB?.path, [ids.A, ids.R, ids.B], 'B pulls through R');
+    let next = wanted(1, "B's medium tile");
+    await bob.request('trackSettings', { consumerId: sb.consumerId, width: 640, height: 360 });
+    await next;
+
+    // C: a large tile. R now forwards to two hops: the origin is asked for the higher (C's).
+    const carol = await n.C!.client('carol', 'dm');
+    next = wanted(2, "C's large tile");
+    const sc = await plainSubscriber(carol, producerId);
+    open.push(carol, sc.sock);
+    await carol.request('trackSettings', { consumerId: sc.consumerId, width: 1280, height: 720 });
+    await next;
+    assert.deepEqual((await routes(n.C!))[0]?.path, [ids.A, ids.R, ids.C], 'C pulls through R');
+    assert.equal(await n.A!.metric('auralink_cascade_producers', { direction: 'out' }), 1, 'the producer crosses A→R once for B and C');
+    assert.equal(await n.R!.metric('auralink_cascade_producers', { direction: 'out' }), 2, 'and fans out at R');
+
+    // C hides its tile: back to B's need, not to C's (layer 0).
+    next = wanted(1, 'C lowered its demand: B is the highest');
+    await carol.request('trackSettings', { consumerId: sc.consumerId, hidden: true });
+    await next;
+    await sleep(500); // dynacast's hold-down passes: had R forwarded C's alone, layer 0 would follow
+    assert.equal(told.at(-1), 1, `the origin stays at B's need (told ${told.join(',')})`);
+
+    // C large again, then C leaves: back to B's need (C's node says it needs nothing, then its
+    // room ends there).
+    next = wanted(2, 'C large again');
+    await carol.request('trackSettings', { consumerId: sc.consumerId, width: 1280, height: 720 });
+    await next;
+    next = wanted(1, 'C left: B is the highest');
+    await carol.leave();
+    await next;
+    await eventually(async () => (await n.R!.metric('auralink_cascade_producers', { direction: 'out' })) === 1, 5000, "R's pipe to C released");
+
+    // A new viewer on C wants the top layer: C's first word is not needed to get it (a next hop
+    // that has not reported counts as needing every layer)...
+    const dave = await n.C!.client('dave', 'dm');
+    open.push(dave);
+    next = wanted(2, 'a new viewer on C');
+    const sd = await plainSubscriber(dave, producerId);
+    open.push(sd.sock);
+    await dave.request('trackSettings', { consumerId: sd.consumerId, width: 1280, height: 720 });
+    await next;
+    // ...and C's node dies without a word: once the mesh drops it, R's pipe to C closes and the
+    // origin is back at B's need.
+    next = wanted(1, "C's node died: B is the highest", 10_000);
+    n.C!.proc.kill('SIGKILL');
+    delete n.C;
+    await next;
+
+    await bob.leave();
+    await alice.leave();
+    for (const s of Object.values(n)) {
+      await eventually(async () => (await s.metric('auralink_cascade_links')) === 0, 5000, 'no pipe link left');
+    }
+  });
+});
+
+describe('a relay that dies is routed around before the mesh expires it', () => {
+  // Heartbeat 5 s: the mesh expires a silent node after 15 s. Two relays; the links make R1
+  // the better path from A to B.
+  const { n, id, open } = useCluster('casf', ['A', 'B', 'R1', 'R2'], [['A', 'R1', 5], ['R1', 'B', 5], ['A', 'R2', 10], ['R2', 'B', 10]], 5000);
+
+  test("SIGKILL of the relay in use: B's subscriber gets the media through the other relay long before the mesh's 15 s expiry, with no action of its own but re-subscribing when told", async (t) => {
+    const alice = await n.A!.client('alice', 'fo');
+    open.push(alice);
+    const send = (await alice.request('createTransport', { producing: true, plain: true })).transport!;
+    const producerId = (await alice.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: opus(6060) })).id!;
+    const src = rtpSource(send.plainIp!, send.plainPort!, 6060);
+    open.push({ close: () => src.stop() });
+    const bob = await n.B!.client('bob', 'fo');
+    open.push(bob);
+    const sub = await plainSubscriber(bob, producerId);
+    open.push(sub.sock);
+    // What the SDK does after a re-route: the producer is announced again, it subscribes again.
+    bob.on('producerAdded', (pa) => {
+      if (pa.producerId === producerId) void sub.consume(producerId).catch(() => undefined);
+    });
+    // Not mediasoup's bandwidth probation packets (SSRC 1234): the publisher's RTP.
+    const rtp = (): number => sub.got.filter((m) => m.readUInt32BE(8) !== 1234).length;
+    await eventually(() => rtp() >= 20, 5000, 'RTP at B');
+    assert.deepEqual((await routes(n.B!))[0]?.path, [id('A'), id('R1'), id('B')], 'through R1 first');
+
+    const killedAt = Date.now();
+    n.R1!.proc.kill('SIGKILL');
+    delete n.R1;
+    const before = rtp();
+    await eventually(() => rtp() >= before + 20, 12_000, 'RTP at B again');
+    t.diagnostic(`RTP at B again ${Date.now() - killedAt} ms after the kill`);
+    assert.deepEqual((await routes(n.B!))[0]?.path, [id('A'), id('R2'), id('B')], 'now through R2');
+    assert.ok(Date.now() - killedAt < 15_000, 'before the mesh could have expired R1');
+  });
+});
