@@ -76,6 +76,8 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
   private readonly view = new MeshView(this);
   private wasDown = false;
   private closed = false;
+  /** Checks of nodes missing after an outage (resync grace), closed with the registry. */
+  private readonly graceTimers = new Set<NodeJS.Timeout>();
 
   constructor(
     url: string,
@@ -108,7 +110,10 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
       if (!this.wasDown) return;
       this.wasDown = false;
       this.log.info('mesh registry: Redis is back');
-      void this.resync()
+      // A Redis that lost its data has no node yet: each live one re-registers within a
+      // heartbeat of 'reconnected'. Dropping them now would tell the node's owners (media
+      // pipes above all) that every peer went away.
+      void this.resync(this.ttlMs)
         .then(() => this.emit('reconnected'))
         .catch((err: Error) => this.log.warn({ err: err.message }, 'mesh resync failed'));
     });
@@ -213,8 +218,11 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
     return this.view.snapshot();
   }
 
-  /** Reloads everything from Redis (at start, after an outage, and periodically for loads). */
-  async resync(): Promise<void> {
+  /**
+   * Reloads everything from Redis (at start, after an outage, and periodically for loads).
+   * `graceMs`: nodes known here but missing from Redis are dropped only if still missing then.
+   */
+  async resync(graceMs = 0): Promise<void> {
     const [nodes, alive, load, trust, links] = (await this.client
       .pipeline()
       .hgetall(this.k.nodes)
@@ -235,10 +243,27 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
       this.view.upsert({ ...(JSON.parse(json) as StaticNode), load: Number(load[id] ?? 0), trust: Number(trust[id] ?? 0), lastSeen });
       gone.delete(id);
     }
-    for (const id of gone) this.view.drop(id);
+    if (graceMs > 0 && gone.size > 0) this.dropLater(gone, graceMs);
+    else for (const id of gone) this.view.drop(id);
     this.view.links.clear();
     const known = (l: Link): boolean => this.view.nodes.has(l.from) || this.view.nodes.has(l.to);
     this.view.applyLinks(Object.values(links).map((json) => JSON.parse(json) as Link).filter(known));
+  }
+
+  private dropLater(ids: Set<string>, afterMs: number): void {
+    const t = setTimeout(() => {
+      this.graceTimers.delete(t);
+      if (this.closed) return;
+      void (async () => {
+        for (const id of ids) {
+          if (!this.view.nodes.has(id)) continue;
+          const seen = await this.client.zscore(this.k.alive, id).catch(() => 'unknown');
+          if (seen === null) this.view.drop(id);
+        }
+      })();
+    }, afterMs);
+    t.unref();
+    this.graceTimers.add(t);
   }
 
   /** Loads, trust and last-seen of known nodes (heartbeats are not broadcast; this catches up). */
@@ -260,6 +285,8 @@ export class RedisRegistry extends EventEmitter<RegistryEvents> implements NodeR
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const t of this.graceTimers) clearTimeout(t);
+    this.graceTimers.clear();
     this.removeAllListeners();
     // QUIT when connected, so a resubscribe ioredis sent on reconnecting gets its answer: a
     // disconnect would reject it, unhandled (ioredis sends it itself), and end the process.
