@@ -183,7 +183,10 @@ export class MeshService {
   mediaPath(from: string, to: string, current?: readonly string[]): ReturnType<RoutePlanner['mediaPath']> {
     const now = Date.now();
     for (const [id, until] of this.mediaDown) if (until <= now) this.mediaDown.delete(id);
-    return this.planner.mediaPath(from, to, current, new Set(this.mediaDown.keys()));
+    // Only hops are routed around: the origin and this node are the path's ends. (An origin the
+    // watch found silent over a starved direct link is still reachable through a relay.)
+    const avoid = new Set([...this.mediaDown.keys()].filter((id) => id !== from && id !== to));
+    return this.planner.mediaPath(from, to, current, avoid);
   }
 
   /**
