@@ -8,6 +8,8 @@
 //    and in one while the node is overloaded: RTP packets received per consumer per second
 //    and mediasoup's consumer scores (getStats). Then the push leaves and the time until
 //    /readiness is 200 again is taken.
+// Each run is a pair, alternated: admission on, then the same push with every check off
+// (everyone admitted), for what the first calls get when nobody is refused.
 // Usage: node dist/bench/overload.js [--runs 3] [--capacity 100] [--rooms 6] [--per-room 4] [--push 60] [--rate 10] [--window-s 10]
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
@@ -92,13 +94,14 @@ interface RunResult {
   recoverS: number;
 }
 
-async function run(): Promise<RunResult> {
+async function run(admission: boolean): Promise<RunResult> {
   // Plain transports' ports: a range wide enough for every participant's two.
   const rtcBase = 10_000 + Math.floor(Math.random() * 25) * 400;
   const srv = await startAura({
     log_level: 'info',
     sfu: { workers: 1, allow_plain_transports: true, rtc_min_port: rtcBase, rtc_max_port: rtcBase + 399 },
-    admission: { max_consumers_per_worker: CAPACITY },
+    // The comparison arm: every check off, every join of the push admitted.
+    admission: admission ? { max_consumers_per_worker: CAPACITY } : { max_consumers_per_worker: 0, max_event_loop_lag_ms: 0, max_worker_cpu_percent: 0 },
     signal: { ip_connect_limit: { per_s: 1000, burst: 1000 } },
   });
   const url = `ws://127.0.0.1:${srv.port}`;
@@ -112,7 +115,7 @@ async function run(): Promise<RunResult> {
     }
     await Promise.all(first.map((m) => m.mediaSettled()));
     await sleep(2000); // consumers of the last joiners' producers (producerAdded) settle
-    if (!(await ready(srv.port))) throw new Error('the node is over capacity before the push: lower --rooms/--per-room or raise --capacity');
+    if (admission && !(await ready(srv.port))) throw new Error('the node is over capacity before the push: lower --rooms/--per-room or raise --capacity');
     const before = await measure(first);
 
     // 2. The push: joins on schedule (not waiting for earlier ones), past capacity.
@@ -164,20 +167,32 @@ console.log(
     `push ${PUSH} joins at ${RATE}/s into rooms of ${PER_ROOM}; plain-RTP audio 50 pkt/s each; ${WINDOW_MS / 1000} s windows`,
 );
 const results: RunResult[] = [];
-for (let i = 0; i < RUNS; i++) {
-  const r = await run();
-  results.push(r);
-  console.log(`run ${i + 1}:`);
+const open: RunResult[] = [];
+const show = (r: RunResult): void => {
   console.log(`  admitted calls, before the push: ${r.before.pktPerConsumerS.toFixed(1)} pkt/s per consumer (sent 50), scores ${statsOf(r.before.scores)}`);
-  console.log(`  admitted calls, node overloaded: ${r.during.pktPerConsumerS.toFixed(1)} pkt/s per consumer, scores ${statsOf(r.during.scores)}`);
+  console.log(`  admitted calls, after the push:  ${r.during.pktPerConsumerS.toFixed(1)} pkt/s per consumer, scores ${statsOf(r.during.scores)}`);
   console.log(
-    `  push: ${r.admitted} admitted, refused ${JSON.stringify(r.refused)} (auralink_admission_refused_total ${r.refusedMetric}: ${r.reasons}); consumers/worker at the end of the push ${r.peakConsumers}; ` +
-      `a join while overloaded: ${r.probe.status} ${r.probe.code ?? ''} Retry-After ${r.probe.retryAfter ?? '-'}; ready again ${r.recoverS.toFixed(1)} s after the push left`,
+    `  push: ${r.admitted} admitted, refused ${JSON.stringify(r.refused)} (auralink_admission_refused_total ${r.refusedMetric}${r.reasons ? `: ${r.reasons}` : ''}); consumers/worker after the push ${r.peakConsumers}; ` +
+      `a join then: ${r.probe.status} ${r.probe.code ?? ''} Retry-After ${r.probe.retryAfter ?? '-'}; ready ${r.recoverS.toFixed(1)} s after the push left`,
   );
+};
+// Alternated, so both arms see the same machine state.
+for (let i = 0; i < RUNS; i++) {
+  const r = await run(true);
+  results.push(r);
+  console.log(`run ${i + 1}, admission on:`);
+  show(r);
+  const o = await run(false);
+  open.push(o);
+  console.log(`run ${i + 1}, admission off (every join admitted):`);
+  show(o);
 }
 const range = (xs: number[], d = 1): string => `${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)}`;
-console.log(`\nsummary (${RUNS} runs):`);
-console.log(`  pkt/s per consumer of the admitted calls: before ${range(results.map((r) => r.before.pktPerConsumerS))}, while overloaded ${range(results.map((r) => r.during.pktPerConsumerS))}`);
-console.log(`  lowest consumer score: before ${range(results.map((r) => Math.min(...r.before.scores)), 0)}, while overloaded ${range(results.map((r) => Math.min(...r.during.scores)), 0)}`);
-console.log(`  push admitted ${range(results.map((r) => r.admitted), 0)}, refused with 503 ${range(results.map((r) => r.refused['503'] ?? 0), 0)} of ${PUSH}; ready again after ${range(results.map((r) => r.recoverS))} s`);
+console.log(`\nsummary (${RUNS} runs of each arm):`);
+for (const [name, rs] of [['admission on', results], ['admission off', open]] as const) {
+  console.log(`  ${name}: pkt/s per consumer of the first calls before ${range(rs.map((r) => r.before.pktPerConsumerS))}, after the push ${range(rs.map((r) => r.during.pktPerConsumerS))}; ` +
+    `lowest score before ${range(rs.map((r) => Math.min(...r.before.scores)), 0)}, after ${range(rs.map((r) => Math.min(...r.during.scores)), 0)}; ` +
+    `push admitted ${range(rs.map((r) => r.admitted), 0)}, refused with 503 ${range(rs.map((r) => r.refused['503'] ?? 0), 0)} of ${PUSH}; consumers/worker after the push ${range(rs.map((r) => r.peakConsumers), 0)}`);
+}
+console.log(`  ready again after the push left (admission on): ${range(results.map((r) => r.recoverS))} s`);
 process.exit(0);

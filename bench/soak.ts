@@ -9,14 +9,17 @@
 // RSS growth after warm-up (target < 5 %), mediasoup objects and active resources back to
 // the baseline taken before the churn (target: nothing left), call_participants rows =
 // sessions started (read from the PGlite directory once the server has stopped). Exits 1 on a
-// leak. Redis: not used (a single node).
-// Usage: node dist/bench/soak.js [--minutes 10] [--sample-s 30] [--warmup-min W] [--kill-every 3] [--rooms 6] [--per-room 5] [--seed 1] [--server-log FILE]
+// leak. Redis: not used (a single node). --postgres URL: PostgreSQL instead of PGlite, in a
+// database the soak creates on that server and drops; rows are then counted at every sample.
+// Usage: node dist/bench/soak.js [--minutes 10] [--sample-s 30] [--warmup-min W] [--kill-every 3] [--rooms 6] [--per-room 5] [--seed 1] [--postgres URL] [--server-log FILE]
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
 import { DataPacket_Kind } from '@livekit/protocol';
 import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import { KEY, SECRET, sleep, startAura } from './common.js';
 import { Member, newCounters } from './soak/member.js';
@@ -31,6 +34,8 @@ const { values: args } = parseArgs({
     rooms: { type: 'string', default: '6' },
     'per-room': { type: 'string', default: '5' },
     seed: { type: 'string', default: '1' },
+    /** PostgreSQL server URL instead of embedded PGlite: the soak creates its own database there (and drops it). */
+    postgres: { type: 'string' },
     /** The server's log (pino JSON lines) goes here; by default it is discarded. */
     'server-log': { type: 'string' },
   },
@@ -57,10 +62,35 @@ const pick = <T>(xs: readonly T[]): T | undefined => (xs.length ? xs[Math.floor(
 const rtcBase = 10_000 + Math.floor(Math.random() * 25) * 400;
 const dataDir = mkdtempSync(join(tmpdir(), 'auralink-soak-'));
 process.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
+// With --postgres: a database of our own on that server, rows counted live at every sample.
+let pgUrl: string | undefined;
+if (args.postgres) {
+  const name = `soak_${process.pid}_${Date.now()}`;
+  const admin = new pg.Client({ connectionString: args.postgres });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const u = new URL(args.postgres);
+  u.pathname = `/${name}`;
+  pgUrl = u.toString();
+  process.once('exit', () => {
+    // Dropped by a child process: 'exit' handlers cannot wait.
+    spawnSync(process.execPath, ['-e', `const c=new (require('pg').Client)({connectionString:${JSON.stringify(args.postgres)}});c.connect().then(()=>c.query('DROP DATABASE IF EXISTS ${name} WITH (FORCE)')).finally(()=>c.end())`], { cwd: process.cwd(), stdio: 'ignore' });
+  });
+}
+const rowsNow = async (sql: string): Promise<number> => {
+  const c = new pg.Client({ connectionString: pgUrl });
+  await c.connect();
+  try {
+    return Number((await c.query<{ n: number }>(sql)).rows[0]!.n);
+  } finally {
+    await c.end();
+  }
+};
 const srv = await startAura(
   {
     log_level: 'info',
-    database: { data_dir: join(dataDir, 'pglite') },
+    database: pgUrl ? { url: pgUrl } : { data_dir: join(dataDir, 'pglite') },
     // Plain transports take ports from rtc_min_port..rtc_max_port: a range wide enough for
     // everyone's (startAura's default is 16 ports), below the ranges startAura picks from.
     sfu: { workers: 0, allow_plain_transports: true, rtc_min_port: rtcBase, rtc_max_port: rtcBase + 399 },
@@ -208,7 +238,8 @@ while (Date.now() < endAt) {
   console.log(line(s, phase));
   console.log(
     `            clients ${live().length}, sessions ${n.sessions}, resumes ok/gap ${n.resumes.ok}/${n.resumes.gap}, leaves ${n.leaves}, removed ${n.removedByApi}, ` +
-      `data sent/received ${n.dataSent}/${n.dataReceived}, RTP received ${rtpRate.toFixed(0)} pkt/s, media rebuilds ${n.mediaRebuilds}, kills ${kills}`,
+      `data sent/received ${n.dataSent}/${n.dataReceived}, RTP received ${rtpRate.toFixed(0)} pkt/s, media rebuilds ${n.mediaRebuilds}, kills ${kills}` +
+      (pgUrl ? `, call_participants rows ${await rowsNow('SELECT count(*)::int AS n FROM call_participants')} (written behind)` : ''),
   );
 }
 stopping = true;
@@ -226,12 +257,12 @@ console.log(line(end, 'end'));
 await srv.stop();
 
 // ---------- rows written vs sessions started ----------
-const db = await PGlite.create(join(dataDir, 'pglite'));
-const count = async (sql: string): Promise<number> => Number((await db.query<{ n: number }>(sql)).rows[0]!.n);
+const db = pgUrl ? undefined : await PGlite.create(join(dataDir, 'pglite'));
+const count = async (sql: string): Promise<number> => (db ? Number((await db.query<{ n: number }>(sql)).rows[0]!.n) : rowsNow(sql));
 const rows = await count('SELECT count(*)::int AS n FROM call_participants');
 const openRows = await count('SELECT count(*)::int AS n FROM call_participants WHERE left_at IS NULL');
 const activeCalls = await count(`SELECT count(*)::int AS n FROM calls WHERE status <> 'ended'`);
-await db.close();
+await db?.close();
 
 // ---------- verdict ----------
 const load = samples.filter((s) => s.t * 1000 >= WARMUP_MS);
