@@ -8,7 +8,9 @@
 // worker from its dump), database writes. At the end everyone leaves and the rooms close:
 // RSS growth after warm-up (target < 5 %), mediasoup objects and active resources back to
 // the baseline taken before the churn (target: nothing left), call_participants rows =
-// sessions started (read from the PGlite directory once the server has stopped). Exits 1 on a
+// sessions started (read from the PGlite directory once the server has stopped); before the
+// teardown, with the churn stopped, the server's transports, producers and consumers equal
+// what the clients hold (a leak inside a room still open shows there). Exits 1 on a
 // leak. Redis: not used (a single node). --postgres URL: PostgreSQL instead of PGlite, in a
 // database the soak creates on that server and drops; rows are then counted at every sample.
 // Usage: node dist/bench/soak.js [--minutes 10] [--sample-s 30] [--warmup-min W] [--kill-every 3] [--rooms 6] [--per-room 5] [--seed 1] [--postgres URL] [--server-log FILE]
@@ -23,7 +25,7 @@ import pg from 'pg';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import { KEY, SECRET, sleep, startAura } from './common.js';
 import { Member, newCounters } from './soak/member.js';
-import { fmtResources, takeSample, type Sample } from './soak/sample.js';
+import { fmtResources, steadyResources, takeSample, type Sample } from './soak/sample.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -214,6 +216,7 @@ async function settle(what: string, timeoutMs: number): Promise<void> {
 }
 await settle('priming', 30_000);
 const baseline = await takeSample(srv, t0);
+baseline.resources = await steadyResources(srv, 'max');
 console.log(line(baseline, 'baseline'));
 
 // ---------- the churn ----------
@@ -246,13 +249,34 @@ stopping = true;
 clearInterval(ticker);
 clearInterval(killer);
 
-// ---------- teardown: everyone leaves, rooms close ----------
+// ---------- quiet: what the server holds = what its clients hold ----------
+// Churn stopped, answers in, and sessions that vanished without leaving dropped (resume
+// window 20 s): every transport, producer and consumer left on the server is one a client
+// still in a room holds. More on the server is a leak that closing the room would hide.
 const drainDeadline = Date.now() + 30_000;
 while (inflight > 0 && Date.now() < drainDeadline) await sleep(100);
+await sleep(25_000);
+await Promise.all(live().map((m) => m.mediaSettled()));
+const held = { transport: 0, producer: 0, consumer: 0 };
+for (const m of live()) {
+  held.transport += m.held.transports;
+  held.producer += m.held.producers;
+  held.consumer += m.consumers.size;
+}
+const quiet = await takeSample(srv, t0);
+console.log(line(quiet, 'quiet'));
+const quietDiff = (['transport', 'producer', 'consumer'] as const).filter((k) => quiet.sfu[k] !== held[k]);
+console.log(
+  `            server transports/producers/consumers ${quiet.sfu.transport}/${quiet.sfu.producer}/${quiet.sfu.consumer}, held by the ${live().length} clients ${held.transport}/${held.producer}/${held.consumer}` +
+    (quietDiff.length ? '  DIFFER' : ''),
+);
+
+// ---------- teardown: everyone leaves, rooms close ----------
 await Promise.all(live().map((m) => m.leave().catch(() => undefined)));
 // Sessions that vanished without leaving are dropped after the resume window (20 s).
 await settle('teardown', 60_000);
 const end = await takeSample(srv, t0);
+end.resources = await steadyResources(srv, 'min');
 console.log(line(end, 'end'));
 await srv.stop();
 
@@ -288,6 +312,8 @@ if (load.length >= 2) {
 } else {
   console.log('  RSS: too few samples after the warm-up for a figure (run longer)');
 }
+console.log(`  with the churn stopped: server transports/producers/consumers ${quiet.sfu.transport}/${quiet.sfu.producer}/${quiet.sfu.consumer} vs held by clients ${held.transport}/${held.producer}/${held.consumer} (target equal)`);
+if (quietDiff.length) failures.push(`with the churn stopped the server held ${quietDiff.map((k) => `${quiet.sfu[k]} ${k}s for ${held[k]}`).join(', ')}`);
 const sfuLeft = end.sfu.router + end.sfu.transport + end.sfu.producer + end.sfu.consumer;
 const workerLeft = end.workerObjects.reduce((a, b) => a + b, 0);
 console.log(`  mediasoup objects left with every room closed: routers/transports/producers/consumers ${end.sfu.router}/${end.sfu.transport}/${end.sfu.producer}/${end.sfu.consumer}; per worker [${end.workerObjects.join(', ')}] (baseline [${baseline.workerObjects.join(', ')}]) target 0`);

@@ -59,6 +59,12 @@ export class Member {
   /** producerId → consumerId */
   readonly consumers = new Map<string, string>();
   producerId: string | undefined;
+  /**
+   * Transports and producers the server holds for this session, as its answers said: a reset
+   * (worker died, or a fresh session after a resume gap) empties them, and an answer that
+   * comes after the reset on the same socket was made on the new router.
+   */
+  held = { transports: 0, producers: 0 };
   /** Media setup runs one at a time (a reset during setup waits for it). */
   private media: Promise<void> = Promise.resolve();
   private generation = 0;
@@ -138,14 +144,17 @@ export class Member {
     });
     await new Promise<void>((r) => recvSock.bind(0, '127.0.0.1', () => r()));
     const recv = (await c.request('createTransport', { consuming: true, plain: true })).transport!;
+    this.held.transports++;
     await c.request('connectTransport', { transportId: recv.id, plainIp: '127.0.0.1', plainPort: recvSock.address().port });
     if (gen !== this.generation) return;
     this.recvTransport = recv.id;
     for (const [producerId, p] of c.producers) if (p.participantIdentity !== this.identity) await this.consume(producerId);
     if (!this.publishes || gen !== this.generation) return;
     const send = (await c.request('createTransport', { producing: true, plain: true })).transport!;
+    this.held.transports++;
     const ssrc = ssrcSeq++;
     this.producerId = (await c.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: OPUS(ssrc) })).id!;
+    this.held.producers++;
     if (gen !== this.generation) return;
     const sock = createSocket('udp4');
     this.sendSock = sock;
@@ -166,8 +175,8 @@ export class Member {
     if (this.gone || !transportId || this.consumers.has(producerId)) return;
     const c = this.client;
     const consumer = (await c.request('consume', { producerId, transportId, rtpCapabilities: await c.routerCapabilities() })).consumer!;
-    if (transportId !== this.recvTransport) return; // media was reset meanwhile
     this.consumers.set(producerId, consumer.id);
+    if (transportId !== this.recvTransport) return; // media was reset meanwhile
     await c.request('resumeConsumer', { consumerId: consumer.id });
   }
 
@@ -181,6 +190,7 @@ export class Member {
     this.recvTransport = undefined;
     this.consumers.clear();
     this.producerId = undefined;
+    this.held = { transports: 0, producers: 0 };
   }
 
   /** Settles when the media steps queued so far are done. */

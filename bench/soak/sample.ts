@@ -29,13 +29,37 @@ type Health = { rooms: number; participants: number; connections: number; sfu?: 
 
 const MB = 1024 * 1024;
 
+async function activeResources(srv: Server): Promise<Record<string, number>> {
+  const info = (await srv.evaluate('process.getActiveResourcesInfo()')) as string[];
+  const resources: Record<string, number> = {};
+  for (const k of info) resources[k] = (resources[k] ?? 0) + 1;
+  return resources;
+}
+
+/**
+ * Active resources by type over `reads` reads 500 ms apart, each type's highest (`max`, for a
+ * baseline) or lowest (`min`, for the end): a timer or request that happens to be pending at
+ * one read is not a leak; a leak stays.
+ */
+export async function steadyResources(srv: Server, pick: 'max' | 'min', reads = 5): Promise<Record<string, number>> {
+  const all: Record<string, number>[] = [];
+  for (let i = 0; i < reads; i++) {
+    if (i) await new Promise((r) => setTimeout(r, 500));
+    all.push(await activeResources(srv));
+  }
+  const out: Record<string, number> = {};
+  for (const k of new Set(all.flatMap((r) => Object.keys(r)))) {
+    const v = Math[pick](...all.map((r) => r[k] ?? 0));
+    if (v > 0) out[k] = v;
+  }
+  return out;
+}
+
 export async function takeSample(srv: Server, t0: number): Promise<Sample> {
   const http = `http://127.0.0.1:${srv.port}`;
   await srv.fullGc();
   const mem = JSON.parse(String(await srv.evaluate('JSON.stringify(process.memoryUsage())'))) as { heapUsed: number; external: number };
-  const info = (await srv.evaluate('process.getActiveResourcesInfo()')) as string[];
-  const resources: Record<string, number> = {};
-  for (const k of info) resources[k] = (resources[k] ?? 0) + 1;
+  const resources = await activeResources(srv);
   const h = (await (await fetch(`${http}/health`)).json()) as Health;
   const text = await metricsText(srv.port);
   const workers = h.sfu?.workers ?? [];
