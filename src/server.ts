@@ -50,6 +50,12 @@ import { TransportRequests } from './sfu/transportRequests.js';
 import { PublishRequests } from './sfu/publishRequests.js';
 import { SubscribeRequests } from './sfu/subscribeRequests.js';
 import { AicService } from './aic/aicService.js';
+import { ClusterClock } from './util/clusterClock.js';
+import { HookMetrics } from './aic/hooks/hookMetrics.js';
+import { HookService } from './aic/hooks/hookService.js';
+import { loadRtpParser } from './aic/rtp/parser.js';
+import { ConsumerSwitch } from './sfu/consumerSwitch.js';
+import { NO_PRODUCER_HOOKS, type ProducerHooks } from './sfu/producerHooks.js';
 import { NO_MEDIA_CONTROL, type MediaControl } from './sfu/mediaControl.js';
 import { VERSION } from './version.js';
 
@@ -68,6 +74,9 @@ export class AuraServer {
   readonly log: Logger;
   readonly metrics = new Metrics();
   readonly verifier: TokenVerifier;
+  /** Wall-clock time nodes compare: Redis-corrected in a cluster (util/clusterClock.ts). */
+  readonly clock: ClusterClock;
+  private clockStarted = false;
   readonly manager: RoomManager;
   readonly gateway: SignalGateway;
   readonly messaging: RoomMessaging;
@@ -76,6 +85,8 @@ export class AuraServer {
   readonly sfu: SfuService | undefined;
   /** AIC (aic.enabled): the SFU's layer controller. */
   readonly aic: AicService | undefined;
+  /** AIC's RTP hook chains (aic.hooks not empty). */
+  readonly hooks: HookService | undefined;
   readonly turn: TurnService;
   readonly mesh: MeshService;
   readonly calls: DirectCallPolicy;
@@ -101,7 +112,9 @@ export class AuraServer {
     this.log = deps.logger ?? createLogger(config.log_level, config.node_id);
     this.mirror = deps.mirror;
     this.app = withHead(uWS.App()); // HEAD answers like GET on every route
-    this.verifier = new TokenVerifier(config.keys);
+    // With Redis, the wall clock nodes compare is Redis's (leases, node calls, tokens).
+    this.clock = new ClusterClock(this.log);
+    this.verifier = new TokenVerifier(config.keys, 10, this.clock.now);
     const sig = config.signal;
     const relay = config.mesh.role === 'relay';
     const wildcard = (ip: string): boolean => ip === '0.0.0.0' || ip === '::';
@@ -129,6 +142,7 @@ export class AuraServer {
         routeCacheMax: mc.route_cache_max,
         redisUrl: config.redis.url,
         redisPrefix: mc.redis_prefix,
+        now: this.clock.now,
       },
       // Load as the mesh sees it: relays carry TURN allocations, edges participants.
       () => (relay ? (this.turn.embedded?.allocationCount ?? 0) : this.manager.participantCount()),
@@ -157,7 +171,7 @@ export class AuraServer {
         relayOnly: relay,
       },
       delivery,
-      { iceServers: (identity) => this.turn.iceServersFor(identity), probeTargets: () => this.mesh.probeTargets() },
+      { iceServers: (identity) => this.turn.iceServersFor(identity), probeTargets: () => this.mesh.probeTargets(), reconnectTargets: () => this.mesh.reconnectTargets() },
       this.mirror,
       this.log,
     );
@@ -175,6 +189,9 @@ export class AuraServer {
               leaseMs: mc.heartbeat_ms * 3,
               defaultMaxParticipants: config.room.max_participants,
               emptyTimeoutS: config.room.empty_timeout_s,
+              // Drain move tokens are signed with an API secret every node of the cluster holds.
+              ...(Object.values(config.keys)[0] ? { moveSecret: Object.values(config.keys)[0] } : {}),
+              now: this.clock.now,
             },
             this.log,
           )
@@ -182,7 +199,7 @@ export class AuraServer {
     if (this.cluster) registerClusterMetrics(this.metrics.registry, this.cluster);
     // Signed with an API secret: only nodes holding one of the cluster's keys can call a node.
     const secret = Object.values(config.keys)[0];
-    if (dir && (this.cluster || relay) && secret) this.nodeClient = new NodeClient(dir, config.node_id, secret, 3000, this.log);
+    if (dir && (this.cluster || relay) && secret) this.nodeClient = new NodeClient(dir, config.node_id, secret, 3000, this.log, this.clock.now);
     let media: MediaRequests | undefined;
     const sfu = config.sfu;
     const roomOpts = {
@@ -230,8 +247,15 @@ export class AuraServer {
           if (this.pipes?.isPipedIn(room.name, producerId)) this.pipes.demand(room.name, producerId, layer);
           else notifier.layersWanted(room, sid, producerId, layer);
         };
-        this.aic = new AicService(config.aic, this.manager, tell, this.metrics.registry, this.log);
+        this.aic = new AicService(config.aic, config.node_id, this.manager, tell, this.metrics.registry, this.log);
         control = this.aic;
+      }
+      let hooks: ProducerHooks = NO_PRODUCER_HOOKS;
+      if (this.aic && config.aic.hooks.length > 0) {
+        const aic = this.aic;
+        const parser = loadRtpParser({ logger: this.log });
+        this.hooks = new HookService(config.aic, (name) => aic.arm(name), new ConsumerSwitch(notifier, control), parser, new HookMetrics(this.metrics.registry), this.log);
+        hooks = this.hooks;
       }
       if (dir && this.nodeClient && this.cluster) {
         this.pipes = new PipeRouter(edgeRooms(this.sfu), this.nodeClient, control, (name) => this.manager.rooms.get(name), pipeOpts, this.log, this.mesh.mediaLinks);
@@ -260,8 +284,8 @@ export class AuraServer {
           (identity) => this.turn.iceServersFor(identity),
           control,
         ),
-        publish: new PublishRequests(this.sfu, this.manager, notifier, control),
-        subscribe: new SubscribeRequests(this.sfu, notifier, control, this.cascade ?? NO_REMOTE_PRODUCERS),
+        publish: new PublishRequests(this.sfu, this.manager, notifier, control, hooks),
+        subscribe: new SubscribeRequests(this.sfu, notifier, control, this.cascade ?? NO_REMOTE_PRODUCERS, hooks),
       };
       registerSfuMetrics(this.metrics.registry, this.pool, this.sfu.rooms);
     }
@@ -333,6 +357,7 @@ export class AuraServer {
           admission: this.admission.status(),
           role: config.mesh.role,
           mesh: { registry: this.mesh.registry.kind, nodes: this.mesh.registry.snapshot().nodes.size },
+          clock: { offsetMs: this.clock.offsetMs },
           turn: { mode: config.turn.mode, allocations: this.turn.embedded?.allocationCount ?? 0 },
           ...(this.pool
             ? { sfu: { workers: this.pool.slots.map((w) => ({ index: w.index, pid: w.pid, routers: w.routers, consumers: w.consumers })) } }
@@ -349,7 +374,7 @@ export class AuraServer {
     if (dir && this.nodeClient) {
       this.commands = new ClusterCommands(this.nodeClient);
       const media = this.pipes?.handlers() ?? refuseMedia();
-      this.nodeServer = new NodeServer<ClusterMethods>(dir, config.node_id, secret!, { roomService: roomServiceHandler(roomService), ...media }, this.log);
+      this.nodeServer = new NodeServer<ClusterMethods>(dir, config.node_id, secret!, { roomService: roomServiceHandler(roomService), ...media }, this.log, this.clock.now);
     }
     registerTwirp(this.app, 'livekit.RoomService', this.commands && dir && this.cluster ? clusterRoomService(roomService, this.manager, dir, this.commands, this.cluster) : roomService, {
       verifier: this.verifier,
@@ -360,7 +385,7 @@ export class AuraServer {
       maxInflightBytes: config.api.max_inflight_body_bytes,
     });
     registerHistory(this.app, () => this.persistence?.db, this.verifier);
-    registerStatic(this.app, config.development ? { key: DEV_API_KEY, secret: DEV_API_SECRET } : null);
+    registerStatic(this.app, config.development ? { key: DEV_API_KEY, secret: DEV_API_SECRET, now: this.clock.now } : null);
     this.app.any('/*', (res) => send(res, { status: 404, body: { code: 'NOT_FOUND', message: 'no such route' } }));
   }
 
@@ -369,11 +394,17 @@ export class AuraServer {
     if (this.pool && this.pool.slots.length === 0) {
       await this.pool.start();
     }
+    // The first reading before anything stamps or leases (bounded: Redis may be away).
+    if (this.config.redis.url && !this.clockStarted) {
+      this.clockStarted = true;
+      await this.clock.start(this.config.redis.url, 10_000, 1000);
+    }
     this.persistence ??= await Persistence.start(this.config, {
       events: this.cluster ?? this.manager,
       mesh: this.mesh.registry,
       calls: this.calls,
       sfu: this.sfu,
+      aic: this.aic,
       registry: this.metrics.registry,
       clustered: !!this.cluster,
       log: this.log,
@@ -405,8 +436,10 @@ export class AuraServer {
   drain(timeoutMs = this.config.drain.timeout_s * 1000): Promise<void> {
     this.drainPromise ??= new Promise<void>((resolve) => {
       this.log.info({ timeoutMs, connections: this.gateway.connectionCount }, 'draining');
-      this.manager.beginDrain(timeoutMs);
       const deadline = Date.now() + timeoutMs;
+      const cluster = this.cluster;
+      const moveDeadline = this.clock.now() + timeoutMs;
+      this.manager.beginDrain(timeoutMs, cluster ? (room, p) => cluster.moveToken(room, p, moveDeadline) ?? '' : undefined);
       const tick = setInterval(() => {
         if (this.gateway.connectionCount > 0 && Date.now() < deadline) return;
         clearInterval(tick);
@@ -432,7 +465,9 @@ export class AuraServer {
     this.manager.dispose();
     this.admission.close();
     this.persistence?.stopSampling();
+    this.hooks?.close();
     this.aic?.close();
+    this.clock.close();
     await this.sfu?.close();
     await this.pool?.close();
     await this.turn.close();

@@ -100,7 +100,7 @@ describe('AIC in a real browser', () => {
     assert.ok(layerDecisions >= 1, `layer decisions counted (${layerDecisions})`);
   });
 
-  test('no viewer needing the top layer: the publisher stops sending its top encoding, and resumes when one does', async () => {
+  test('no viewer needing the top layer: the publisher stops sending its top encoding, and resumes when one does', async (t) => {
     // The only viewer shows a 240×135 tile: layers 0 needed, 1 and 2 not.
     await eventually(async () => {
       const a = await outboundByRid(pub);
@@ -113,13 +113,23 @@ describe('AIC in a real browser', () => {
     const active = (): Promise<boolean[]> => pub.evaluate(() => (window as unknown as RoomWin).auralinkRoom.sfu.activeEncodings('camera'));
     await eventually(async () => (await active()).join() === 'true,false,false', 10_000, 'encodings[1] and [2] switched off');
     assert.deepEqual(await active(), [true, false, false]);
+    const t0 = Date.now();
     await layout(viewer, 'pub', 1280, 720);
+    let r2Again = 0;
+    let at720 = 0;
     await eventually(async () => {
+      if (!at720 && (await inbound(viewer, 'pub'))?.frameHeight === 720) at720 = Date.now() - t0;
       const a = await outboundByRid(pub);
-      await sleep(1000);
+      await sleep(200);
       const b = await outboundByRid(pub);
-      return (b.r2 ?? 0) > (a.r2 ?? 0);
+      if (!r2Again && (b.r2 ?? 0) > (a.r2 ?? 0)) r2Again = Date.now() - t0;
+      return r2Again > 0;
     }, 15_000, 'r2 sending again');
+    await eventually(async () => {
+      if (!at720 && (await inbound(viewer, 'pub'))?.frameHeight === 720) at720 = Date.now() - t0;
+      return at720 > 0;
+    }, 30_000, 'the 720p layer at the viewer');
+    t.diagnostic(`tile enlarged with r2 off: r2 sending again after ${r2Again} ms, 720p decoded after ${at720} ms`);
   });
 
   test('enlarged: the top layer arrives', async () => {

@@ -5,6 +5,13 @@ import { decide, type LinkInput, type Policy, type TrackInput, type ViewerSettin
 import { Dynacast } from '../src/aic/dynacast.js';
 import { coveringLayer, layersOf, temporalFor } from '../src/aic/layers.js';
 import { qualityScore, type QualityInput } from '../src/aic/quality.js';
+import { EventEmitter } from 'node:events';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import type { types } from 'mediasoup';
+import { AicMetrics } from '../src/aic/aicMetrics.js';
+import { AicRoom } from '../src/aic/aicRoom.js';
+import type { PeerConsumer } from '../src/sfu/peerConsumer.js';
 import { sleep } from './helpers.js';
 
 // The AIC controller's rules with injected settings, bandwidth, loss and RTT: no sockets.
@@ -170,6 +177,45 @@ describe('quality score', () => {
     assert.ok(qualityScore({ ...base, lossPct: 10 }) < 75);
     assert.ok(qualityScore({ ...base, rttMs: 600 }) < qualityScore({ ...base, rttMs: 100 }));
     assert.equal(qualityScore({ ...base, receivedWidth: 0, receivedHeight: 0 }), 0, 'nothing received');
+  });
+});
+
+describe("the server's quality score of what it forwards (AicRoom)", () => {
+  // A producer and one consumer of it as AicRoom sees them (only the fields it reads), in
+  // the control arm: scored, never controlled.
+  const scoreOf = async (scalabilityMode: string | undefined, temporalLayer: number): Promise<number | undefined> => {
+    const room = new AicRoom('r', 'RM_r', 'control', { policy: POLICY, holdDownMs: 0, minQuality: 70, fallback: true }, () => undefined, new AicMetrics(new Registry()), pino({ level: 'silent' }));
+    const producer = {
+      id: 'prod', kind: 'video', paused: false, observer: new EventEmitter(),
+      rtpParameters: { encodings: [{ scaleResolutionDownBy: 4 }, { scaleResolutionDownBy: 2 }, { scaleResolutionDownBy: 1 }] },
+      getStats: async () => [],
+    } as unknown as types.Producer;
+    room.addProducer('pub', producer, 'camera', { width: 1280, height: 720 });
+    const pc = Object.assign(new EventEmitter(), {
+      id: 'cons', producerId: 'prod', kind: 'video', closed: false, paused: false, score: 10,
+      currentLayers: { spatialLayer: 2, temporalLayer },
+      consumer: { rtpParameters: { encodings: [{ ssrc: 1, ...(scalabilityMode ? { scalabilityMode } : {}) }] } },
+      getStats: async () => [{ type: 'outbound-rtp', byteCount: 1000 }],
+    }) as unknown as PeerConsumer;
+    room.addConsumer('sub', pc);
+    room.settings('sub', pc, shown(960, 540));
+    await room.sample(1);
+    const q = room.snapshot()['sub']?.[0]?.quality;
+    room.close();
+    return q;
+  };
+
+  test('a stream without temporal layers (mediasoup: L3T1, or no scalabilityMode) forwarded at its only temporal layer is at full frame rate', async () => {
+    // Plain-RTP publishers and browsers without temporal scalability send such streams: the
+    // score took temporal layer 0 for a quarter of the rate and gave every tile 66 (bench/aic).
+    assert.ok((await scoreOf('L3T1', 0))! >= 98, 'L3T1 at temporal layer 0');
+    assert.ok((await scoreOf(undefined, 0))! >= 98, 'no scalabilityMode at temporal layer 0');
+  });
+
+  test('with three temporal layers, the lowest is a quarter of the rate, the top the full rate', async () => {
+    assert.ok((await scoreOf('L3T3', 2))! >= 98, 'L3T3 at temporal layer 2');
+    const quarter = (await scoreOf('L3T3', 0))!;
+    assert.ok(quarter >= 60 && quarter <= 70, `L3T3 at temporal layer 0: ${quarter}`);
   });
 });
 

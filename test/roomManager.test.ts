@@ -49,7 +49,7 @@ function grant(identity: string, room = 'r', video: Partial<VideoGrant> = {}): J
   return { claims: { iss: 'k', sub: identity, video: v }, identity, room, video: v };
 }
 
-const NO_EXTRAS = { iceServers: () => [], probeTargets: () => [] };
+const NO_EXTRAS = { iceServers: () => [], probeTargets: () => [], reconnectTargets: () => [] };
 
 function setup(opts: Partial<RoomManagerOptions> = {}): { m: RoomManager; data: RoomMessaging; store: MemoryRoomMirror } {
   const store = new MemoryRoomMirror();

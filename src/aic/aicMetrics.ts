@@ -10,6 +10,9 @@ export class AicMetrics {
   readonly decisions: Counter<'arm' | 'action' | 'reason'>;
   readonly reaction: Histogram<'arm'>;
   readonly dynacast: Counter<'arm' | 'direction'>;
+  readonly aiCoreRequests: Counter<'outcome'>;
+  readonly aiCoreSeconds: Histogram;
+  readonly aiCoreOpen: Gauge;
   private readonly sums = new Map<Arm, { fwd: number; all: number }>();
 
   constructor(registry: Registry) {
@@ -54,6 +57,14 @@ export class AicMetrics {
       registers,
     });
     this.dynacast = new Counter({ name: 'auralink_aic_dynacast_updates_total', help: 'layersWanted sent to publishers (up | down)', labelNames: ['arm', 'direction'] as const, registers });
+    this.aiCoreRequests = new Counter({
+      name: 'auralink_aic_ai_core_requests_total',
+      help: 'Advice requests to the AI core by outcome: ok | timeout | error | invalid (answer off the contract) | open (not sent: circuit open)',
+      labelNames: ['outcome'] as const,
+      registers,
+    });
+    this.aiCoreSeconds = new Histogram({ name: 'auralink_aic_ai_core_seconds', help: 'AI core advice request time', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers });
+    this.aiCoreOpen = new Gauge({ name: 'auralink_aic_ai_core_circuit_open', help: '1 while the AI core circuit breaker is open (local policy only)', registers });
   }
 
   bytes(arm: Arm, forwarded: number, forwardAll: number): void {

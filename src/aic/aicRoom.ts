@@ -3,15 +3,15 @@ import type { Logger } from 'pino';
 import type { PeerConsumer } from '../sfu/peerConsumer.js';
 import type { Arm } from './arm.js';
 import type { AicMetrics } from './aicMetrics.js';
+import { qualityFloor, temporalFloor, type AdviceResponse, type FeatureSubscriber, type FeatureTrack, type TrackAdvice } from './advice.js';
 import { decide, type Decision, type LinkInput, type Policy, type TrackInput, type ViewerSettings } from './controller.js';
 import { Dynacast } from './dynacast.js';
-import { layersOf, type Layer } from './layers.js';
-import { qualityScore } from './quality.js';
+import { forwardedFps, layersOf, temporalLayersOf, type Layer } from './layers.js';
+import { qualityScore, resolutionFactor } from './quality.js';
 
 // Assumed when the publisher does not say (mediasoup knows neither size nor frame rate).
 const DEFAULT_SIZE = { width: 1280, height: 720 };
 const SOURCE_FPS = 30;
-const MAX_TEMPORAL = 2;
 
 interface ProducerModel {
   producer: types.Producer;
@@ -39,6 +39,40 @@ interface Subscriber {
   consumers: Map<string, ConsumerState>;
 }
 
+/** What one room session's AIC did, written when it ends (aic_call_summaries, docs/AIC.md). */
+export interface AicCallSummary {
+  callId: string;
+  room: string;
+  arm: Arm;
+  startedAt: Date;
+  endedAt: Date;
+  bytesForwarded: number;
+  forwardAllBytes: number;
+  qualitySamples: number;
+  qualityMean: number | null;
+  qualityMin: number | null;
+  belowThreshold: number;
+  decisions: number;
+  dynacastUpdates: number;
+  adviceApplied: number;
+}
+
+interface ConsumerCap {
+  maxSpatial?: number;
+  maxTemporal?: number;
+}
+
+interface SubscriberAdvice {
+  maxBitrate: number | undefined;
+  consumers: Map<string, ConsumerCap>;
+}
+
+/** The AI core's answer for this room, until it lapses. */
+interface RoomAdvice {
+  expiresAt: number;
+  subscribers: Map<string, SubscriberAdvice>;
+}
+
 export interface AicRoomOptions {
   policy: Policy;
   holdDownMs: number;
@@ -51,9 +85,14 @@ export class AicRoom {
   readonly producers = new Map<string, ProducerModel>();
   readonly subscribers = new Map<string, Subscriber>();
   readonly dynacast: Dynacast;
+  private advice: RoomAdvice | undefined;
+  private readonly startedAt = new Date();
+  private readonly totals = { fwd: 0, all: 0, qSum: 0, qCount: 0, qMin: Number.POSITIVE_INFINITY, below: 0, decisions: 0, dynacast: 0, advice: 0 };
 
   constructor(
     readonly name: string,
+    /** The room session (calls.id). */
+    readonly sid: string,
     readonly arm: Arm,
     private readonly opts: AicRoomOptions,
     tellPublisher: (publisherSid: string, producerId: string, maxSpatialLayer: number) => void,
@@ -64,6 +103,7 @@ export class AicRoom {
       const p = this.producers.get(producerId);
       if (!p) return;
       metrics.dynacast.inc({ arm, direction: layer < p.layers.length - 1 ? 'down' : 'up' });
+      this.totals.dynacast++;
       tellPublisher(p.publisherSid, producerId, layer);
     });
   }
@@ -124,7 +164,7 @@ export class AicRoom {
     this.subscribers.delete(sid);
   }
 
-  private inputs(sub: Subscriber): TrackInput[] {
+  private inputs(sub: Subscriber, advice: SubscriberAdvice | undefined): TrackInput[] {
     const out: TrackInput[] = [];
     for (const c of sub.consumers.values()) {
       const p = this.producers.get(c.pc.producerId);
@@ -138,6 +178,7 @@ export class AicRoom {
         ...(c.applied ? { current: c.applied.spatialLayer } : {}),
         ...(c.pc.currentLayers ? { forwarded: c.pc.currentLayers.spatialLayer } : {}),
         ...(c.pc.score !== undefined ? { score: c.pc.score } : {}),
+        ...(advice ? { advice: this.safeAdvice(p.layers, c.settings, advice.consumers.get(c.pc.id)) } : {}),
       });
     }
     return out;
@@ -148,7 +189,9 @@ export class AicRoom {
     if (this.arm !== 'aic') return;
     const sub = this.subscribers.get(subscriberSid);
     if (!sub) return;
-    for (const d of decide(this.inputs(sub), sub.link, this.opts.policy)) {
+    const advice = this.currentAdvice()?.subscribers.get(subscriberSid);
+    const link: LinkInput = advice?.maxBitrate !== undefined ? { ...sub.link, advisedBitrate: advice.maxBitrate } : sub.link;
+    for (const d of decide(this.inputs(sub, advice), link, this.opts.policy)) {
       const c = sub.consumers.get(d.consumerId);
       if (c) await this.apply(c, d);
     }
@@ -161,7 +204,11 @@ export class AicRoom {
     // Publishers encode what viewers display; each viewer's link limits are mediasoup's and
     // the controller's business (asking publishers for less starved the estimate of probes).
     this.dynacast.want(pc.producerId, pc.id, d.need);
-    const count = (action: string): void => this.metrics.decisions.inc({ arm: this.arm, action, reason: d.reason });
+    const count = (action: string): void => {
+      this.metrics.decisions.inc({ arm: this.arm, action, reason: d.reason });
+      this.totals.decisions++;
+      if (d.reason === 'advice') this.totals.advice++;
+    };
     try {
       let changed = false;
       if (!was || was.paused !== d.paused) {
@@ -213,6 +260,8 @@ export class AicRoom {
         c.lastBytes = bytes;
         const all = p && !first && !p.producer.paused ? (p.topBitrate / 8) * dtS : 0;
         this.metrics.bytes(this.arm, fwd, all);
+        this.totals.fwd += fwd;
+        this.totals.all += all;
         const s0 = st[0];
         const lossPct = s0?.fractionLost !== undefined ? (s0.fractionLost / 256) * 100 : 0;
         if (s0?.roundTripTime !== undefined) rtt = Math.max(rtt ?? 0, s0.roundTripTime);
@@ -220,7 +269,13 @@ export class AicRoom {
         c.quality = p ? this.score(c, p, lossPct, s0?.roundTripTime ?? 0) : undefined;
         if (c.quality !== undefined) {
           this.metrics.quality.observe({ arm: this.arm }, c.quality);
-          if (c.quality < this.opts.minQuality) this.metrics.belowThreshold.inc({ arm: this.arm });
+          this.totals.qSum += c.quality;
+          this.totals.qCount++;
+          this.totals.qMin = Math.min(this.totals.qMin, c.quality);
+          if (c.quality < this.opts.minQuality) {
+            this.metrics.belowThreshold.inc({ arm: this.arm });
+            this.totals.below++;
+          }
         }
       }
       if (rtt !== undefined) sub.link.rttMs = rtt;
@@ -248,14 +303,15 @@ export class AicRoom {
     if (c.pc.paused && !c.applied?.paused) return undefined; // the subscriber paused it itself
     const l = c.pc.currentLayers;
     const layer = l ? p.layers[Math.min(l.spatialLayer, p.layers.length - 1)] : undefined;
-    const temporal = l?.temporalLayer ?? MAX_TEMPORAL;
+    // The stream's own temporal layer count: without temporal layers, layer 0 is the full rate.
+    const temporalLayers = temporalLayersOf(c.pc.consumer.rtpParameters.encodings?.[0]?.scalabilityMode);
     const top = p.layers.at(-1)!;
     return qualityScore({
       displayWidth: c.settings?.width || top.width,
       displayHeight: c.settings?.height || top.height,
       receivedWidth: layer?.width ?? 0,
       receivedHeight: layer?.height ?? 0,
-      fps: layer ? SOURCE_FPS / 2 ** (MAX_TEMPORAL - Math.min(temporal, MAX_TEMPORAL)) : 0,
+      fps: layer ? forwardedFps(l?.temporalLayer ?? temporalLayers - 1, temporalLayers, SOURCE_FPS) : 0,
       sourceFps: SOURCE_FPS,
       freezeFraction: 0,
       lossPct,
@@ -277,7 +333,108 @@ export class AicRoom {
     return out;
   }
 
+  /** The advice still in force, if any. */
+  private currentAdvice(): RoomAdvice | undefined {
+    return this.advice && this.advice.expiresAt > Date.now() ? this.advice : undefined;
+  }
+
+  /**
+   * The local safety rules on the AI core's caps: never below the layer that keeps the tile at
+   * min_quality_threshold by resolution (qualityFloor), the frame rate never below what keeps
+   * it there at that layer; no cap means the top layer.
+   */
+  private safeAdvice(layers: readonly Layer[], s: ViewerSettings | undefined, cap: ConsumerCap | undefined): TrackAdvice {
+    const top = Math.max(0, layers.length - 1);
+    const floor = qualityFloor(layers, s?.width ?? 0, s?.height ?? 0, this.opts.minQuality);
+    const fl = layers[floor];
+    const res = fl && s && s.width > 0 && s.height > 0 ? resolutionFactor({ displayWidth: s.width, displayHeight: s.height, receivedWidth: fl.width, receivedHeight: fl.height }) : 1;
+    return {
+      maxSpatial: Math.min(cap?.maxSpatial ?? top, top),
+      floor,
+      maxTemporal: cap?.maxTemporal === undefined ? undefined : Math.max(cap.maxTemporal, temporalFloor(res, this.opts.minQuality)),
+    };
+  }
+
+  /** What the AI core is sent about this room (docs/AIC.md, "AI core advice"). */
+  features(): { tracks: FeatureTrack[]; subscribers: FeatureSubscriber[] } {
+    const tracks: FeatureTrack[] = [...this.producers.values()].map((p) => ({
+      producer_id: p.producer.id,
+      publisher_sid: p.publisherSid,
+      source: p.source,
+      layers: p.layers.map((l) => ({ width: l.width, height: l.height, bitrate_bps: Math.round(l.bitrate) })),
+      paused: p.producer.paused,
+    }));
+    const subscribers: FeatureSubscriber[] = [...this.subscribers].map(([sid, sub]) => ({
+      sid,
+      available_bitrate_bps: sub.link.availableBitrate ?? null,
+      rtt_ms: sub.link.rttMs ?? null,
+      loss_percent: sub.link.lossPct ?? null,
+      consumers: [...sub.consumers.values()].map((c) => ({
+        consumer_id: c.pc.id,
+        producer_id: c.pc.producerId,
+        width: c.settings?.width ?? 0,
+        height: c.settings?.height ?? 0,
+        hidden: c.settings?.hidden ?? false,
+        fps: c.settings?.fps ?? 0,
+        spatial_layer: c.applied?.spatialLayer ?? -1,
+        temporal_layer: c.applied?.temporalLayer ?? -1,
+        paused: c.pc.paused,
+        quality: c.quality ?? null,
+        score: c.pc.score ?? null,
+      })),
+    }));
+    return { tracks, subscribers };
+  }
+
+  /** The AI core's answer: held for ttlMs, applied to every subscriber it names (and to those it no longer names). */
+  applyAdvice(a: AdviceResponse, ttlMs: number): void {
+    const before = this.currentAdvice();
+    const subscribers = new Map<string, SubscriberAdvice>();
+    for (const s of a.subscribers) {
+      if (!this.subscribers.has(s.sid)) continue;
+      const consumers = new Map<string, ConsumerCap>();
+      for (const c of s.consumers) {
+        consumers.set(c.consumer_id, {
+          ...(c.max_spatial_layer !== undefined ? { maxSpatial: c.max_spatial_layer } : {}),
+          ...(c.max_temporal_layer !== undefined ? { maxTemporal: c.max_temporal_layer } : {}),
+        });
+      }
+      subscribers.set(s.sid, { maxBitrate: s.max_bitrate_bps, consumers });
+    }
+    this.advice = { expiresAt: Date.now() + ttlMs, subscribers };
+    for (const sid of new Set([...subscribers.keys(), ...(before?.subscribers.keys() ?? [])])) void this.run(sid);
+  }
+
+  /** Advice past its ttl: back to the local policy for the subscribers it named. */
+  expireAdvice(): void {
+    if (!this.advice || this.advice.expiresAt > Date.now()) return;
+    const named = [...this.advice.subscribers.keys()];
+    this.advice = undefined;
+    for (const sid of named) void this.run(sid);
+  }
+
+  summary(): AicCallSummary {
+    const t = this.totals;
+    return {
+      callId: this.sid,
+      room: this.name,
+      arm: this.arm,
+      startedAt: this.startedAt,
+      endedAt: new Date(),
+      bytesForwarded: t.fwd,
+      forwardAllBytes: t.all,
+      qualitySamples: t.qCount,
+      qualityMean: t.qCount > 0 ? t.qSum / t.qCount : null,
+      qualityMin: t.qCount > 0 ? t.qMin : null,
+      belowThreshold: t.below,
+      decisions: t.decisions,
+      dynacastUpdates: t.dynacast,
+      adviceApplied: t.advice,
+    };
+  }
+
   close(): void {
+    this.advice = undefined;
     this.dynacast.close();
     this.producers.clear();
     this.subscribers.clear();

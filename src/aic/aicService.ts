@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { types } from 'mediasoup';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -8,32 +9,64 @@ import type { MediaControl, SourceSize } from '../sfu/mediaControl.js';
 import type { PeerConsumer } from '../sfu/peerConsumer.js';
 import { armOf, type Arm } from './arm.js';
 import { AicMetrics } from './aicMetrics.js';
-import { AicRoom } from './aicRoom.js';
+import { ADVICE_VERSION } from './advice.js';
+import { AiCoreClient } from './aiCore.js';
+import { AicRoom, type AicCallSummary } from './aicRoom.js';
 import type { ViewerSettings } from './controller.js';
 
 /** Tells a publisher which of its layers are needed (SfuNotifier.layersWanted). */
 export type PublisherSink = (room: Room, publisherSid: string, producerId: string, maxSpatialLayer: number) => void;
 
+// Requests to the AI core in flight at once, across rooms (the rest wait for the next round).
+const MAX_ADVICE_INFLIGHT = 32;
+
+export interface AicServiceEvents {
+  /** A room session's AIC summary, when the room finishes (or the node closes). */
+  callSummary: [AicCallSummary];
+}
+
 /**
  * AIC for the node: the SFU's MediaControl. A room is in the AIC arm or the control arm
- * (ab_testing); both are measured, only the AIC arm is controlled. Owns one stats timer and
- * every room's state (closed with the room, or by close()).
+ * (ab_testing); both are measured, only the AIC arm is controlled. Owns one stats timer, the
+ * AI core client and its timer (when `ai_core_endpoint` is set), and every room's state
+ * (closed with the room, or by close()).
  */
-export class AicService implements MediaControl {
+export class AicService extends EventEmitter<AicServiceEvents> implements MediaControl {
   private readonly rooms = new Map<string, AicRoom>();
   private readonly metrics: AicMetrics;
   private timer: NodeJS.Timeout | undefined;
   private last = Date.now();
   private busy = false;
+  private readonly aiCore: AiCoreClient | undefined;
+  private adviceTimer: NodeJS.Timeout | undefined;
+  private readonly advising = new Set<string>();
 
   constructor(
     private readonly cfg: Config['aic'],
+    private readonly nodeId: string,
     manager: RoomManager,
     private readonly tell: PublisherSink,
     registry: Registry,
     private readonly log: Logger,
   ) {
+    super();
     this.metrics = new AicMetrics(registry);
+    if (cfg.ai_core_endpoint) {
+      const ai = cfg.ai_core;
+      this.aiCore = new AiCoreClient(
+        { endpoint: cfg.ai_core_endpoint, timeoutMs: ai.timeout_ms, failureThreshold: ai.failure_threshold, openMs: ai.open_ms, maxResponseBytes: ai.max_response_bytes },
+        {
+          request: (outcome, seconds) => {
+            this.metrics.aiCoreRequests.inc({ outcome });
+            if (seconds !== undefined) this.metrics.aiCoreSeconds.observe(seconds);
+          },
+          breaker: (open) => this.metrics.aiCoreOpen.set(open ? 1 : 0),
+        },
+        log,
+      );
+      this.adviceTimer = setInterval(() => this.adviseAll(), ai.interval_ms);
+      this.adviceTimer.unref();
+    }
     manager.on('roomFinished', (room) => this.closeRoom(room.name));
     manager.on('participantLeft', (room, p) => this.rooms.get(room.name)?.removeSubscriber(p.sid));
     if (cfg.monitoring.enabled || cfg.adaptive.enabled) {
@@ -51,6 +84,7 @@ export class AicService implements MediaControl {
     if (!r) {
       r = new AicRoom(
         room.name,
+        room.sid,
         this.arm(room.name),
         {
           policy: { adaptive: this.cfg.adaptive.enabled, thresholds: this.cfg.adaptive.thresholds },
@@ -120,14 +154,50 @@ export class AicService implements MediaControl {
     }
   }
 
+  /** One round of AI core advice: every AIC-arm room with subscribers, one request each. */
+  private adviseAll(): void {
+    for (const r of this.rooms.values()) {
+      r.expireAdvice();
+      if (r.arm !== 'aic' || r.subscribers.size === 0 || this.advising.has(r.name)) continue;
+      if (this.advising.size >= MAX_ADVICE_INFLIGHT) break;
+      void this.advise(r);
+    }
+  }
+
+  private async advise(r: AicRoom): Promise<void> {
+    const ai = this.aiCore;
+    if (!ai) return;
+    this.advising.add(r.name);
+    try {
+      const { advice } = await ai.advise({
+        version: ADVICE_VERSION,
+        node_id: this.nodeId,
+        room: r.name,
+        sent_at: new Date().toISOString(),
+        min_quality: this.cfg.compression.min_quality_threshold,
+        ...r.features(),
+      });
+      // The room may have finished while the AI core thought about it.
+      if (advice && this.rooms.get(r.name) === r) r.applyAdvice(advice, advice.ttl_ms ?? 3 * this.cfg.ai_core.interval_ms);
+    } finally {
+      this.advising.delete(r.name);
+    }
+  }
+
   private closeRoom(name: string): void {
-    this.rooms.get(name)?.close();
+    const r = this.rooms.get(name);
+    if (!r) return;
     this.rooms.delete(name);
+    r.close();
+    this.emit('callSummary', r.summary());
   }
 
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    if (this.adviceTimer) clearInterval(this.adviceTimer);
+    this.adviceTimer = undefined;
+    this.aiCore?.close();
     for (const name of [...this.rooms.keys()]) this.closeRoom(name);
   }
 }

@@ -1,5 +1,6 @@
 // The per-subscriber layer controller's decision logic: pure (no mediasoup, no sockets, no
 // timers), so every rule is tested with injected inputs (test/aicController.test.ts).
+import type { TrackAdvice } from './advice.js';
 import { coveringLayer, temporalFor, type Layer } from './layers.js';
 
 /** What the viewer reported for one rendered track (trackSettings). */
@@ -26,6 +27,8 @@ export interface TrackInput {
   forwarded?: number;
   /** mediasoup's consumer score, 0..10 (10 = no loss). */
   score?: number;
+  /** The AI core's caps for this consumer, after the local safety rules (advice.ts). */
+  advice?: TrackAdvice;
 }
 
 /** The subscriber's link, from its transport's `bwe` trace and its consumers' RTCP. */
@@ -34,6 +37,8 @@ export interface LinkInput {
   availableBitrate?: number;
   rttMs?: number;
   lossPct?: number;
+  /** The AI core's bitrate target for this subscriber, bits/s (shared out like the estimate, never below a tile's quality floor). */
+  advisedBitrate?: number;
 }
 
 export interface Policy {
@@ -41,7 +46,7 @@ export interface Policy {
   thresholds: { high_latency_ms: number; packet_loss_percent: number; low_bandwidth_kbps: number };
 }
 
-export type Reason = 'hidden' | 'display' | 'bandwidth' | 'constrained' | 'unreported';
+export type Reason = 'hidden' | 'display' | 'bandwidth' | 'constrained' | 'unreported' | 'advice';
 
 export interface Decision {
   consumerId: string;
@@ -51,7 +56,7 @@ export interface Decision {
   /** mediasoup consumer priority (1..255): who gets the transport's bandwidth first. */
   priority: number;
   reason: Reason;
-  /** The layer the display needs (before link limits; -1 hidden): what dynacast asks publishers for. */
+  /** The layer the display needs (before link limits, within the AI core's cap; -1 hidden): what dynacast asks publishers for. */
   need: number;
 }
 
@@ -89,6 +94,9 @@ export function constrained(link: LinkInput, tracks: readonly TrackInput[], poli
  *   tiles first: each track gets the highest layer up to its need that fits what is left
  *   (upgrades need 15% headroom over the layer's bitrate); the lowest layer is always allowed.
  *   Unconstrained, mediasoup upgrades to the preferred layer only when its estimate allows;
+ * - the AI core's advice (when there is some): a cap per consumer and a bitrate target per
+ *   subscriber, both only ever lowering what the rules above give, and never below the
+ *   layer that keeps the tile at min_quality_threshold (its `floor`);
  * - priority: screen 3, the largest visible camera 2, others 1.
  */
 export function decide(tracks: readonly TrackInput[], link: LinkInput, policy: Policy): Decision[] {
@@ -99,6 +107,7 @@ export function decide(tracks: readonly TrackInput[], link: LinkInput, policy: P
   // the preferred layers need: capping them by the estimate froze a grown tile at its small
   // layer (the estimate never grows past what is asked for; Chromium test).
   let budget = policy.adaptive && tight && link.availableBitrate !== undefined ? link.availableBitrate : Number.POSITIVE_INFINITY;
+  let advised = link.advisedBitrate ?? Number.POSITIVE_INFINITY;
   let largestCamera = true;
   const out = new Map<string, Decision>();
   for (const t of order) {
@@ -106,27 +115,36 @@ export function decide(tracks: readonly TrackInput[], link: LinkInput, policy: P
     const s = t.settings;
     const priority = isScreen(t.source) ? 3 : s && !s.hidden && largestCamera ? 2 : 1;
     if (!isScreen(t.source) && s && !s.hidden) largestCamera = false;
-    const temporalLayer = temporalFor(s?.fps ?? 0, t.sourceFps);
+    let temporalLayer = temporalFor(s?.fps ?? 0, t.sourceFps);
     if (s?.hidden) {
       out.set(t.consumerId, { consumerId: t.consumerId, paused: true, spatialLayer: 0, temporalLayer, priority: 1, reason: 'hidden', need: -1 });
       continue;
     }
-    const need = s ? coveringLayer(t.layers, s) : top;
+    const display = s ? coveringLayer(t.layers, s) : top;
+    // The AI core may lower a tile, never below its quality floor (nor raise it). Its cap is
+    // policy, not link, so publishers need not encode above it either (`need`).
+    const need = t.advice ? Math.min(display, Math.max(t.advice.maxSpatial, t.advice.floor)) : display;
     let want = need;
-    let reason: Reason = s ? 'display' : 'unreported';
+    let reason: Reason = need < display ? 'advice' : s ? 'display' : 'unreported';
     if (tight && !isScreen(t.source) && want > 0) {
       want--;
       reason = 'constrained';
     }
+    const floor = t.advice ? Math.min(t.advice.floor, want) : 0;
     let layer = want;
     while (layer > 0) {
       const cost = (t.layers[layer]?.bitrate ?? 0) * (t.current !== undefined && layer > t.current ? UPGRADE_HEADROOM : 1);
-      if (cost <= budget) break;
+      if (cost <= budget && (cost <= advised || layer <= floor)) break;
       layer--;
     }
-    if (layer < want) reason = 'bandwidth';
+    if (layer < want) reason = (t.layers[layer + 1]?.bitrate ?? 0) <= budget ? 'advice' : 'bandwidth';
     if (tight && t.current !== undefined && layer > t.current) layer = Math.max(t.current, 0); // no upgrades while constrained
+    if (t.advice?.maxTemporal !== undefined && t.advice.maxTemporal < temporalLayer) {
+      temporalLayer = t.advice.maxTemporal;
+      reason = 'advice';
+    }
     budget -= t.layers[layer]?.bitrate ?? 0;
+    advised -= t.layers[layer]?.bitrate ?? 0;
     out.set(t.consumerId, { consumerId: t.consumerId, paused: false, spatialLayer: layer, temporalLayer, priority, reason, need });
   }
   return tracks.map((t) => out.get(t.consumerId)!);

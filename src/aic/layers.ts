@@ -59,3 +59,18 @@ export function temporalFor(wantedFps: number, sourceFps: number, maxTemporal = 
   for (let t = 0; t < maxTemporal; t++) if (sourceFps / 2 ** (maxTemporal - t) >= wantedFps * SLACK) return t;
   return maxTemporal;
 }
+
+/**
+ * Temporal layers of a stream, from its consumer's scalabilityMode (mediasoup writes
+ * `L<spatial>T<temporal>`; absent or unparsable: 1, as mediasoup reads it).
+ */
+export function temporalLayersOf(scalabilityMode: string | undefined): number {
+  const m = /^[LS]\d{1,2}T(\d{1,2})/.exec(scalabilityMode ?? '');
+  return m ? Math.max(1, Number(m[1])) : 1;
+}
+
+/** Frames per second forwarded at `temporalLayer` of a stream with `temporalLayers` (each layer below the top halves the rate). */
+export function forwardedFps(temporalLayer: number, temporalLayers: number, sourceFps: number): number {
+  const top = Math.max(0, temporalLayers - 1);
+  return sourceFps / 2 ** (top - Math.min(Math.max(0, temporalLayer), top));
+}

@@ -152,6 +152,15 @@ export function registerHistory(app: uWS.TemplatedApp, getDb: () => Database | u
     1,
   );
 
+  route(
+    '/api/v1/calls/:id/aic',
+    async (db, _q, [id]) => {
+      const { rows } = await db.query('SELECT * FROM aic_call_summaries WHERE call_id = $1 ORDER BY node_id', [id]);
+      return { summaries: rows };
+    },
+    1,
+  );
+
   route('/api/v1/quality/metrics', async (db, q) => {
     const w = new Where().filters(q, { call: 'call_id', participant: 'participant_id' }, 'recorded_at');
     const { rows, next } = await pageById(db, 'quality_metrics', w, q);

@@ -14,7 +14,7 @@ function load(name: string): Buffer | null {
 }
 
 /** The demo page at "/" (bundled by `npm run build`), and in --dev mode a token endpoint for it. */
-export function registerStatic(app: uWS.TemplatedApp, dev: { key: string; secret: string } | null): void {
+export function registerStatic(app: uWS.TemplatedApp, dev: { key: string; secret: string; now: () => number } | null): void {
   const files: [string, string, string][] = [
     ['/', 'index.html', 'text/html; charset=utf-8'],
     ['/demo.js', 'demo.js', 'text/javascript; charset=utf-8'],
@@ -34,7 +34,7 @@ export function registerStatic(app: uWS.TemplatedApp, dev: { key: string; secret
     const room = q.get('room');
     const identity = q.get('identity');
     if (!room || !identity) return send(res, { status: 400, body: { code: 'INVALID_FIELD', message: 'room and identity are required' } });
-    const token = createToken(dev.key, dev.secret, { identity, name: identity, video: { roomJoin: true, room } });
+    const token = createToken(dev.key, dev.secret, { identity, name: identity, video: { roomJoin: true, room }, nowMs: dev.now() });
     send(res, { status: 200, body: { token } });
   });
 }

@@ -46,7 +46,12 @@ export class TokenVerifier {
   // fell back to a secret key when that threw, every call (0.42 ms of each join, profiled).
   private readonly keys = new Map<string, KeyObject>();
 
-  constructor(keys: Record<string, string>, private readonly clockToleranceS = 10) {
+  constructor(
+    keys: Record<string, string>,
+    private readonly clockToleranceS = 10,
+    /** Wall-clock ms (util/clusterClock.ts in a cluster: a host clock that is off does not refuse good tokens). */
+    private readonly nowMs: () => number = Date.now,
+  ) {
     for (const [k, secret] of Object.entries(keys)) this.keys.set(k, createSecretKey(Buffer.from(secret, 'utf8')));
   }
 
@@ -66,7 +71,7 @@ export class TokenVerifier {
     if (sig.length !== mac.length || !timingSafeEqual(Buffer.from(sig), Buffer.from(mac))) {
       throw new TokenError('TOKEN_BAD_SIGNATURE', 'access token signature does not verify');
     }
-    const now = Math.floor(Date.now() / 1000);
+    const now = Math.floor(this.nowMs() / 1000);
     if (payload.nbf !== undefined) {
       if (typeof payload.nbf !== 'number') throw new TokenError('TOKEN_MALFORMED', 'access token rejected: invalid nbf value');
       if (payload.nbf > now + this.clockToleranceS) throw new TokenError('TOKEN_NOT_YET_VALID', 'access token is not valid yet (nbf)');
@@ -140,11 +145,13 @@ export interface TokenOptions {
   ttlSeconds?: number;
   video: VideoGrant;
   mesh?: boolean;
+  /** Wall-clock ms for nbf/exp (default Date.now; a node mints with its cluster clock). */
+  nowMs?: number;
 }
 
 /** Mints a LiveKit-format token (what livekit-server-sdk's AccessToken.toJwt produces). */
 export function createToken(apiKey: string, secret: string, opts: TokenOptions): string {
-  const now = Math.floor(Date.now() / 1000);
+  const now = Math.floor((opts.nowMs ?? Date.now()) / 1000);
   const body: Record<string, unknown> = { video: opts.video, iss: apiKey, nbf: now, exp: now + (opts.ttlSeconds ?? 6 * 3600) };
   if (opts.name !== undefined) body.name = opts.name;
   if (opts.metadata !== undefined) body.metadata = opts.metadata;

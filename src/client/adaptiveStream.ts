@@ -76,6 +76,16 @@ export class AdaptiveStream {
     };
   }
 
+  /** The consumer was replaced (consumerSwitched): its elements report for the new one, at once. */
+  rename(consumerId: string, to: string): void {
+    for (const w of this.watched.values()) {
+      if (w.consumerId !== consumerId) continue;
+      w.consumerId = to;
+      w.last = '';
+      this.report(w);
+    }
+  }
+
   /** Stops reporting for every element showing this consumer (it closed). */
   forget(consumerId: string): void {
     for (const w of [...this.watched.values()]) if (w.consumerId === consumerId) this.detach(w.el);

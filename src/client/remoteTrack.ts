@@ -27,4 +27,6 @@ export interface RemoteTrack {
 export interface RemoteTrackEvents extends Record<string, unknown[]> {
   trackSubscribed: [RemoteTrack];
   trackUnsubscribed: [RemoteTrack];
+  /** The same remote track now arrives on another consumer: `track` and `consumer` changed (the old track given). */
+  trackSwitched: [RemoteTrack, MediaStreamTrack, string];
 }

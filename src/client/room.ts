@@ -13,6 +13,11 @@ export interface RoomEvents extends Record<string, unknown[]> {
   participantLeft: [{ sid: string; identity: string }];
   trackSubscribed: [RemoteTrack];
   trackUnsubscribed: [RemoteTrack];
+  /**
+   * The server moved a remote track to another consumer (its RTP hooks fell back): elements
+   * given to attach() already show the new `track`; apps that wired `track` themselves swap it.
+   */
+  trackSwitched: [RemoteTrack];
   activeSpeaker: [{ participantSid: string }];
   reconnecting: [];
   reconnected: [];
@@ -56,6 +61,8 @@ export class Room extends Emitter<RoomEvents> {
   route: MediaRoute = 'sfu';
   /** Viewer-side AIC reports (created on the first attach: browsers only). */
   private adaptive: AdaptiveStream | null = null;
+  /** Elements attach() gave a remote track to, by producer id (a switched track is swapped in them). */
+  private readonly shown = new Map<string, Set<HTMLMediaElement>>();
 
   private constructor(
     readonly signal: SignalClient,
@@ -64,6 +71,7 @@ export class Room extends Emitter<RoomEvents> {
     super();
     this.sfu = new SfuPath(signal, opts.iceTransportPolicy);
     this.sfu.on('trackSubscribed', (r) => this.addRemote(r));
+    this.sfu.on('trackSwitched', (r, oldTrack, oldConsumerId) => this.switchRemote(r, oldTrack, oldConsumerId));
     this.sfu.on('trackUnsubscribed', (r) => this.removeRemote(r));
   }
 
@@ -101,6 +109,7 @@ export class Room extends Emitter<RoomEvents> {
     s.on('producerAdded', (p) => void this.sfu.subscribe(p));
     s.on('producerRemoved', ({ producerId }) => this.sfu.drop(producerId));
     s.on('consumerClosed', ({ consumerId }) => this.sfu.dropConsumer(consumerId));
+    s.on('consumerSwitched', ({ consumerId, consumer }) => void this.sfu.switchConsumer(consumerId, consumer));
     s.on('activeSpeaker', ({ participantSid }) => {
       this.activeSpeakerSid = participantSid;
       this.emit('activeSpeaker', { participantSid });
@@ -138,6 +147,9 @@ export class Room extends Emitter<RoomEvents> {
       stream.addTrack(r.track);
     }
     if (el.srcObject !== stream) el.srcObject = stream;
+    let els = this.shown.get(r.producerId);
+    if (!els) this.shown.set(r.producerId, (els = new Set()));
+    els.add(el);
     if (r.kind !== 'video' || !r.consumer) return () => undefined;
     const consumerId = r.consumer.id;
     this.adaptive ??= new AdaptiveStream((rep) => {
@@ -152,9 +164,24 @@ export class Room extends Emitter<RoomEvents> {
     this.emit('trackSubscribed', r);
   }
 
+  /** The new track replaces the old one in every element showing it; AIC reports follow the new consumer. */
+  private switchRemote(r: RemoteTrack, oldTrack: MediaStreamTrack, oldConsumerId: string): void {
+    for (const el of this.shown.get(r.producerId) ?? []) {
+      const stream = el.srcObject;
+      if (!(stream instanceof MediaStream) || !stream.getTracks().includes(oldTrack)) continue;
+      // A new stream object: a media element reloads it for sure (a changed track set of the
+      // same stream is not always picked up), and plays on as before.
+      el.srcObject = new MediaStream([...stream.getTracks().filter((t) => t !== oldTrack), r.track]);
+      if (!el.paused || el.autoplay) void el.play().catch(() => undefined);
+    }
+    if (r.consumer) this.adaptive?.rename(oldConsumerId, r.consumer.id);
+    this.emit('trackSwitched', r);
+  }
+
   private removeRemote(r: RemoteTrack): void {
     if (this.remote.get(r.producerId) !== r) return;
     this.remote.delete(r.producerId);
+    this.shown.delete(r.producerId);
     if (r.consumer) this.adaptive?.forget(r.consumer.id);
     this.emit('trackUnsubscribed', r);
   }

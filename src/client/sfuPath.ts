@@ -1,6 +1,6 @@
 import { Device } from 'mediasoup-client';
 import type { types as ms } from 'mediasoup-client';
-import type { ProducerInfo, TransportInfo } from '../signal/messages.js';
+import type { ConsumerInfo, ProducerInfo, TransportInfo } from '../signal/messages.js';
 import { Emitter } from './emitter.js';
 import { isTrackSource, type RemoteTrack, type RemoteTrackEvents, type TrackSource } from './remoteTrack.js';
 import { selectedPair } from './selectedPair.js';
@@ -144,6 +144,38 @@ export class SfuPath extends Emitter<RemoteTrackEvents> {
     this.remote.delete(producerId);
     r.consumer?.close();
     this.emit('trackUnsubscribed', r);
+  }
+
+  /**
+   * consumerSwitched: the server replaced a consumer with `info` (same track, e.g. its RTP
+   * hook chain fell back). The new consumer is set up and resumed, the old one closed, and
+   * the RemoteTrack keeps its identity with the new track and consumer in it.
+   */
+  async switchConsumer(consumerId: string, info: ConsumerInfo): Promise<void> {
+    const r = [...this.remote.values()].find((x) => x.consumer?.id === consumerId);
+    const t = this.recvTransport;
+    if (!r || !t || t.closed) return;
+    try {
+      const consumer = await t.consume({
+        id: info.id,
+        producerId: info.producerId,
+        kind: r.kind,
+        rtpParameters: JSON.parse(info.rtpParameters) as ms.RtpParameters,
+      });
+      if (this.remote.get(r.producerId) !== r) {
+        consumer.close(); // dropped meanwhile
+        return;
+      }
+      const oldTrack = r.track;
+      r.consumer?.close();
+      r.consumer = consumer;
+      r.track = consumer.track;
+      r.getStats = () => consumer.getStats();
+      this.emit('trackSwitched', r, oldTrack, consumerId);
+      await this.signal.request('resumeConsumer', { consumerId: info.id });
+    } catch {
+      // The transport or the track went away meanwhile: a mediaReset or producerRemoved follows.
+    }
   }
 
   dropConsumer(consumerId: string): void {

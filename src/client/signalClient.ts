@@ -31,6 +31,13 @@ export interface SignalClientOptions {
   requestTimeoutMs?: number;
   /** Tell the server this client can take direct (P2P) routes (the Room SDK handles them). */
   p2p?: boolean;
+  /** A connection attempt not joined within this is given up (default 3000 ms). */
+  connectTimeoutMs?: number;
+  /**
+   * In a cluster: when the node is lost, rejoin the room on another node it named
+   * (`reconnectTargets`), and move there by itself when it drains (default true).
+   */
+  failover?: boolean;
 }
 
 /** A request the server refused, with its typed code and the field it named. */
@@ -65,8 +72,17 @@ export class SignalClient extends Emitter<SignalClientEvents> {
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private closedByUs = false;
   private rtt = 0;
+  /** A connection being opened (not joined yet): closed with the client. */
+  private connecting: WebSocketLike | null = null;
+  private moving = false;
+  private closedWhileMoving: { code: number; reason: string } | undefined;
+  /** The last RTTs measured to mesh nodes (measureMesh), by node id: failover prefers the nearest. */
+  private readonly nodeRtts = new Map<string, number>();
+  /** Other edge nodes where the room can be rejoined (from join, refreshed by drain). */
+  reconnectTargets: { nodeId: string; url: string }[] = [];
 
-  private constructor(readonly url: string, private token: string, private readonly opts: SignalClientOptions) {
+  /** `url`: the node connected to now (it changes when the client fails over or moves). */
+  private constructor(public url: string, private token: string, private readonly opts: SignalClientOptions) {
     super();
     this.codec = codecs[opts.encoding ?? 'proto'];
     const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
@@ -89,11 +105,12 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     return this.rtt;
   }
 
-  private buildUrl(resume?: { token: string; lastSeq: number }): string {
-    const u = new URL(this.url);
+  private buildUrl(base: string, resume?: { token: string; lastSeq: number }, move?: string): string {
+    const u = new URL(base);
     if (u.pathname === '' || u.pathname === '/') u.pathname = '/rtc';
     u.searchParams.set('access_token', this.token);
     if (this.opts.p2p) u.searchParams.set('p2p', '1');
+    if (move) u.searchParams.set('move', move);
     if (resume) {
       u.searchParams.set('resume', resume.token);
       u.searchParams.set('last_seq', String(resume.lastSeq));
@@ -101,18 +118,36 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     return u.toString();
   }
 
-  private open(resume: { token: string; lastSeq: number } | undefined): Promise<void> {
+  /**
+   * Opens a connection to `url` and resolves once joined; only then does it become the
+   * client's connection (so a move to another node keeps the old one until the new one is in).
+   */
+  private open(resume: { token: string; lastSeq: number } | undefined, url = this.url, move?: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      const ws = new this.WS(this.buildUrl(resume), SUBPROTOCOL[this.codec.encoding]);
+      const ws = new this.WS(this.buildUrl(url, resume, move), SUBPROTOCOL[this.codec.encoding]);
       ws.binaryType = 'arraybuffer';
-      this.ws = ws;
+      this.connecting = ws;
       let joined = false;
       let lastError = '';
+      // A host that is gone never answers: give up on it in time to try another node.
+      const timer = setTimeout(() => {
+        lastError = 'connect timeout';
+        ws.close();
+      }, this.opts.connectTimeoutMs ?? 3000);
       ws.onmessage = (ev) => {
+        if (joined && this.ws !== ws) return; // a connection this client has left
         const msg = this.decode(ev.data);
         if (!msg) return;
         if (!joined && msg.join) {
           joined = true;
+          clearTimeout(timer);
+          if (this.connecting === ws) this.connecting = null;
+          const old = this.ws;
+          this.ws = ws;
+          this.url = url;
+          // A moved session: the old node closes its side when it hears of the move (closing
+          // it here first would look like a leave there).
+          if (old) this.leaveConnection(old, !move);
           this.onJoin(msg.join);
           resolve();
           return;
@@ -124,15 +159,39 @@ export class SignalClient extends Emitter<SignalClientEvents> {
         lastError = (ev as { message?: string }).message ?? '';
       };
       ws.onclose = (ev) => {
-        if (this.ws === ws) this.ws = null;
+        clearTimeout(timer);
+        if (this.connecting === ws) this.connecting = null;
         if (!joined) {
           const why = ev.reason || lastError;
           reject(new Error(`connection closed before join (${ev.code}${why ? ': ' + why : ''})`));
           return;
         }
+        if (this.ws !== ws) return; // superseded by a move: nothing to resume
+        this.ws = null;
+        // Moving: the old node may close this one (the move reached it) before the new node's
+        // join arrives on the other connection; the move decides what comes next.
+        if (this.moving) {
+          this.closedWhileMoving = { code: ev.code, reason: ev.reason };
+          return;
+        }
         this.onClose(ev.code, ev.reason);
       };
     });
+  }
+
+  /** Leaves a connection this client moved away from; its requests cannot be answered now. */
+  private leaveConnection(old: WebSocketLike, close: boolean): void {
+    for (const [, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new Error('connection moved to another node'));
+    }
+    this.pending.clear();
+    if (!close) return;
+    try {
+      old.close(1000, 'moved');
+    } catch {
+      /* already closed */
+    }
   }
 
   private decode(data: unknown): ServerMessage | null {
@@ -146,6 +205,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
   private onJoin(join: JoinResponse): void {
     const seqBefore = this.lastSeq;
     this.join = join;
+    this.reconnectTargets = join.reconnectTargets ?? [];
     if (!join.resumed) {
       // A fresh join may be on another node, with its own router codecs.
       this.capsRequest = undefined;
@@ -211,7 +271,12 @@ export class SignalClient extends Emitter<SignalClientEvents> {
         reconnect: !!msg.disconnect.reconnect,
       });
     }
-    if (msg.drain) return this.emit('drain', { deadlineMs: msg.drain.deadlineMs ?? 0 });
+    if (msg.drain) {
+      if (msg.drain.reconnectTargets?.length) this.reconnectTargets = msg.drain.reconnectTargets;
+      this.emit('drain', { deadlineMs: msg.drain.deadlineMs ?? 0 });
+      if (this.opts.failover !== false && this.reconnectTargets.length > 0) void this.move(msg.drain.moveToken || undefined);
+      return;
+    }
     if (msg.producerAdded) this.producers.set(msg.producerAdded.producerId, msg.producerAdded);
     if (msg.producerRemoved) this.producers.delete(msg.producerRemoved.producerId);
     if (msg.mediaReset) this.producers.clear();
@@ -250,6 +315,10 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     void this.reconnect(code, reason);
   }
 
+  /**
+   * Each round: resume on this node; if it does not answer and the cluster named other nodes,
+   * rejoin the room on one of them (a fresh join: the token is only good here), nearest first.
+   */
   private async reconnect(code: number, reason: string): Promise<void> {
     const deadline = Date.now() + (this.join.resumeWindowMs || 10_000);
     let delay = 100;
@@ -259,11 +328,58 @@ export class SignalClient extends Emitter<SignalClientEvents> {
         this.emit('reconnected', { resumed: !!this.join.resumed });
         return;
       } catch {
+        if (this.opts.failover !== false && (await this.rejoinElsewhere())) {
+          this.emit('reconnected', { resumed: false });
+          return;
+        }
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 2000);
       }
     }
     this.emit('closed', { code, reason });
+  }
+
+  /** Other nodes, nearest first when measured (measureMesh), else in the server's order. */
+  private targets(): { nodeId: string; url: string }[] {
+    const here = this.join.server.nodeId;
+    const rtt = (id: string): number => this.nodeRtts.get(id) ?? Number.POSITIVE_INFINITY;
+    return this.reconnectTargets.filter((t) => t.nodeId !== here).sort((a, b) => rtt(a.nodeId) - rtt(b.nodeId));
+  }
+
+  /** A join of the room on the first other node that takes it (`move`: keeping this session). */
+  private async rejoinElsewhere(move?: string): Promise<boolean> {
+    for (const t of this.targets()) {
+      if (this.closedByUs) return false;
+      try {
+        await this.open(undefined, t.url, move);
+        return true;
+      } catch {
+        /* the next one */
+      }
+    }
+    return false;
+  }
+
+  /**
+   * The node drains: join the room on another node now, while this connection still works.
+   * With the drain's move token the session keeps its sid there (the others see it go on);
+   * the old node then closes this connection.
+   */
+  private async move(token: string | undefined): Promise<void> {
+    if (this.moving || this.closedByUs) return;
+    this.moving = true;
+    this.closedWhileMoving = undefined;
+    let moved = false;
+    try {
+      moved = await this.rejoinElsewhere(token);
+      if (moved) this.emit('reconnected', { resumed: false });
+    } finally {
+      this.moving = false;
+      // Nowhere to move, and the old connection is gone meanwhile: the usual close path.
+      const closed = this.closedWhileMoving as { code: number; reason: string } | undefined; // set by onclose meanwhile
+      this.closedWhileMoving = undefined;
+      if (!moved && closed && !this.ws) this.onClose(closed.code, closed.reason);
+    }
   }
 
   /**
@@ -317,6 +433,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
    */
   async measureMesh(samples = 3, timeoutMs = 2000): Promise<MeshRtt[]> {
     const out = await measureMesh(this.join.probeTargets ?? [], samples, timeoutMs);
+    for (const r of out) this.nodeRtts.set(r.nodeId, r.rttMs);
     if (out.length > 0) await this.request('linkReport', { rtts: out });
     return out;
   }
@@ -360,6 +477,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
   close(code = 4999, reason = 'client closed'): void {
     this.closedByUs = true;
     clearInterval(this.pingTimer);
+    this.connecting?.close();
     this.ws?.close(code, reason);
   }
 

@@ -10,6 +10,7 @@ export interface SignalClientEvents extends Record<string, unknown[]> {
   relay: [RelaySignal];
   /** Server said why it is closing us. */
   disconnect: [{ reason: DisconnectReason; message: string; reconnect: boolean }];
+  /** The node drains; with failover on, the client moves to another node by itself. */
   drain: [{ deadlineMs: number }];
   /** An unsolicited error (no matching request), e.g. rate limiting or a malformed frame. */
   error: [SignalRequestError];
@@ -22,6 +23,7 @@ export interface SignalClientEvents extends Record<string, unknown[]> {
   producerAdded: [NonNullable<ServerMessage['producerAdded']>];
   producerRemoved: [NonNullable<ServerMessage['producerRemoved']>];
   consumerClosed: [NonNullable<ServerMessage['consumerClosed']>];
+  consumerSwitched: [NonNullable<ServerMessage['consumerSwitched']>];
   consumerPaused: [NonNullable<ServerMessage['consumerPaused']>];
   consumerResumed: [NonNullable<ServerMessage['consumerResumed']>];
   layersChanged: [NonNullable<ServerMessage['layersChanged']>];
@@ -35,7 +37,7 @@ export interface SignalClientEvents extends Record<string, unknown[]> {
 }
 
 export const SFU_EVENTS = [
-  'producerAdded', 'producerRemoved', 'consumerClosed', 'consumerPaused', 'consumerResumed',
+  'producerAdded', 'producerRemoved', 'consumerClosed', 'consumerSwitched', 'consumerPaused', 'consumerResumed',
   'layersChanged', 'score', 'activeSpeaker', 'audioLevels', 'mediaReset', 'trackMuted',
   'layersWanted',
 ] as const;

@@ -9,6 +9,7 @@ import type { RoomManager } from '../rooms/roomManager.js';
 import { JoinError, type ResumeRequest, type RoomManagerEvents } from '../rooms/types.js';
 import type { ParticipantInfo } from '../signal/messages.js';
 import { newId } from '../util/ids.js';
+import { issueMoveToken, verifyMoveToken } from './moveToken.js';
 import { isFrame, type ClusterDelivery } from './bridge.js';
 import type { DirEntry, FinishedRoom, RoomDirectory } from './directory.js';
 import type { ClusterOptions, DirEvent, JoinResult, RosterEvents } from './clusterTypes.js';
@@ -52,14 +53,23 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     this.chPrefix = dir.roomChannel('');
     this.held = new HeldRooms(dir, (err) => this.markDown(err));
     this.sync = new RosterSync(this.held, manager, dir, local, this.roster, opts, () => !this.down && !this.closed, log);
-    for (const ev of ['participantJoined', 'participantLeft', 'trackPublished', 'trackUnpublished'] as const) {
+    for (const ev of ['trackPublished', 'trackUnpublished'] as const) {
       manager.on(ev, (...args: unknown[]) => (this.emit as (e: string, ...a: unknown[]) => boolean)(ev, ...args));
     }
-    manager.on('participantLeft', (room, p) => this.held.track(this.dir.leave(room.name, p.identity, p.sid)));
+    // A session that moved between nodes (drain) is one participant session cluster-wide:
+    // neither its leaving the old node nor its arrival on the new one is a join or a leave.
+    manager.on('participantJoined', (room, p) => {
+      if (!p.movedIn) this.emit('participantJoined', room, p);
+    });
+    manager.on('participantLeft', (room, p, reason) => {
+      if (reason === 'MIGRATION') return; // its entry is the new node's now
+      this.emit('participantLeft', room, p, reason);
+      this.held.track(this.dir.leave(room.name, p.identity, p.sid, this.opts.nodeId));
+    });
     // Tracks in the directory: lists from other nodes show them.
     for (const ev of ['trackPublished', 'trackUnpublished', 'trackMuted'] as const) {
       manager.on(ev, (room, p) => {
-        if (!this.down && !this.closed) this.held.track(this.dir.updateTracks(room.name, p.identity, p.sid, [...p.tracks.values()]));
+        if (!this.down && !this.closed) this.held.track(this.dir.updateTracks(room.name, p.identity, p.sid, [...p.tracks.values()], this.opts.nodeId));
       });
     }
     manager.on('roomFinished', (room) => this.localRoomClosed(room));
@@ -92,7 +102,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     try {
       await this.dir.connect();
       this.finished(await this.dir.forget(this.opts.nodeId));
-      await this.dir.heartbeat(this.opts.nodeId, Date.now() + this.opts.leaseMs);
+      await this.dir.heartbeat(this.opts.nodeId, this.opts.now() + this.opts.leaseMs);
     } catch (err) {
       this.down = true;
       this.log.warn({ err: (err as Error).message }, 'cluster: Redis unavailable; serving this node only until it returns');
@@ -104,8 +114,8 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
   private async tick(): Promise<void> {
     if (this.down || this.closed) return;
     try {
-      await this.dir.heartbeat(this.opts.nodeId, Date.now() + this.opts.leaseMs);
-      if (Date.now() >= this.reapAfter) this.finished(await this.dir.reap());
+      await this.dir.heartbeat(this.opts.nodeId, this.opts.now() + this.opts.leaseMs);
+      if (Date.now() >= this.reapAfter) this.finished(await this.dir.reap(this.opts.now()));
     } catch (err) {
       this.markDown(err);
     }
@@ -127,11 +137,21 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     this.manager.connectionClosed(room, p, conn);
   }
 
-  join(grant: JoinGrant, conn: Connection, resume: ResumeRequest | undefined, caps: { p2p?: boolean }): JoinResult | Promise<JoinResult> {
+  join(grant: JoinGrant, conn: Connection, resume: ResumeRequest | undefined, caps: { p2p?: boolean; move?: string }): JoinResult | Promise<JoinResult> {
+    const { move, ...rest } = caps;
     // A resume on the node that holds the session is local; anything else is a (re)join.
-    if (resume && this.manager.resumable(grant, resume)) return this.manager.join(grant, conn, resume, caps);
-    if (this.down || this.closed) return this.localJoin(grant, conn, caps); // resynced when Redis returns
-    return this.admit(grant, conn, caps);
+    if (resume && this.manager.resumable(grant, resume)) return this.manager.join(grant, conn, resume, rest);
+    if (this.down || this.closed) return this.localJoin(grant, conn, rest); // resynced when Redis returns
+    // A session a draining node hands over keeps its sid (a bad or stale token: a plain join).
+    const m = move && this.opts.moveSecret ? verifyMoveToken(this.opts.moveSecret, move, this.opts.now()) : undefined;
+    const moved = m && m.room === grant.room && m.identity === grant.identity ? m.sid : undefined;
+    return this.admit(grant, conn, rest, moved);
+  }
+
+  /** A drain's move token for one of this node's sessions, good until `deadline`. */
+  moveToken(room: Room, p: Participant, deadline: number): string | undefined {
+    const secret = this.opts.moveSecret;
+    return secret ? issueMoveToken(secret, { room: room.name, identity: p.identity, sid: p.sid, exp: deadline }) : undefined;
   }
 
   /**
@@ -145,11 +165,12 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
     return r;
   }
 
-  private async admit(grant: JoinGrant, conn: Connection, caps: { p2p?: boolean }): Promise<JoinResult> {
+  /** `movedSid`: the session moves here from another node (a drain) and keeps its sid. */
+  private async admit(grant: JoinGrant, conn: Connection, caps: { p2p?: boolean }, movedSid?: string): Promise<JoinResult> {
     const name = grant.room;
     const h = this.held.hold(name);
     h.joining++;
-    const sid = newId('PA_');
+    const sid = movedSid ?? newId('PA_');
     h.admitting.set(sid, []);
     try {
       await h.subscribed;
@@ -173,7 +194,8 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
           info,
           defaultMax: this.manager.rooms.get(name)?.maxParticipants ?? this.opts.defaultMaxParticipants,
           newRoomSid: newId('RM_'),
-          leaseExpiry: Date.now() + this.opts.leaseMs,
+          leaseExpiry: this.opts.now() + this.opts.leaseMs,
+          now: this.opts.now(),
           emptyTimeoutS: this.opts.emptyTimeoutS,
           wantParts: (wantParts = !h.synced || !this.manager.rooms.has(name)),
         }),
@@ -199,13 +221,15 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
       // leaves the roster quietly (its node removes it; the newcomer's join is announced).
       if (room.remote.delete(grant.identity)) this.roster.emit('remoteChanged', room);
       if (a.started) this.emit('roomStarted', room);
+      // Moved only if the directory had it as that session (else the old node let it go: a join).
+      const moved = !!movedSid && a.replaced?.sid === movedSid;
       try {
-        const joined = this.manager.join(grant, conn, undefined, { ...caps, sid });
+        const joined = this.manager.join(grant, conn, undefined, { ...caps, sid, moved });
         const only = new Set([sid]);
         for (const f of early) this.bridge.receive(joined.room, f, only);
         return joined;
       } catch (err) {
-        this.held.track(this.dir.leave(name, grant.identity, sid));
+        this.held.track(this.dir.leave(name, grant.identity, sid, this.opts.nodeId));
         throw err;
       }
     } finally {
@@ -334,7 +358,7 @@ export class ClusterRooms extends EventEmitter<RoomManagerEvents> {
   /** Redis is back: heartbeat, then put every held room's live state back. */
   private async resyncAll(): Promise<void> {
     try {
-      await this.dir.heartbeat(this.opts.nodeId, Date.now() + this.opts.leaseMs);
+      await this.dir.heartbeat(this.opts.nodeId, this.opts.now() + this.opts.leaseMs);
     } catch {
       return; // still away: the next 'ready' tries again
     }

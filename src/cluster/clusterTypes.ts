@@ -18,6 +18,10 @@ export interface ClusterOptions {
   leaseMs: number;
   defaultMaxParticipants: number;
   emptyTimeoutS: number;
+  /** Signs and checks drain move tokens (an API secret every node holds); none: no moves. */
+  moveSecret?: string;
+  /** Wall-clock time for leases and move tokens (util/clusterClock.ts: Redis-corrected). */
+  now: () => number;
 }
 
 /** A directory event (published by the Lua scripts, or DeleteRoom). */

@@ -108,12 +108,14 @@ export class RoomDirectory {
     defaultMax: number;
     newRoomSid: string;
     leaseExpiry: number;
+    /** Cluster time (the room's `created`). */
+    now: number;
     emptyTimeoutS: number;
     /** The room's entries are wanted (this node does not hold it yet). */
     wantParts: boolean;
   }): Promise<Admission> {
     const r = (await this.cmds.clAdmit(
-      this.prefix, a.room, a.node, a.identity, a.sid, JSON.stringify(a.info), a.defaultMax, a.newRoomSid, Date.now(), a.leaseExpiry, a.emptyTimeoutS, a.wantParts ? 1 : 0,
+      this.prefix, a.room, a.node, a.identity, a.sid, JSON.stringify(a.info), a.defaultMax, a.newRoomSid, a.now, a.leaseExpiry, a.emptyTimeoutS, a.wantParts ? 1 : 0,
     )) as unknown[];
     if (r[0] === 'full') return { ok: false, max: Number(r[1]) };
     const [, started, sid, metadata, max, created, empty, parts, oldNode, oldSid] = r as [string, number, string, string, string, string, string, string[], string, string];
@@ -126,16 +128,17 @@ export class RoomDirectory {
     };
   }
 
-  async leave(room: string, identity: string, sid: string): Promise<boolean> {
-    return (await this.cmds.clLeave(this.prefix, room, identity, sid)) === 1;
+  /** `node`: only if that node still holds the session ('' any). */
+  async leave(room: string, identity: string, sid: string, node = ''): Promise<boolean> {
+    return (await this.cmds.clLeave(this.prefix, room, identity, sid, node)) === 1;
   }
 
   async updateParticipant(room: string, info: ParticipantInfo): Promise<void> {
-    await this.cmds.clUpdate(this.prefix, room, info.identity, info.sid, 'i', JSON.stringify(info));
+    await this.cmds.clUpdate(this.prefix, room, info.identity, info.sid, 'i', JSON.stringify(info), '');
   }
 
-  async updateTracks(room: string, identity: string, sid: string, tracks: readonly Track[]): Promise<void> {
-    await this.cmds.clUpdate(this.prefix, room, identity, sid, 't', JSON.stringify(tracks));
+  async updateTracks(room: string, identity: string, sid: string, tracks: readonly Track[], node = ''): Promise<void> {
+    await this.cmds.clUpdate(this.prefix, room, identity, sid, 't', JSON.stringify(tracks), node);
   }
 
   async setMetadata(room: string, metadata: string): Promise<void> {

@@ -53,6 +53,8 @@ class Frames {
     private readonly dir: RoomDirectory,
     private readonly secret: string,
     private readonly log: Logger,
+    /** Cluster time (util/clusterClock.ts): stamps agree across nodes whose clocks do not. */
+    readonly now: () => number,
   ) {}
 
   private sign(payload: string): string {
@@ -85,7 +87,7 @@ class Frames {
       this.log.warn({ v: msg.v, from: msg.from }, 'node call of another protocol version dropped');
       return undefined;
     }
-    if (!(Math.abs(Date.now() - msg.ts) <= MAX_AGE_MS)) {
+    if (!(Math.abs(this.now() - msg.ts) <= MAX_AGE_MS)) {
       this.log.warn({ from: msg.from }, 'stale node call dropped (clock skew or replay)');
       return undefined;
     }
@@ -123,8 +125,9 @@ export class NodeClient<M extends NodeMethods<M>> {
     secret: string,
     private readonly timeoutMs: number,
     log: Logger,
+    now: () => number = Date.now,
   ) {
-    this.frames = new Frames(dir, secret, log);
+    this.frames = new Frames(dir, secret, log, now);
     this.channel = listen(dir, nodeId, this.frames, (f) => {
       if (f.k === 'res') this.settle(f.id, f.err ? new NodeCallError(f.err.code, f.err.msg) : undefined, f.b);
     });
@@ -145,7 +148,7 @@ export class NodeClient<M extends NodeMethods<M>> {
       }, timeoutMs);
       this.waiting.set(id, { resolve, reject, timer });
     });
-    const receivers = await this.frames.send(node, { v: NODE_CHANNEL_VERSION, k: 'req', id, from: this.nodeId, ts: Date.now(), m: method, b: req }).catch(() => 0);
+    const receivers = await this.frames.send(node, { v: NODE_CHANNEL_VERSION, k: 'req', id, from: this.nodeId, ts: this.frames.now(), m: method, b: req }).catch(() => 0);
     if (receivers === 0) this.settle(id, new NodeCallError('unavailable', `node ${node} is not reachable`));
     return reply as Promise<M[K]['res']>;
   }
@@ -176,8 +179,9 @@ export class NodeServer<M extends NodeMethods<M>> {
     secret: string,
     private readonly handlers: NodeHandlers<M>,
     private readonly log: Logger,
+    now: () => number = Date.now,
   ) {
-    this.frames = new Frames(dir, secret, log);
+    this.frames = new Frames(dir, secret, log, now);
     listen(dir, nodeId, this.frames, (f) => {
       if (f.k === 'req') this.answer(f).catch((err: unknown) => this.log.debug({ err }, 'node call reply not sent'));
     });
@@ -196,6 +200,6 @@ export class NodeServer<M extends NodeMethods<M>> {
       if (!known) this.log.error({ err, method: req.m }, 'node call failed');
       reply = { ...base, err: { code: known ? code : 'internal', msg: known ? err.message : 'internal error' } };
     }
-    await this.frames.send(req.from, { ...reply, ts: Date.now() });
+    await this.frames.send(req.from, { ...reply, ts: this.frames.now() });
   }
 }

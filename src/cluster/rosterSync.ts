@@ -25,7 +25,7 @@ export class RosterSync {
     /** The node-local delivery: what this node tells its own participants. */
     private readonly local: Delivery,
     private readonly roster: EventEmitter<RosterEvents>,
-    private readonly opts: { nodeId: string; leaseMs: number },
+    private readonly opts: { nodeId: string; leaseMs: number; now: () => number },
     /** False while Redis is away or the node is stopping: a verify pass waits for the next. */
     private readonly live: () => boolean,
     private readonly log: Logger,
@@ -40,7 +40,7 @@ export class RosterSync {
         this.reading(h, room, false, async () => {
           const live = [...room.participants.values()].map((p) => ({ info: p.info(), tracks: [...p.tracks.values()] }));
           const meta = { sid: room.sid, metadata: room.metadata, maxParticipants: room.maxParticipants, createdAt: room.createdAt, emptyTimeoutS: room.emptyTimeoutS };
-          const r = await this.dir.resync(name, this.opts.nodeId, meta, Date.now() + this.opts.leaseMs, live);
+          const r = await this.dir.resync(name, this.opts.nodeId, meta, this.opts.now() + this.opts.leaseMs, live);
           if (r.sid !== room.sid) this.log.warn({ room: name, local: room.sid, cluster: r.sid }, 'cluster: room session differs after resync');
           return r.parts;
         }),

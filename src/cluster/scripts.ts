@@ -8,13 +8,18 @@
 //   P r:<room>:parts   hash  identity -> {"n":node,"s":sid,"i":<ParticipantInfo JSON>,"t":<Track[] JSON>}
 // Events go to the room's channel as JSON (the delivery bridge's frames are msgpack).
 
-/** Shared Lua: a participant's entry, decoded, if it is still session `sid`'s (else nil). */
+/**
+ * Shared Lua: a participant's entry, decoded, if it is still session `sid`'s and (node not '')
+ * held by `node` (else nil): a session that moved to another node keeps its sid, and the node
+ * it left must not touch the new node's entry.
+ */
 const OWN_ENTRY = `
-local function own_entry(rk, identity, sid)
+local function own_entry(rk, identity, sid, node)
   local prev = redis.call('HGET', rk .. ':parts', identity)
   if not prev then return nil end
   local e = cjson.decode(prev)
   if e.s ~= sid then return nil end
+  if node and node ~= '' and e.n ~= node then return nil end
   return e
 end
 `;
@@ -92,26 +97,26 @@ local parts = {}
 if ARGV[12] == '1' then parts = redis.call('HGETALL', rk .. ':parts') end
 return {'ok', started, m[1], m[2], m[3], m[4], m[5], parts, oldNode, oldSid}`;
 
-/** ARGV: P, room, identity, sid. Removes the entry only if it is still this session's. */
+/** ARGV: P, room, identity, sid, node ('' any). Removes the entry only if it is still this session's (on that node). */
 export const LEAVE =
   OWN_ENTRY +
   `
 local rk = ARGV[1] .. 'r:' .. ARGV[2]
-local e = own_entry(rk, ARGV[3], ARGV[4])
+local e = own_entry(rk, ARGV[3], ARGV[4], ARGV[5])
 if not e then return 0 end
 redis.call('HDEL', rk .. ':parts', ARGV[3])
 redis.call('PUBLISH', ARGV[1] .. 'ch:' .. ARGV[2], cjson.encode({t='leave', id=ARGV[3], s=ARGV[4], n=e.n}))
 return 1`;
 
 /**
- * ARGV: P, room, identity, sid, field ('i' info or 't' tracks), value. Updates one field of a
- * participant's entry if the entry is still this session's.
+ * ARGV: P, room, identity, sid, field ('i' info or 't' tracks), value, node ('' any). Updates
+ * one field of a participant's entry if the entry is still this session's (on that node).
  */
 export const UPDATE_PART =
   OWN_ENTRY +
   `
 local rk = ARGV[1] .. 'r:' .. ARGV[2]
-local e = own_entry(rk, ARGV[3], ARGV[4])
+local e = own_entry(rk, ARGV[3], ARGV[4], ARGV[7])
 if not e then return 0 end
 if ARGV[5] == 'i' then e.i = ARGV[6] else e.t = ARGV[6] end
 redis.call('HSET', rk .. ':parts', ARGV[3], cjson.encode(e))

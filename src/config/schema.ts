@@ -13,6 +13,27 @@ const cidr = z.string().refine((c) => {
   }
 }, 'must be a CIDR (address/prefix)');
 
+const hookKinds = z.array(z.enum(['audio', 'video'])).min(1).optional();
+
+/** One built-in RTP hook of the chain (aic.hooks, run in this order; docs/AIC.md "RTP hooks"). */
+export const rtpHookSchema = z.discriminatedUnion('name', [
+  z.strictObject({ name: z.literal('packet_stats'), kinds: hookKinds, window_ms: z.number().int().min(100).default(1000) }),
+  z.strictObject({
+    name: z.literal('speech'),
+    kinds: z.array(z.literal('audio')).min(1).optional(),
+    level_dbov: z.number().int().min(0).max(127).default(60),
+    hold_ms: z.number().int().nonnegative().default(400),
+  }),
+  z.strictObject({
+    name: z.literal('fault'),
+    kinds: hookKinds,
+    mode: z.enum(['throw', 'stall']),
+    after_packets: z.number().int().nonnegative().default(0),
+    stall_ms: z.number().positive().default(100),
+  }),
+]);
+export type RtpHookConfig = z.infer<typeof rtpHookSchema>;
+
 export const configSchema = z
   .object({
     node_id: z.string(),
@@ -132,7 +153,14 @@ export const configSchema = z
     }),
     aic: z.strictObject({
       enabled: z.boolean(),
-      ai_core_endpoint: z.union([z.literal(''), z.url()]),
+      ai_core_endpoint: z.union([z.literal(''), z.url({ protocol: /^https?$/ })]),
+      ai_core: z.strictObject({
+        interval_ms: z.number().int().min(200),
+        timeout_ms: z.number().int().min(10),
+        failure_threshold: positiveInt,
+        open_ms: z.number().int().min(100),
+        max_response_bytes: z.number().int().min(1024),
+      }),
       compression: z.strictObject({
         target_reduction_percent: z.number().min(0).max(100),
         min_quality_threshold: z.number().min(0).max(100),
@@ -156,6 +184,7 @@ export const configSchema = z
       ab_testing: z.strictObject({ enabled: z.boolean(), percent: z.number().min(0).max(100) }),
       stats_interval_ms: z.number().int().min(100),
       pause_hold_down_ms: z.number().int().nonnegative(),
+      hooks: z.array(rtpHookSchema),
     }),
     webhook: z.strictObject({
       urls: z.array(z.url()),

@@ -27,6 +27,8 @@ export interface MeshOptions {
   routeCacheMax: number;
   redisUrl: string;
   redisPrefix: string;
+  /** Wall-clock time nodes compare (util/clusterClock.ts); Date.now without Redis. */
+  now?: () => number;
 }
 
 export interface RouteFeedback {
@@ -66,7 +68,7 @@ export class MeshService {
   ) {
     const ttl = opts.heartbeatMs * 3;
     // With Redis, the route cache is shared through the registry's connection too.
-    const redis = opts.redisUrl ? new RedisRegistry(opts.redisUrl, opts.redisPrefix, ttl, log) : undefined;
+    const redis = opts.redisUrl ? new RedisRegistry(opts.redisUrl, opts.redisPrefix, ttl, log, opts.now) : undefined;
     const registry = (this.registry = redis ?? new MemoryRegistry(ttl));
     this.planner = new RoutePlanner(() => this.registry.snapshot(), this.predictor, opts.policy);
     this.cache = new RouteCache(opts.routeCacheTtlMs, opts.routeCacheMax, redis ? { client: redis.client, prefix: opts.redisPrefix } : undefined);
@@ -215,6 +217,20 @@ export class MeshService {
     return out;
   }
 
+  /**
+   * Other edge nodes a client can rejoin a room on (their signalling WebSocket URLs): routable
+   * trust, reachable over HTTP; this node's region first, then the least loaded. Relays take
+   * no clients. A node that is draining refuses (503 DRAINING) and the client tries the next.
+   */
+  reconnectTargets(max = 5): { nodeId: string; url: string }[] {
+    const nodes = [...this.registry.snapshot().nodes.values()].filter(
+      (n) => n.id !== this.opts.nodeId && n.role === 'edge' && !!n.addresses.http && n.trust >= MIN_ROUTABLE_TRUST,
+    );
+    const loadOf = (n: MeshNode): number => (n.capacity > 0 ? n.load / n.capacity : 0);
+    nodes.sort((a, b) => Number(b.region === this.opts.region) - Number(a.region === this.opts.region) || loadOf(a) - loadOf(b) || a.id.localeCompare(b.id));
+    return nodes.slice(0, max).map((n) => ({ nodeId: n.id, url: signallingUrl(n.addresses.http!) }));
+  }
+
   async reportClientRtts(identity: string, rtts: { nodeId: string; rttMs: number; lossPct?: number }[]): Promise<void> {
     await this.registry.reportClientRtts(identity, rtts);
   }
@@ -234,4 +250,13 @@ export class MeshService {
     await this.registry.close();
     this.cache.clear();
   }
+}
+
+/** A node's signalling WebSocket URL from its HTTP base URL (same listener, path /rtc). */
+export function signallingUrl(http: string): string {
+  const u = new URL(http);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  u.pathname = '/rtc';
+  u.search = '';
+  return u.toString();
 }

@@ -1,5 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
+import type { AicService } from '../aic/aicService.js';
+import { recordAicSummaries } from '../db/aicSummaryRecorder.js';
 import { recordCalls } from '../db/callRecorder.js';
 import { migrate, openDatabase, type Database } from '../db/database.js';
 import { recordMesh } from '../db/meshRecorder.js';
@@ -19,6 +21,8 @@ export interface PersistenceDeps {
   mesh: NodeRegistry;
   calls: DirectCallPolicy;
   sfu: SfuService | undefined;
+  /** AIC (aic.enabled): its per-call summaries are written. */
+  aic: AicService | undefined;
   registry: Registry;
   clustered: boolean;
   log: Logger;
@@ -42,6 +46,7 @@ export class Persistence {
     const writes = new WriteBehind(db, { maxBuffered: c.database.write_queue_max }, d.registry, d.log);
     recordCalls(d.events, writes, c.node_id);
     recordMesh(d.mesh, d.calls, writes);
+    if (d.aic) recordAicSummaries(d.aic, writes, c.node_id);
     let sampler: QualitySampler | undefined;
     if (d.sfu) {
       sampler = new QualitySampler(d.sfu, writes, c.database.quality_sample_s, d.log);

@@ -49,6 +49,8 @@ export class Participant {
   rttMs = 0;
   /** The client can take direct (P2P) routes: it connected with p2p=1. */
   p2p = false;
+  /** The session came from another node (a drain's move): the room already knew it. */
+  movedIn = false;
   /** RTT (ms) the client measured to mesh nodes, by node id (absent until it reports). */
   nodeRtts: Map<string, number> | undefined;
 

@@ -106,7 +106,8 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
 
   /** Joins (or resumes) and sends the JoinResponse; throws JoinError when refused. */
   /** `caps.sid`: the participant's sid when the cluster chose it (admitted it) first. */
-  join(grant: JoinGrant, conn: Connection, resume?: ResumeRequest, caps: { p2p?: boolean; sid?: string } = {}): { room: Room; participant: Participant } {
+  /** `caps.moved`: the session `caps.sid` moves here from another node (the others already know it). */
+  join(grant: JoinGrant, conn: Connection, resume?: ResumeRequest, caps: { p2p?: boolean; sid?: string; moved?: boolean } = {}): { room: Room; participant: Participant } {
     this.preflight(grant, !!resume);
     let room = this.rooms.get(grant.room);
     if (room && resume) {
@@ -142,9 +143,11 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
       conn,
     );
     if (caps.p2p) p.p2p = true;
+    p.movedIn = !!caps.moved;
     room.clearEmptyTimer();
-    // Announce before subscribing the newcomer, so it does not receive its own join.
-    if (!p.hidden) this.delivery.toRoom(room, { participantJoined: p.info() });
+    // Announce before subscribing the newcomer, so it does not receive its own join. A session
+    // moving in is one the room knows: it goes on (participantUpdated), it did not join.
+    if (!p.hidden) this.delivery.toRoom(room, p.movedIn ? { participantUpdated: p.info() } : { participantJoined: p.info() });
     room.add(p);
     conn.send(this.joinResponse(room, p, false));
     this.delivery.subscribe(room, p);
@@ -181,6 +184,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
         pingIntervalMs: this.opts.pingIntervalMs,
         iceServers: this.extras.iceServers(p.identity),
         probeTargets: this.extras.probeTargets(),
+        reconnectTargets: this.extras.reconnectTargets(),
       },
     };
   }
@@ -228,6 +232,8 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     close?: { closeCode: number; message: string; reconnect?: boolean },
   ): boolean {
     if (!room.remove(p)) return false;
+    // Its session is held by another node now (a drain's move): it did not leave the room.
+    if (room.remote.get(p.identity)?.info.sid === p.sid) reason = 'MIGRATION';
     p.clearResumeTimer();
     const conn = p.conn;
     p.conn = null;
@@ -238,7 +244,7 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
         conn.close(close.closeCode, close.message);
       }
     }
-    if (!p.hidden) {
+    if (!p.hidden && reason !== 'MIGRATION') {
       this.delivery.toRoom(room, { participantLeft: { sid: p.sid, identity: p.identity, reason } });
     }
     void this.mirrorWrite((m) => m.deleteParticipant(room.name, p.identity));
@@ -362,11 +368,13 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
   }
 
   /** Starts draining: no new joins; every connected participant is told to reconnect elsewhere. */
-  beginDrain(deadlineMs: number): void {
+  /** `moveToken`: in a cluster, what lets a session keep its sid on the node it moves to. */
+  beginDrain(deadlineMs: number, moveToken?: (room: Room, p: Participant) => string): void {
     this.draining = true;
+    const reconnectTargets = this.extras.reconnectTargets();
     for (const room of this.rooms.values()) {
       for (const p of room.participants.values()) {
-        if (p.conn) p.conn.send({ drain: { deadlineMs } });
+        if (p.conn) p.conn.send({ drain: { deadlineMs, reconnectTargets, ...(moveToken ? { moveToken: moveToken(room, p) } : {}) } });
         else this.removeParticipant(room, p, 'SERVER_SHUTDOWN'); // nobody to resume here any more
       }
     }

@@ -44,6 +44,8 @@ export interface LinkRtt {
 export interface JoinExtras {
   iceServers(identity: string): IceServer[];
   probeTargets(): { nodeId: string; url: string }[];
+  /** Other edge nodes' signalling URLs where a room can be rejoined (cluster; empty alone). */
+  reconnectTargets(): { nodeId: string; url: string }[];
 }
 
 /** Where room lifecycle events come from: the RoomManager, or the cluster (cluster-wide once). */

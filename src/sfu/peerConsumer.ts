@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { types } from 'mediasoup';
+import type { PeerTransport } from './sfuPeer.js';
 import type { RouterSlot } from './sfuRoom.js';
 
 /** Whose track a consumer receives. */
@@ -8,6 +9,13 @@ export interface ConsumedTrack {
   participantSid: string;
   participantIdentity: string;
   source: string;
+}
+
+/** Where a consumer was made, to make another one there (a switch to another producer). */
+export interface ConsumerOrigin {
+  transport: PeerTransport['transport'];
+  plain: boolean;
+  rtpCapabilities: types.RtpCapabilities;
 }
 
 export interface PeerConsumerEvents {
@@ -42,6 +50,8 @@ export class PeerConsumer extends EventEmitter<PeerConsumerEvents> {
     readonly consumer: types.Consumer,
     readonly slot: RouterSlot,
     readonly track: ConsumedTrack,
+    /** Absent for consumers made elsewhere than a subscriber's consume (nothing to switch). */
+    readonly via?: ConsumerOrigin,
   ) {
     super();
     this.clientPaused = consumer.paused;
@@ -71,8 +81,12 @@ export class PeerConsumer extends EventEmitter<PeerConsumerEvents> {
     return this.consumer.id;
   }
 
+  /**
+   * The producer the subscriber asked for. The consumer itself may consume another producer
+   * of the same track (a hook chain's processed producer, src/aic/hooks/).
+   */
   get producerId(): string {
-    return this.consumer.producerId;
+    return this.track.producerId;
   }
 
   get closed(): boolean {
@@ -94,6 +108,11 @@ export class PeerConsumer extends EventEmitter<PeerConsumerEvents> {
   /** Paused by the subscriber (pauseConsumer) or by the layer controller. */
   get paused(): boolean {
     return this.appliedPaused;
+  }
+
+  /** Paused by the subscriber itself (consumers start so until the client resumes them). */
+  get pausedByClient(): boolean {
+    return this.clientPaused;
   }
 
   /** The subscriber's pause (pauseConsumer). */

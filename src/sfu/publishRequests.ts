@@ -6,6 +6,7 @@ import { SignalError } from '../signal/errors.js';
 import type { ValidBody } from '../signal/rpc.js';
 import type { MediaControl } from './mediaControl.js';
 import { media } from './mediaErrors.js';
+import { NO_PRODUCER_HOOKS, type ProducerHooks } from './producerHooks.js';
 import type { SfuNotifier } from './sfuNotifier.js';
 import type { SfuService } from './sfuService.js';
 
@@ -21,6 +22,7 @@ export class PublishRequests {
     private readonly manager: RoomManager,
     private readonly notifier: SfuNotifier,
     private readonly control: MediaControl,
+    private readonly hooks: ProducerHooks = NO_PRODUCER_HOOKS,
   ) {}
 
   async produce(room: Room, p: Participant, body: ValidBody<'produce'>): Promise<{ id: string }> {
@@ -51,6 +53,7 @@ export class PublishRequests {
     await sfuRoom.addProducer(producer, peer, source);
     if (producer.closed) return { id: producer.id };
     this.control.producerCreated(room, p.sid, producer, source, { width: body.width, height: body.height });
+    this.hooks.producerCreated(room, sfuRoom, producer, source);
     this.notifier.producerAdded(room, peer, producer, source);
     this.manager.trackPublished(room, p, {
       producerId: producer.id,

@@ -1,7 +1,7 @@
 import type { Delivery } from '../rooms/delivery.js';
 import type { Participant } from '../rooms/participant.js';
 import type { Room } from '../rooms/room.js';
-import type { ProducerInfo } from '../signal/messages.js';
+import type { ConsumerInfo, ProducerInfo } from '../signal/messages.js';
 import type { PeerConsumer } from './peerConsumer.js';
 import type { SfuPeer } from './sfuPeer.js';
 import type { SfuRoom } from './sfuRoom.js';
@@ -76,6 +76,14 @@ export class SfuNotifier {
   /** The server closed a subscriber's consumer (not its producer): tell the subscriber why. */
   consumerClosed(room: Room, subscriberSid: string, consumerId: string, reason: string): void {
     this.delivery.toParticipants(room, [subscriberSid], { consumerClosed: { consumerId, reason } });
+  }
+
+  /**
+   * The server replaced a subscriber's consumer with one of another producer of the same
+   * track (a hook chain fell back): set up `consumer` in place of `consumerId`. Reliable.
+   */
+  consumerSwitched(room: Room, subscriberSid: string, consumerId: string, consumer: ConsumerInfo, reason: string): void {
+    this.delivery.toParticipants(room, [subscriberSid], { consumerSwitched: { consumerId, consumer, reason } });
   }
 
   producerScore(room: Room, publisherSid: string, producerId: string, score: number): void {

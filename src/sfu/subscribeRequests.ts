@@ -4,10 +4,12 @@ import type { Room } from '../rooms/room.js';
 import { SignalError } from '../signal/errors.js';
 import type { ConsumerInfo, DataConsumerInfo } from '../signal/messages.js';
 import type { ValidBody } from '../signal/rpc.js';
+import { consumerInfo } from './consumerSwitch.js';
 import type { MediaControl } from './mediaControl.js';
 import type { RemoteProducers } from './remoteProducers.js';
 import { media } from './mediaErrors.js';
 import { PeerConsumer } from './peerConsumer.js';
+import { NO_PRODUCER_HOOKS, type ProducerHooks } from './producerHooks.js';
 import type { SfuNotifier } from './sfuNotifier.js';
 import type { SfuService } from './sfuService.js';
 
@@ -18,6 +20,7 @@ export class SubscribeRequests {
     private readonly notifier: SfuNotifier,
     private readonly control: MediaControl,
     private readonly remote: RemoteProducers,
+    private readonly hooks: ProducerHooks = NO_PRODUCER_HOOKS,
   ) {}
 
   async consume(room: Room, p: Participant, body: ValidBody<'consume'>): Promise<{ consumer: ConsumerInfo }> {
@@ -38,30 +41,19 @@ export class SubscribeRequests {
       throw new SignalError('INVALID_FIELD', 'these rtpCapabilities cannot receive that producer', 'consume.rtpCapabilities');
     }
     // Server-side paused: the client resumes once its consumer is set up, so no keyframe is
-    // lost in between.
-    const consumer = await media('consume', () =>
-      t.transport.consume({ producerId: body.producerId, rtpCapabilities, paused: true, appData: { participantSid: p.sid } }),
-    );
+    // lost in between. A track with a hook chain is consumed through its processed producer;
+    // if that closed meanwhile (the chain fell back), the original is consumed.
+    const make = (producerId: string) => t.transport.consume({ producerId, rtpCapabilities, paused: true, appData: { participantSid: p.sid } });
+    const target = await this.hooks.route(sfuRoom, body.producerId, t.slot);
+    const consumer = await media('consume', () => (target === body.producerId ? make(target) : make(target).catch(() => make(body.producerId))));
     const peer = this.sfu.keep(room, p, consumer);
     if (owner.remote) this.remote.consumed(room, body.producerId, consumer);
     const track = { producerId: body.producerId, participantSid: owner.peer.sid, participantIdentity: owner.peer.identity, source: owner.source };
-    const pc = new PeerConsumer(consumer, t.slot, track);
+    const pc = new PeerConsumer(consumer, t.slot, track, { transport: t.transport, plain: t.plain, rtpCapabilities });
     peer.addConsumer(pc);
     this.notifier.watchConsumer(room, p.sid, pc);
     this.control.consumerCreated(room, p.sid, pc);
-    return {
-      consumer: {
-        id: consumer.id,
-        producerId: body.producerId,
-        kind: consumer.kind,
-        rtpParameters: JSON.stringify(consumer.rtpParameters),
-        participantSid: track.participantSid,
-        participantIdentity: track.participantIdentity,
-        source: track.source,
-        producerPaused: consumer.producerPaused,
-        type: consumer.type,
-      },
-    };
+    return { consumer: consumerInfo(pc) };
   }
 
   private own(room: Room, p: Participant, id: string, kind: string): PeerConsumer {

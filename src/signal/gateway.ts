@@ -33,7 +33,7 @@ type JoinResult = { room: Room; participant: Participant };
 export interface JoinService {
   preflight(grant: JoinGrant, resuming: boolean): void;
   /** A Promise when admission waits on the cluster directory (after open: see docs/ARCHITECTURE.md). */
-  join(grant: JoinGrant, conn: Connection, resume: ResumeRequest | undefined, caps: { p2p?: boolean }): JoinResult | Promise<JoinResult>;
+  join(grant: JoinGrant, conn: Connection, resume: ResumeRequest | undefined, caps: { p2p?: boolean; move?: string }): JoinResult | Promise<JoinResult>;
   connectionClosed(room: Room, p: Participant, conn: Connection): void;
 }
 
@@ -180,6 +180,7 @@ export class SignalGateway {
       grant,
       resume,
       p2p: query.get('p2p') === '1',
+      move: query.get('move') || undefined,
     };
     res.upgrade<UserData>({ pending, conn: null }, secKey, negotiated.subprotocol, secExtensions, ctx);
   }
@@ -208,7 +209,7 @@ export class SignalGateway {
       conn.close(CloseCode.JOIN_FAILED, err instanceof JoinError ? err.code : 'INTERNAL');
     };
     try {
-      const r = this.joins.join(pending.grant, conn, pending.resume, { p2p: pending.p2p });
+      const r = this.joins.join(pending.grant, conn, pending.resume, { p2p: pending.p2p, ...(pending.move ? { move: pending.move } : {}) });
       if (r instanceof Promise) r.then((x) => this.guard('join', () => joined(x)), (err: unknown) => this.guard('join', () => failed(err)));
       else joined(r);
     } catch (err) {

@@ -21,7 +21,8 @@ export type DisconnectReason =
   | 'ROOM_DELETED'
   | 'SLOW_CONSUMER'
   | 'RATE_LIMITED'
-  | 'RESUME_EXPIRED';
+  | 'RESUME_EXPIRED'
+  | 'MIGRATION';
 
 export type RelayKind = 'OFFER' | 'ANSWER' | 'CANDIDATE' | 'HANGUP';
 
@@ -150,6 +151,8 @@ export interface JoinResponse {
   pingIntervalMs: number;
   iceServers?: IceServer[];
   probeTargets?: { nodeId: string; url: string }[];
+  /** Other edge nodes where this room can be rejoined if this node is lost (cluster only). */
+  reconnectTargets?: { nodeId: string; url: string }[];
 }
 
 export interface IceServer {
@@ -170,10 +173,12 @@ export interface ServerMessage {
   data?: DataPacket;
   relay?: RelaySignal;
   disconnect?: { reason: DisconnectReason; message: string; reconnect: boolean };
-  drain?: { deadlineMs: number };
+  drain?: { deadlineMs: number; reconnectTargets?: { nodeId: string; url: string }[]; moveToken?: string };
   producerAdded?: ProducerInfo;
   producerRemoved?: { producerId: string; participantSid: string };
   consumerClosed?: { consumerId: string; reason: string };
+  /** Your consumer `consumerId` was replaced by `consumer` (same track, e.g. a hook chain fell back). */
+  consumerSwitched?: { consumerId: string; consumer: ConsumerInfo; reason: string };
   consumerPaused?: { consumerId: string; reason: string };
   consumerResumed?: { consumerId: string; reason: string };
   layersChanged?: { consumerId: string; spatialLayer: number; temporalLayer: number };
@@ -211,6 +216,7 @@ export const SERVER_BODY_KINDS = [
   'producerAdded',
   'producerRemoved',
   'consumerClosed',
+  'consumerSwitched',
   'consumerPaused',
   'consumerResumed',
   'layersChanged',

@@ -17,6 +17,8 @@ export interface PendingJoin {
   grant: JoinGrant;
   resume: ResumeRequest | undefined;
   p2p: boolean;
+  /** A drain's move token (cluster): the session keeps its sid here. */
+  move: string | undefined;
 }
 
 /** uWS.js copies these properties onto its socket object (getUserData() is the socket). */

@@ -1,0 +1,130 @@
+// RTP hooks in the real server: aic.hooks configured, a plain-RTP simulcast VP8 publisher and
+// plain-RTP subscribers through the signalling API. A healthy chain carries the media (its
+// packet_stats series move, the subscriber receives); a hook that throws, and one that stalls
+// past max_latency_ms, make the track fall back: the subscriber is told consumerSwitched and
+// keeps receiving packets on its new consumer without doing anything; the fallback is
+// counted; mediasoup's object counts return to zero.
+import assert from 'node:assert/strict';
+import { createSocket, type Socket } from 'node:dgram';
+import { after, describe, test } from 'node:test';
+import type { SignalClient } from '../src/client/signalClient.js';
+import { eventually, sleep, startServer, type TestServer } from './helpers.js';
+import { vp8Source } from './vp8Source.js';
+
+const SSRCS = [3100, 3101, 3102];
+const vp8Simulcast = JSON.stringify({
+  codecs: [{ mimeType: 'video/VP8', payloadType: 96, clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }] }],
+  headerExtensions: [],
+  encodings: SSRCS.map((ssrc, i) => ({ ssrc, scaleResolutionDownBy: 4 / 2 ** i })),
+  rtcp: { cname: 'hooks' },
+});
+
+const isMedia = (m: Buffer): boolean => {
+  const pt = m[1]! & 0x7f;
+  return (pt < 72 || pt > 78) && !(pt === 127 && m.readUInt32BE(8) === 1234); // not RTCP, not mediasoup's probation
+};
+
+async function plainSubscriber(c: SignalClient, producerId: string): Promise<{ got: Buffer[]; consumerId: string; ssrc: number; sock: Socket }> {
+  const sock = createSocket('udp4');
+  const got: Buffer[] = [];
+  sock.on('message', (m) => {
+    if (isMedia(m)) got.push(m);
+  });
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  const recv = (await c.request('createTransport', { consuming: true, plain: true })).transport!;
+  await c.request('connectTransport', { transportId: recv.id, plainIp: '127.0.0.1', plainPort: sock.address().port });
+  const consumer = (await c.request('consume', { producerId, transportId: recv.id, rtpCapabilities: await c.routerCapabilities() })).consumer!;
+  assert.equal(consumer.producerId, producerId, 'the subscriber sees the producer it asked for');
+  await c.request('resumeConsumer', { consumerId: consumer.id });
+  return { got, consumerId: consumer.id, ssrc: (JSON.parse(consumer.rtpParameters) as { encodings: { ssrc: number }[] }).encodings[0]!.ssrc, sock };
+}
+
+async function objects(t: TestServer): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const type of ['transport', 'producer', 'consumer']) out[type] = await t.metric('auralink_sfu_objects', { type });
+  return out;
+}
+
+async function publish(c: SignalClient): Promise<{ producerId: string; stop(): void }> {
+  const send = (await c.request('createTransport', { producing: true, plain: true })).transport!;
+  const producerId = (await c.request('produce', { transportId: send.id, kind: 'video', rtpParameters: vp8Simulcast, source: 'camera' })).id!;
+  const src = vp8Source(send.plainPort!, SSRCS);
+  return { producerId, stop: () => src.stop() };
+}
+
+describe('RTP hooks in the server', () => {
+  const servers: TestServer[] = [];
+  after(async () => {
+    for (const t of servers) await t.close();
+  });
+  const start = async (hooks: unknown[]): Promise<TestServer> => {
+    const t = await startServer({
+      aic: { enabled: true, hooks, compression: { max_latency_ms: 50 } },
+      sfu: { allow_plain_transports: true },
+      room: { empty_timeout_s: 0.2 },
+    });
+    servers.push(t);
+    return t;
+  };
+
+  test('a healthy chain: the subscriber receives through it, packet_stats moves, objects return to zero', async () => {
+    const t = await start([{ name: 'packet_stats', window_ms: 500 }]);
+    const pub = await t.client('pub', 'hooks-ok');
+    const sub = await t.client('sub', 'hooks-ok');
+    const { producerId, stop } = await publish(pub);
+    const s = await plainSubscriber(sub, producerId);
+    try {
+      await eventually(() => s.got.length > 60, 8000, 'media through the chain');
+      assert.equal(await t.metric('auralink_aic_hook_chains'), 1);
+      // The chain's own objects: a direct transport, its tap consumer, the processed producer.
+      assert.deepEqual(await objects(t), { transport: 3, producer: 2, consumer: 2 });
+      await eventually(async () => (await t.metric('auralink_aic_track_bitrate_bps', { producer: producerId, layer: '0' })) > 0, 5000, 'packet_stats bitrate');
+      assert.ok((await t.metric('auralink_aic_track_fps', { producer: producerId, layer: '2' })) > 10, 'packet_stats fps');
+      assert.ok((await t.metric('auralink_aic_hook_seconds_count', { hook: 'packet_stats' })) > 0);
+    } finally {
+      stop();
+      s.sock.close();
+    }
+    await pub.leave();
+    await sub.leave();
+    await eventually(async () => Object.values(await objects(t)).every((n) => n === 0), 5000, 'every mediasoup object closed');
+    assert.equal(await t.metric('auralink_aic_hook_chains'), 0);
+    assert.equal(await t.metric('auralink_aic_track_bitrate_bps', { producer: producerId }), 0, "the track's series are gone");
+  });
+
+  for (const mode of ['throw', 'stall'] as const) {
+    test(`a hook that ${mode === 'throw' ? 'throws' : 'stalls past max_latency_ms'}: the track falls back, the plain-RTP subscriber keeps receiving`, async () => {
+      const t = await start([{ name: 'packet_stats' }, { name: 'fault', mode, after_packets: 150, stall_ms: 120 }]);
+      const pub = await t.client('pub', `hooks-${mode}`);
+      const sub = await t.client('sub', `hooks-${mode}`);
+      const { producerId, stop } = await publish(pub);
+      const switched = sub.next('consumerSwitched');
+      const s = await plainSubscriber(sub, producerId);
+      try {
+        await eventually(() => s.got.length > 20, 8000, 'media through the chain');
+        const [msg] = await switched;
+        assert.equal(msg.consumerId, s.consumerId);
+        assert.equal(msg.reason, 'hookFallback');
+        assert.equal(msg.consumer.producerId, producerId, 'same track');
+        assert.notEqual(msg.consumer.id, s.consumerId);
+        const newSsrc = (JSON.parse(msg.consumer.rtpParameters) as { encodings: { ssrc: number }[] }).encodings[0]!.ssrc;
+        // Nothing done by the subscriber: its new consumer sends to the same socket.
+        const n = s.got.length;
+        await eventually(() => s.got.slice(n).filter((p) => p.readUInt32BE(8) === newSsrc).length > 60, 5000, 'packets on the new consumer');
+        assert.equal(await t.metric('auralink_aic_hook_fallbacks_total', { hook: 'fault', reason: mode === 'throw' ? 'throw' : 'latency' }), 1);
+        await eventually(async () => (await t.metric('auralink_aic_hook_chains')) === 0, 3000, 'the chain closed');
+        assert.deepEqual(await objects(t), { transport: 2, producer: 1, consumer: 1 }, 'only the publisher, the subscriber and its consumer of the original');
+        assert.ok(t.logs.some((l) => l.includes('RTP hook failed') && l.includes('"hook":"fault"')), 'the hook is logged');
+        // Control requests use the new consumer id.
+        await sub.request('setPreferredLayers', { consumerId: msg.consumer.id, spatialLayer: 0 });
+        await sleep(200);
+      } finally {
+        stop();
+        s.sock.close();
+      }
+      await pub.leave();
+      await sub.leave();
+      await eventually(async () => Object.values(await objects(t)).every((x) => x === 0), 5000, 'every mediasoup object closed');
+    });
+  }
+});
