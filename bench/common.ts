@@ -21,6 +21,8 @@ export interface Server {
   stop(timeoutMs?: number): Promise<void>;
   /** With `inspect`: runs a full garbage collection in the server (inspector protocol). */
   fullGc(): Promise<void>;
+  /** With `inspect`: evaluates `expression` in the server (inspector Runtime.evaluate), by value. */
+  evaluate(expression: string): Promise<unknown>;
 }
 
 export interface ProcOptions {
@@ -61,17 +63,27 @@ export function startProc(cmd: string[], opts: ProcOptions = {}): Promise<Server
   proc.stderr!.on('data', (d: Buffer) => {
     const text = d.toString();
     inspector ??= /ws:\/\/127\.0\.0\.1:\d+\/[\w-]+/.exec(text)?.[0];
-    if (!/Debugger (listening|attached)|nodejs\.org\/en\/docs\/inspector|Waiting for the debugger/.test(text)) process.stderr.write(d);
+    if (!/Debugger (listening|attached|ending)|nodejs\.org\/en\/docs\/inspector|Waiting for the debugger/.test(text)) process.stderr.write(d);
   });
-  const fullGc = async (): Promise<void> => {
+  const inspectorCall = async (method: string, params: Record<string, unknown> = {}): Promise<unknown> => {
     if (!inspector) throw new Error('server not started with inspect');
     const ws = new WebSocket(inspector);
     await new Promise((r, j) => ws.once('open', r).once('error', j));
-    await new Promise<void>((r) => {
-      ws.on('message', (m: Buffer) => (JSON.parse(m.toString()) as { id?: number }).id === 1 && r());
-      ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
+    const result = await new Promise<unknown>((r) => {
+      ws.on('message', (m: Buffer) => {
+        const msg = JSON.parse(m.toString()) as { id?: number; result?: unknown };
+        if (msg.id === 1) r(msg.result);
+      });
+      ws.send(JSON.stringify({ id: 1, method, params }));
     });
     ws.close();
+    return result;
+  };
+  const fullGc = async (): Promise<void> => void (await inspectorCall('HeapProfiler.collectGarbage'));
+  const evaluate = async (expression: string): Promise<unknown> => {
+    const r = (await inspectorCall('Runtime.evaluate', { expression, returnByValue: true })) as { result: { value?: unknown }; exceptionDetails?: { text: string } };
+    if (r.exceptionDetails) throw new Error(`evaluate ${expression}: ${r.exceptionDetails.text}`);
+    return r.result.value;
   };
   const kill = async (): Promise<void> => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
@@ -94,7 +106,7 @@ export function startProc(cmd: string[], opts: ProcOptions = {}): Promise<Server
           if (j.msg === 'listening' && j.port) {
             proc.stdout!.removeAllListeners('data');
             proc.stdout!.resume();
-            resolve({ proc, port: j.port, kill, stop, fullGc });
+            resolve({ proc, port: j.port, kill, stop, fullGc, evaluate });
           }
         } catch {
           /* partial line */

@@ -43,6 +43,8 @@ import { UwsFanout } from './signal/uwsFanout.js';
 import { SfuNotifier } from './sfu/sfuNotifier.js';
 import { registerSfuMetrics } from './sfu/sfuMetrics.js';
 import { Persistence } from './node/persistence.js';
+import { AdmissionControl } from './node/admissionControl.js';
+import { NodeLoad } from './node/nodeLoad.js';
 import { registerClusterMetrics } from './cluster/clusterMetrics.js';
 import { TransportRequests } from './sfu/transportRequests.js';
 import { PublishRequests } from './sfu/publishRequests.js';
@@ -88,6 +90,8 @@ export class AuraServer {
   readonly turn: TurnService;
   readonly mesh: MeshService;
   readonly calls: DirectCallPolicy;
+  /** Overload admission: refuses new joins (and readiness) while the node is over its limits. */
+  readonly admission: AdmissionControl;
   /** One room across nodes (with redis.url on an edge); none on a single node. */
   readonly cluster: ClusterRooms | undefined;
   private readonly commands: ClusterCommands | undefined;
@@ -302,6 +306,24 @@ export class AuraServer {
       this.log,
       this.cluster?.roster,
     );
+    const adm = config.admission;
+    this.admission = new AdmissionControl(
+      {
+        sampleMs: adm.sample_ms,
+        retryAfterS: adm.retry_after_s,
+        limits: {
+          maxConsumersPerWorker: adm.max_consumers_per_worker,
+          maxEventLoopLagMs: adm.max_event_loop_lag_ms,
+          maxWorkerCpuPercent: adm.max_worker_cpu_percent,
+          recoverRatio: adm.recover_ratio,
+          recoverMs: adm.recover_s * 1000,
+        },
+      },
+      new NodeLoad(this.pool),
+      (grant, token) => this.manager.holdsSession(grant, token),
+      this.metrics.registry,
+      this.log,
+    );
     this.gateway = new SignalGateway(
       this.app,
       {
@@ -318,6 +340,7 @@ export class AuraServer {
       },
       this.verifier,
       this.cluster ?? this.manager,
+      this.admission,
       requestHandlers(this.manager, this.messaging, this.calls, media),
       fanout,
       this.metrics,
@@ -331,7 +354,7 @@ export class AuraServer {
     registerHealth(
       this.app,
       {
-        ready: () => this.listenSocket !== null && !this.manager.isDraining,
+        ready: () => this.listenSocket !== null && !this.manager.isDraining && !this.admission.overloaded,
         status: () => ({
           node: config.node_id,
           version: VERSION,
@@ -339,6 +362,7 @@ export class AuraServer {
           participants: this.manager.participantCount(),
           connections: this.gateway.connectionCount,
           draining: this.manager.isDraining,
+          admission: this.admission.status(),
           role: config.mesh.role,
           mesh: { registry: this.mesh.registry.kind, nodes: this.mesh.registry.snapshot().nodes.size },
           clock: { offsetMs: this.clock.offsetMs },
@@ -447,6 +471,7 @@ export class AuraServer {
     await this.cluster?.close();
     await this.relayDir?.close();
     this.manager.dispose();
+    this.admission.close();
     this.persistence?.stopSampling();
     this.hooks?.close();
     this.aic?.close();

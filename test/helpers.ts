@@ -242,22 +242,26 @@ export class RawClient {
   }
 }
 
-/** HTTP status and JSON body of a WebSocket upgrade attempt that is expected to fail. */
-export function upgradeStatus(url: string, headers: Record<string, string> = {}, protocol?: string): Promise<{ status: number; body: { code?: string; message?: string } }> {
+/** HTTP status, JSON body and headers of a WebSocket upgrade attempt that is expected to fail. */
+export function upgradeStatus(
+  url: string,
+  headers: Record<string, string> = {},
+  protocol?: string,
+): Promise<{ status: number; body: { code?: string; message?: string }; headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocol, { headers });
     ws.on('open', () => {
       ws.close();
-      resolve({ status: 101, body: {} });
+      resolve({ status: 101, body: {}, headers: {} });
     });
     ws.on('unexpected-response', (_req, res) => {
       let text = '';
       res.on('data', (d: Buffer) => (text += d.toString()));
       res.on('end', () => {
         try {
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) });
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text), headers: res.headers });
         } catch {
-          resolve({ status: res.statusCode ?? 0, body: {} });
+          resolve({ status: res.statusCode ?? 0, body: {}, headers: res.headers });
         }
       });
     });

@@ -259,6 +259,10 @@ describe('SFU across workers', () => {
     a.on('mediaReset', () => resets.push(a));
     b.on('mediaReset', () => resets.push(b));
     process.kill(victim, 'SIGKILL');
+    // /metrics answers while the dead worker's rooms wait to be rebuilt (its routers' dumps fail).
+    const scrapes: number[] = [];
+    while (resets.length === 0 && scrapes.length < 200) scrapes.push((await fetch(`${t.http}/metrics`)).status);
+    assert.deepEqual([...new Set(scrapes)], [200], 'every /metrics scrape after the kill answered 200');
     await eventually(() => resets.length === 1, 5000, 'mediaReset');
     await eventually(async () => {
       const w = (await t.health()).sfu!.workers;

@@ -71,6 +71,16 @@ export const configSchema = z
       }),
     }),
     drain: z.strictObject({ timeout_s: z.number().nonnegative() }),
+    // Overload admission (node/admissionControl.ts); a limit of 0 turns its check off.
+    admission: z.strictObject({
+      sample_ms: z.number().int().min(50),
+      max_consumers_per_worker: z.number().nonnegative(),
+      max_event_loop_lag_ms: z.number().nonnegative(),
+      max_worker_cpu_percent: z.number().nonnegative().max(100),
+      recover_ratio: z.number().positive().max(1),
+      recover_s: z.number().nonnegative(),
+      retry_after_s: z.number().int().nonnegative(),
+    }),
     sfu: z.strictObject({
       enabled: z.boolean(),
       workers: z.number().int().nonnegative(),

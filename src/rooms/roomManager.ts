@@ -95,6 +95,15 @@ export class RoomManager extends EventEmitter<RoomManagerEvents> {
     return !!room && !!p && this.resumeTokens.verify(p.sid, resume.token) && room.log.since(resume.lastSeq, room.seq, p.sid) !== null;
   }
 
+  /**
+   * Whether `resumeToken` belongs to the grant's identity's session in its room here: its
+   * reconnect takes that session's place (resumed, or rejoined when the replay has a gap).
+   */
+  holdsSession(grant: JoinGrant, resumeToken: string): boolean {
+    const p = this.rooms.get(grant.room)?.participants.get(grant.identity);
+    return !!p && this.resumeTokens.verify(p.sid, resumeToken);
+  }
+
   /** Joins (or resumes) and sends the JoinResponse; throws JoinError when refused. */
   /** `caps.sid`: the participant's sid when the cluster chose it (admitted it) first. */
   /** `caps.moved`: the session `caps.sid` moves here from another node (the others already know it). */

@@ -10,8 +10,17 @@ export function registerSfuMetrics(registry: Registry, pool: WorkerPool, rooms: 
     labelNames: ['type'] as const,
     registers: [registry],
     async collect() {
+      // A worker that just died (its routers with it) answers no dump: it is skipped, not a
+      // failed scrape (the whole of /metrics would be a 500 until the rooms are rebuilt).
+      const dump = async <T>(o: { dump(): Promise<unknown> }): Promise<T | undefined> => {
+        try {
+          return (await o.dump()) as T;
+        } catch {
+          return undefined;
+        }
+      };
       let routers = 0;
-      for (const s of pool.slots) routers += ((await s.worker.dump()) as { routerIds: string[] }).routerIds.length;
+      for (const s of pool.slots) routers += (await dump<{ routerIds: string[] }>(s.worker))?.routerIds.length ?? 0;
       let transports = 0;
       let producers = 0;
       let consumers = 0;
@@ -19,11 +28,12 @@ export function registerSfuMetrics(registry: Registry, pool: WorkerPool, rooms: 
       let dataConsumers = 0;
       for (const r of rooms.values()) {
         for (const slot of r.slots) {
-          const d = (await slot.router.dump()) as {
+          const d = await dump<{
             transportIds: string[];
             mapProducerIdConsumerIds: Record<string, string[]>;
             mapDataProducerIdDataConsumerIds: Record<string, string[]>;
-          };
+          }>(slot.router);
+          if (!d) continue;
           transports += d.transportIds.length;
           // 3.12 dumps this as an object: producer id -> consumer ids.
           const map = Object.values(d.mapProducerIdConsumerIds);
@@ -43,6 +53,23 @@ export function registerSfuMetrics(registry: Registry, pool: WorkerPool, rooms: 
     },
   });
   new Gauge({
+    name: 'auralink_sfu_worker_objects',
+    help: 'Objects each mediasoup worker holds, from its dump: routers, transports, producers, consumers and observers (its channel request handlers)',
+    labelNames: ['worker'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const s of pool.slots) {
+        try {
+          const d = (await s.worker.dump()) as { channelMessageHandlers: { channelRequestHandlers: string[] } };
+          this.set({ worker: String(s.index) }, d.channelMessageHandlers.channelRequestHandlers.length);
+        } catch {
+          /* a worker that died since: the pool replaces it */
+        }
+      }
+    },
+  });
+  new Gauge({
     name: 'auralink_sfu_worker_cpu_seconds',
     help: 'CPU time used by each mediasoup worker (user + system)',
     labelNames: ['worker'] as const,
@@ -50,8 +77,8 @@ export function registerSfuMetrics(registry: Registry, pool: WorkerPool, rooms: 
     async collect() {
       this.reset();
       for (const s of pool.slots) {
-        const u = await s.worker.getResourceUsage();
-        this.set({ worker: String(s.index) }, (u.ru_utime + u.ru_stime) / 1000);
+        const u = await s.worker.getResourceUsage().catch(() => undefined);
+        if (u) this.set({ worker: String(s.index) }, (u.ru_utime + u.ru_stime) / 1000);
       }
     },
   });

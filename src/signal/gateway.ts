@@ -37,6 +37,19 @@ export interface JoinService {
   connectionClosed(room: Room, p: Participant, conn: Connection): void;
 }
 
+/** A join refused because the node is at capacity: HTTP 503 with Retry-After. */
+export interface Refusal {
+  code: 'OVERLOADED';
+  message: string;
+  retryAfterS: number;
+}
+
+/** Overload admission as the gateway needs it (node/admissionControl.ts). */
+export interface AdmissionPort {
+  /** Null when admitted; a resume of a session this node holds is not a new join. */
+  refuse(grant: JoinGrant, resume: ResumeRequest | undefined): Refusal | null;
+}
+
 /**
  * The WebSocket side of signalling: upgrade-time auth and limits, then frame → codec → schema
  * → the handler table (it knows no service: the table says who serves each kind). Fan-out
@@ -57,6 +70,7 @@ export class SignalGateway {
     private readonly opts: GatewayOptions,
     private readonly verifier: TokenVerifier,
     private readonly joins: JoinService,
+    private readonly admission: AdmissionPort,
     private readonly handlers: HandlerTable,
     private readonly fanout: UwsFanout,
     private readonly metrics: Metrics,
@@ -127,12 +141,11 @@ export class SignalGateway {
     const secExtensions = req.getHeader('sec-websocket-extensions');
     const authHeader = req.getHeader('authorization');
     const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
-    const refuse = (status: number, code: string, message: string): void => {
+    const refuse = (status: number, code: string, message: string, retryAfterS?: number): void => {
       this.metrics.errors.inc({ code });
-      res
-        .writeStatus(STATUS_TEXT[status] ?? `${status} Error`)
-        .writeHeader('content-type', 'application/json')
-        .end(JSON.stringify({ code, message }));
+      res.writeStatus(STATUS_TEXT[status] ?? `${status} Error`).writeHeader('content-type', 'application/json');
+      if (retryAfterS !== undefined) res.writeHeader('retry-after', String(retryAfterS));
+      res.end(JSON.stringify({ code, message }));
     };
     if (!this.ipAllowed(ip)) return refuse(429, 'IP_RATE_LIMITED', 'too many connections from this address');
     const negotiated = encodingForSubprotocols(secProtocol || undefined);
@@ -156,12 +169,16 @@ export class SignalGateway {
       if (err instanceof JoinError) return refuse(err.status, err.code, err.message);
       throw err;
     }
+    const resume = resumeToken ? { token: resumeToken, lastSeq } : undefined;
+    // After the token and room checks: a refused token is 401 whatever the load.
+    const overloaded = this.admission.refuse(grant, resume);
+    if (overloaded) return refuse(503, overloaded.code, overloaded.message, overloaded.retryAfterS);
     const pending: PendingJoin = {
       turnStart,
       t0,
       encoding: negotiated.encoding,
       grant,
-      resume: resumeToken ? { token: resumeToken, lastSeq } : undefined,
+      resume,
       p2p: query.get('p2p') === '1',
       move: query.get('move') || undefined,
     };
