@@ -23,6 +23,7 @@ import { DataPacket_Kind } from '@livekit/protocol';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { RoomServiceClient } from 'livekit-server-sdk';
+import { Redis } from 'ioredis';
 import { KEY, SECRET, sleep, startAura } from './common.js';
 import { Member, newCounters } from './soak/member.js';
 import { fmtResources, steadyResources, takeSample, type Sample } from './soak/sample.js';
@@ -40,6 +41,8 @@ const { values: args } = parseArgs({
     postgres: { type: 'string' },
     /** The server's log (pino JSON lines) goes here; by default it is discarded. */
     'server-log': { type: 'string' },
+    /** A Redis URL: the server runs in cluster mode (room directory, mesh registry) on a prefix of the soak's own, whose keys are counted at every sample and must be back to the baseline at the end. */
+    redis: { type: 'string' },
   },
 });
 const MINUTES = Number(args.minutes);
@@ -89,9 +92,14 @@ const rowsNow = async (sql: string): Promise<number> => {
     await c.end();
   }
 };
+// With --redis: the keys under the soak's own prefix (KEYS on a prefix of a bench's own Redis use).
+const redisPrefix = `soak:${process.pid}:${Date.now()}:`;
+const redis = args.redis ? new Redis(args.redis, { lazyConnect: false }) : undefined;
+const redisKeys = async (): Promise<number> => (redis ? (await redis.keys(`${redisPrefix}*`)).length : 0);
 const srv = await startAura(
   {
     log_level: 'info',
+    ...(args.redis ? { redis: { url: args.redis }, mesh: { redis_prefix: redisPrefix } } : {}),
     database: pgUrl ? { url: pgUrl } : { data_dir: join(dataDir, 'pglite') },
     // Plain transports take ports from rtc_min_port..rtc_max_port: a range wide enough for
     // everyone's (startAura's default is 16 ports), below the ranges startAura picks from.
@@ -215,6 +223,7 @@ async function settle(what: string, timeoutMs: number): Promise<void> {
   }
 }
 await settle('priming', 30_000);
+const baselineKeys = await redisKeys();
 const baseline = await takeSample(srv, t0);
 baseline.resources = await steadyResources(srv, 'max');
 console.log(line(baseline, 'baseline'));
@@ -242,7 +251,8 @@ while (Date.now() < endAt) {
   console.log(
     `            clients ${live().length}, sessions ${n.sessions}, resumes ok/gap ${n.resumes.ok}/${n.resumes.gap}, leaves ${n.leaves}, removed ${n.removedByApi}, ` +
       `data sent/received ${n.dataSent}/${n.dataReceived}, RTP received ${rtpRate.toFixed(0)} pkt/s, media rebuilds ${n.mediaRebuilds}, kills ${kills}` +
-      (pgUrl ? `, call_participants rows ${await rowsNow('SELECT count(*)::int AS n FROM call_participants')} (written behind)` : ''),
+      (pgUrl ? `, call_participants rows ${await rowsNow('SELECT count(*)::int AS n FROM call_participants')} (written behind)` : '') +
+      (redis ? `, Redis keys ${await redisKeys()}` : ''),
   );
 }
 stopping = true;
@@ -276,6 +286,7 @@ await Promise.all(live().map((m) => m.leave().catch(() => undefined)));
 // Sessions that vanished without leaving are dropped after the resume window (20 s).
 await settle('teardown', 60_000);
 const end = await takeSample(srv, t0);
+const endKeys = await redisKeys();
 end.resources = await steadyResources(srv, 'min');
 console.log(line(end, 'end'));
 await srv.stop();
@@ -326,7 +337,12 @@ console.log(`  RSS at the end, everyone gone: ${end.rssMB.toFixed(1)} MB (baseli
 console.log(`  call_participants rows ${rows} vs sessions started ${n.sessions} (joins + rejoins after a resume gap); rows without left_at ${openRows}; calls not ended ${activeCalls}`);
 if (rows !== n.sessions) failures.push(`rows ${rows} != sessions ${n.sessions}`);
 if (openRows > 0 || activeCalls > 0) failures.push(`${openRows} participant rows and ${activeCalls} calls never closed`);
-console.log(`  db: writes ${end.db.writes}, dropped ${end.db.dropped}, dead letters ${end.db.deadLetters}, failed attempts ${end.db.failures}; Redis: not used (single node)`);
+console.log(`  db: writes ${end.db.writes}, dropped ${end.db.dropped}, dead letters ${end.db.deadLetters}, failed attempts ${end.db.failures}`);
+if (redis) {
+  console.log(`  Redis keys under the soak's prefix: baseline ${baselineKeys}, end ${endKeys} (target: back to the baseline)`);
+  if (endKeys > baselineKeys) failures.push(`Redis keys ${baselineKeys} -> ${endKeys}`);
+  redis.disconnect();
+} else console.log('  Redis: not used (single node; --redis URL runs the server in cluster mode)');
 console.log(
   `  events: sessions ${n.sessions}, joins refused ${JSON.stringify(n.joinsRefused)}, leaves ${n.leaves}, removed by RoomService ${n.removedByApi}, ` +
     `resumes ok ${n.resumes.ok} / gap ${n.resumes.gap}, unexpected closes ${JSON.stringify(n.unexpectedCloses)}, data sent ${n.dataSent} / received ${n.dataReceived}, ` +
