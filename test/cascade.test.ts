@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { eventually, sleep, startServer, type TestServer } from './helpers.js';
 import { opus, transport } from './media.js';
 import { plainSubscriber, rtpSource } from './plainRtp.js';
+import { edgeConfig } from './clusterNode.js';
 import { PrivateRedis } from './redis.js';
 
 // Media across nodes: a track published on node 1 reaches subscribers on node 2 through one
@@ -15,16 +16,8 @@ const redis = new PrivateRedis();
 before(() => redis.start());
 after(() => redis.dispose());
 
-const PG = 'postgres://postgres@127.0.0.1:5432/test';
-const nodeCfg = (p: string, id: string) => ({
-  node_id: id,
-  redis: { url: redis.url },
-  mesh: { redis_prefix: p, heartbeat_ms: 200, probe_interval_ms: 0 },
-  database: { url: PG },
-  turn: { mode: 'off' },
-  sfu: { allow_plain_transports: true, cascade_linger_ms: 300 },
-  room: { empty_timeout_s: 0.2 },
-});
+const nodeCfg = (p: string, id: string) =>
+  edgeConfig(redis.url, p, id, { sfu: { allow_plain_transports: true, cascade_linger_ms: 300 }, room: { empty_timeout_s: 0.2 } });
 
 const objects = async (t: TestServer): Promise<Record<string, number>> => {
   const out: Record<string, number> = {};

@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { find, joinDemo, launch, remoteStats, type TrackStat } from './chromium.js';
 import { eventually, sleep, startServer, type TestServer } from './helpers.js';
+import { edgeConfig } from './clusterNode.js';
 import { PrivateRedis } from './redis.js';
 
 // Real browsers on two nodes of one room: each page publishes camera (simulcast) and mic to
@@ -19,17 +20,13 @@ describe('real browsers on two nodes of one room', () => {
   let b: TestServer;
   let browser: Browser;
   let pages: Record<string, Page> = {};
-  const cfg = (id: string) => ({
-    development: true,
-    node_id: id,
-    redis: { url: redis.url },
-    mesh: { redis_prefix: p, heartbeat_ms: 200, probe_interval_ms: 0 },
-    database: { url: 'postgres://postgres@127.0.0.1:5432/test' },
-    turn: { mode: 'off' },
-    // AIC's dynacast switches off a publisher's layers nobody needs: viewers on the other
-    // node must count (a short hold-down, so a publisher starved of demand would stop soon).
-    aic: { enabled: true, pause_hold_down_ms: 500 },
-  });
+  const cfg = (id: string) =>
+    edgeConfig(redis.url, p, id, {
+      development: true,
+      // AIC's dynacast switches off a publisher's layers nobody needs: viewers on the other
+      // node must count (a short hold-down, so a publisher starved of demand would stop soon).
+      aic: { enabled: true, pause_hold_down_ms: 500 },
+    });
   before(async () => {
     await redis.start();
     [a, b] = await Promise.all([startServer(cfg('casb-1')), startServer(cfg('casb-2'))]);

@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { eventually, sleep, startServer, type TestServer } from './helpers.js';
 import { opus } from './media.js';
 import { plainSubscriber, rtpSource } from './plainRtp.js';
+import { edgeConfig } from './clusterNode.js';
 import { PrivateRedis } from './redis.js';
 
 // Issue 16 chaos: Redis stopped and started again while a call's media crosses nodes. The
@@ -14,15 +15,8 @@ const redis = new PrivateRedis();
 before(() => redis.start());
 after(() => redis.dispose());
 
-const nodeCfg = (p: string, id: string) => ({
-  node_id: id,
-  redis: { url: redis.url },
-  mesh: { redis_prefix: p, heartbeat_ms: 200, probe_interval_ms: 0 },
-  database: { url: 'postgres://postgres@127.0.0.1:5432/test' },
-  turn: { mode: 'off' },
-  sfu: { allow_plain_transports: true, cascade_linger_ms: 300 },
-  room: { empty_timeout_s: 0.2 },
-});
+const nodeCfg = (p: string, id: string) =>
+  edgeConfig(redis.url, p, id, { sfu: { allow_plain_transports: true, cascade_linger_ms: 300 }, room: { empty_timeout_s: 0.2 } });
 
 describe('Redis restarted during a cross-node call', () => {
   const p = `test:chaos:${randomUUID().slice(0, 8)}:`;

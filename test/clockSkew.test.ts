@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { createToken } from '../src/auth/token.js';
 import { SignalClient, type WebSocketCtor } from '../src/client/signalClient.js';
 import { bytes, eventually, KEY, SECRET, sleep, startServer, text, type TestServer } from './helpers.js';
+import { edgeConfig } from './clusterNode.js';
 import { PrivateRedis } from './redis.js';
 
 // Issue 16 chaos: one node's clock 30 s ahead (an unsynchronised host). Nodes compare time
@@ -19,14 +20,7 @@ after(() => redis.dispose());
 const SKEW_MS = 30_000;
 const PRELOAD = new URL('./fixtures/skewClock.js', import.meta.url).href;
 
-const nodeCfg = (p: string, id: string) => ({
-  node_id: id,
-  sfu: { enabled: false },
-  redis: { url: redis.url },
-  mesh: { redis_prefix: p, heartbeat_ms: 200, probe_interval_ms: 0 },
-  database: { url: 'postgres://postgres@127.0.0.1:5432/test' },
-  turn: { mode: 'off' },
-});
+const nodeCfg = (p: string, id: string) => edgeConfig(redis.url, p, id, { sfu: { enabled: false } });
 
 const join = (t: TestServer, identity: string, room: string, ttlSeconds = 6 * 3600): Promise<SignalClient> =>
   SignalClient.connect(t.url, createToken(KEY, SECRET, { identity, video: { roomJoin: true, room, canUpdateOwnMetadata: true }, ttlSeconds }), {

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { SignalClient } from '../src/client/signalClient.js';
 import { bytes, eventually, sleep, startServer, text, type TestServer } from './helpers.js';
+import { edgeConfig } from './clusterNode.js';
 import { PrivateRedis } from './redis.js';
 
 // Issue 16: a node lost or drained loses no call. The client rejoins the room on another node
@@ -11,17 +12,7 @@ import { PrivateRedis } from './redis.js';
 const redis = new PrivateRedis();
 before(() => redis.start());
 after(() => redis.dispose());
-const PG = 'postgres://postgres@127.0.0.1:5432/test';
-
-const nodeCfg = (p: string, id: string) => ({
-  node_id: id,
-  sfu: { enabled: false },
-  redis: { url: redis.url },
-  mesh: { redis_prefix: p, heartbeat_ms: 200, probe_interval_ms: 0 },
-  database: { url: PG },
-  turn: { mode: 'off' },
-  drain: { timeout_s: 10 },
-});
+const nodeCfg = (p: string, id: string) => edgeConfig(redis.url, p, id, { sfu: { enabled: false }, drain: { timeout_s: 10 } });
 
 const portOf = (url: string): string => new URL(url).port;
 const nextData = (c: SignalClient): Promise<string> => c.next('data').then(([d]) => text(d.payload));

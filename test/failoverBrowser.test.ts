@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { find, joinDemo, launch, remoteStats } from './chromium.js';
 import { eventually, startServer, type TestServer } from './helpers.js';
+import { edgeConfig } from './clusterNode.js';
 import { PrivateRedis } from './redis.js';
 
 // Issue 16, node loss with real media: alice's page on node a, bob's on node b. Node a is
@@ -20,14 +21,7 @@ describe('a node lost mid-call, real browsers', () => {
   let b: TestServer;
   let browser: Browser;
   let pages: Record<string, Page> = {};
-  const cfg = (id: string) => ({
-    development: true,
-    node_id: id,
-    redis: { url: redis.url },
-    mesh: { redis_prefix: p, heartbeat_ms: 200, probe_interval_ms: 0 },
-    database: { url: 'postgres://postgres@127.0.0.1:5432/test' },
-    turn: { mode: 'off' },
-  });
+  const cfg = (id: string) => edgeConfig(redis.url, p, id, { development: true });
   before(async () => {
     await redis.start();
     [a, b] = await Promise.all([startServer(cfg('fob-1')), startServer(cfg('fob-2'))]);
