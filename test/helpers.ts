@@ -53,10 +53,23 @@ export interface ServerPlace {
   host: string;
 }
 
+/** 40-port blocks (media, TURN) held by this process's live test servers. */
+const portBlocks = new Set<number>();
+function pickPortBlock(): number {
+  for (;;) {
+    const b = 20000 + Math.floor(Math.random() * 300) * 40;
+    if (!portBlocks.has(b)) {
+      portBlocks.add(b);
+      return b;
+    }
+  }
+}
+
 export async function startServer(overrides: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}, place?: ServerPlace): Promise<TestServer> {
   // Each test server gets its own media ports (WebRtcServer ports are fixed per worker).
-  // Below the kernel's ephemeral range (32768+), where outgoing connections take ports.
-  const base = 20000 + Math.floor(Math.random() * 300) * 40;
+  // Below the kernel's ephemeral range (32768+), where outgoing connections take ports. Blocks
+  // in use by this process's live servers are not picked again (suites start 3-4 at once).
+  const base = pickPortBlock();
   const dir = mkdtempSync(join(tmpdir(), 'auralink-test-'));
   const cfg = merge(
     {
@@ -86,6 +99,7 @@ export async function startServer(overrides: Record<string, unknown> = {}, env: 
   };
   process.once('exit', orphanGuard);
   proc.once('exit', () => process.off('exit', orphanGuard));
+  proc.once('exit', () => portBlocks.delete(base));
   const logs: string[] = [];
   let exitCode: number | null | undefined;
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve((exitCode = code))));
@@ -108,7 +122,8 @@ export async function startServer(overrides: Record<string, unknown> = {}, env: 
     };
     proc.stdout!.on('data', onData);
     proc.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
-    void exited.then((code) => reject(new Error(`server exited (${code}) before listening:\n${logs.join('\n')}`)));
+    // 'close': after its output is read ('exit' can come first, and the reason with it).
+    proc.once('close', (code) => reject(new Error(`server exited (${code}) before listening:\n${logs.join('\n')}`)));
   });
   const host = place?.host ?? '127.0.0.1';
   const url = `ws://${host}:${port}`;
