@@ -152,6 +152,8 @@ describe('netns harness', () => {
     const inA = net.run('A', 'sleep', ['60']);
     const inB = net.run('B', 'sleep', ['60']);
     await Promise.all([once(inA, 'spawn'), once(inB, 'spawn')]);
+    // 'spawn' is ip's start; it enters the namespace just after (setns, then exec).
+    for (let i = 0; i < 100 && !((await net.pids('A')).includes(inA.pid!) && (await net.pids('B')).includes(inB.pid!)); i++) await new Promise((r) => setTimeout(r, 20));
     const killed = await net.kill('A');
     assert.ok(killed.includes(inA.pid!));
     await once(inA, 'exit');

@@ -307,6 +307,11 @@ export class TestNet {
     return child;
   }
 
+  /** The processes in the node's namespace now (a child spawned by run() joins it a moment after 'spawn'). */
+  pids(node: string): Promise<number[]> {
+    return nsPids(this.ns(node));
+  }
+
   /** Sends `signal` to every process in the node's namespace (a host dying: SIGKILL). */
   async kill(node: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<number[]> {
     const pids = await nsPids(this.ns(node));
