@@ -30,6 +30,10 @@ export interface CascadeOptions {
 
 const key = (room: string, id: string): string => `${room}\n${id}`;
 
+// A producer not (yet) in the directory's tracks is looked up this many times, this far apart.
+const ORIGIN_READS = 8;
+const ORIGIN_READ_GAP_MS = 100;
+
 /**
  * Media of a room across edge nodes, as an edge sees it: subscribers here consuming a
  * producer published on another node (RemoteProducers) get it piped in over the path the mesh
@@ -122,9 +126,20 @@ export class Cascade implements RemoteProducers {
     });
   }
 
+  /**
+   * The node that publishes it, from the directory's tracks. The producerAdded a subscriber
+   * acts on crosses on the room's channel, the origin's track write on another connection: a
+   * producer published just before may not be in the directory yet (seen: a participant's
+   * second track never crossed, its subscribers on other nodes never got it). So a miss is
+   * read again a few times, briefly.
+   */
   private async originOf(room: string, producerId: string): Promise<string | undefined> {
-    for (const e of (await this.dir.participants(room)).values()) {
-      if (e.node !== this.opts.nodeId && e.tracks.some((t) => t.producerId === producerId)) return e.node;
+    for (let attempt = 0; attempt < ORIGIN_READS; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, ORIGIN_READ_GAP_MS));
+      if (this.closed) return undefined;
+      for (const e of (await this.dir.participants(room)).values()) {
+        if (e.node !== this.opts.nodeId && e.tracks.some((t) => t.producerId === producerId)) return e.node;
+      }
     }
     return undefined;
   }
