@@ -98,7 +98,7 @@ describe('RTP hooks in the server', () => {
       const pub = await t.client('pub', `hooks-${mode}`);
       const sub = await t.client('sub', `hooks-${mode}`);
       const { producerId, stop } = await publish(pub);
-      const switched = sub.next('consumerSwitched');
+      const switched = sub.next('consumerSwitched', 20_000);
       const s = await plainSubscriber(sub, producerId);
       try {
         await eventually(() => s.got.length > 20, 8000, 'media through the chain');
@@ -110,7 +110,7 @@ describe('RTP hooks in the server', () => {
         const newSsrc = (JSON.parse(msg.consumer.rtpParameters) as { encodings: { ssrc: number }[] }).encodings[0]!.ssrc;
         // Nothing done by the subscriber: its new consumer sends to the same socket.
         const n = s.got.length;
-        await eventually(() => s.got.slice(n).filter((p) => p.readUInt32BE(8) === newSsrc).length > 60, 5000, 'packets on the new consumer');
+        await eventually(() => s.got.slice(n).filter((p) => p.readUInt32BE(8) === newSsrc).length > 60, 15_000, 'packets on the new consumer');
         assert.equal(await t.metric('auralink_aic_hook_fallbacks_total', { hook: 'fault', reason: mode === 'throw' ? 'throw' : 'latency' }), 1);
         await eventually(async () => (await t.metric('auralink_aic_hook_chains')) === 0, 3000, 'the chain closed');
         assert.deepEqual(await objects(t), { transport: 2, producer: 1, consumer: 1 }, 'only the publisher, the subscriber and its consumer of the original');
