@@ -96,7 +96,9 @@ describe('three edges and a relay: B and C pull through R', () => {
 
   test("key-frame requests of viewers on B and C reach the publisher on A as about one per delay (R's pipe producer merges them)", async (t) => {
     const count = await requestStorm(n.A!, [n.B!, n.C!], 'kfr', { viewers: 5, windowMs: 3000, settleMs: DELAY_MS + 200 });
-    const max = Math.floor(3000 / DELAY_MS) + 2;
+    // One per delay window, plus one per hop at the window's edges (two hops here: seen 6 once in
+    // a fresh-clone run). Without the delay, 58-59 arrive.
+    const max = Math.floor(3000 / DELAY_MS) + 3;
     t.diagnostic(`${count} key-frame requests at the publisher in 3000 ms`);
     assert.ok(count >= 1 && count <= max, `${count} requests in 3000 ms (at most ${max})`);
   });
