@@ -71,6 +71,75 @@ describe('real browser end to end', () => {
     assert.equal(await pages.bob!.locator('.tile .name', { hasText: 'alice (screen)' }).count(), 1);
   });
 
+  test('a track the server cannot serve just now is subscribed on a later try; one refused for good, or unavailable too long, is reported', async () => {
+    type Room = import('../src/client/room.js').Room;
+    // On bob's page, the next `fails` consume asks for alice's screen share are refused with
+    // `code` (as the server would: a real SignalRequestError); the page counts the asks and
+    // records trackSubscriptionFailed.
+    const refuse = (code: string, fails: number) =>
+      pages.bob!.evaluate(
+        async ({ code, fails }) => {
+          const room = (window as unknown as { auralinkRoom: Room }).auralinkRoom;
+          const w = window as unknown as { asks: number; failed: { code: string; source: string }[] };
+          const real = (room.signal as unknown as { __real?: Room['signal']['request'] }).__real ?? room.signal.request.bind(room.signal);
+          (room.signal as unknown as { __real: unknown }).__real = real;
+          const Err = (await real('closeConsumer', { consumerId: 'none' }).then(
+            () => Error,
+            (e: Error) => e.constructor,
+          )) as new (code: string, message: string, field?: string) => Error;
+          w.asks = 0;
+          w.failed ??= [];
+          let left = fails;
+          room.signal.request = ((kind: string, body: { producerId?: string }) => {
+            const screen = [...room.signal.producers.values()].some((p) => p.producerId === body.producerId && p.source === 'screen_share');
+            if (kind === 'consume' && screen) {
+              w.asks++;
+              if (left-- > 0) return Promise.reject(new Err(code, 'refused by the test', 'consume.producerId'));
+            }
+            return real(kind as 'consume', body as never);
+          }) as Room['signal']['request'];
+          if (!(window as unknown as { watching?: boolean }).watching) {
+            (window as unknown as { watching: boolean }).watching = true;
+            room.on('trackSubscriptionFailed', (f) => w.failed.push({ code: (f.error as Error & { code?: string }).code ?? '', source: f.source }));
+          }
+        },
+        { code, fails },
+      );
+    const asks = () => pages.bob!.evaluate(() => (window as unknown as { asks: number }).asks);
+    const failed = () => pages.bob!.evaluate(() => (window as unknown as { failed: { code: string; source: string }[] }).failed);
+    const bobHasScreen = async () => !!find(await remoteStats(pages.bob!), 'alice', 'screen_share');
+    // Alice shares her screen anew (it is on from the test before): bob is told a new producer.
+    const reshare = async () => {
+      await pages.alice!.click('#screen');
+      await eventually(async () => !(await bobHasScreen()), 10_000, "bob's screen share tile gone");
+      await pages.alice!.click('#screen');
+    };
+
+    await refuse('UNAVAILABLE', 2);
+    await reshare();
+    await eventually(async () => (find(await remoteStats(pages.bob!), 'alice', 'screen_share')?.framesDecoded ?? 0) > 0, 20_000, 'bob decoding the screen share after two refusals');
+    assert.equal(await asks(), 3, 'asked three times: two refusals, then served');
+    assert.deepEqual(await failed(), [], 'nothing reported');
+
+    await refuse('PERMISSION_DENIED', 1000);
+    await reshare();
+    await eventually(async () => (await failed()).length === 1, 10_000, 'a refusal for good reported');
+    assert.deepEqual(await failed(), [{ code: 'PERMISSION_DENIED', source: 'screen_share' }]);
+    assert.equal(await asks(), 1, 'not asked again');
+
+    await refuse('UNAVAILABLE', 1000);
+    await reshare();
+    await eventually(async () => (await failed()).length === 2, 15_000, 'still unavailable after the tries: reported');
+    assert.deepEqual((await failed())[1], { code: 'UNAVAILABLE', source: 'screen_share' });
+    assert.equal(await asks(), 5, 'asked five times (four tries again), then stopped');
+    assert.equal(await bobHasScreen(), false);
+
+    // Served again: a later share is received as before.
+    await refuse('UNAVAILABLE', 0);
+    await reshare();
+    await eventually(async () => (find(await remoteStats(pages.bob!), 'alice', 'screen_share')?.framesDecoded ?? 0) > 0, 20_000, 'bob decoding the screen share');
+  });
+
   test('a dropped signalling connection resumes the same session and restarts ICE; media keeps flowing', async () => {
     const restartsBefore = await t.metric('auralink_signal_messages_in_total', { type: 'restartIce' });
     const result = await pages.bob!.evaluate(

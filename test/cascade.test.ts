@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import { eventually, sleep, startServer, type TestServer } from './helpers.js';
-import { opus, transport } from './media.js';
+import { opus, publishAudio, transport } from './media.js';
 import { plainSubscriber, rtpSource } from './plainRtp.js';
 import { edgeConfig } from './clusterNode.js';
 import { PrivateRedis } from './redis.js';
@@ -179,6 +179,38 @@ describe('a track published on one node, subscribed on another', () => {
     await assert.rejects(bob.request('consumeData', { dataProducerId: randomUUID(), transportId: recv.id }), { code: 'NOT_FOUND' });
     await alice.leave();
     await bob.leave();
+  });
+
+  test('both nodes pulling from each other at once (the link made from both ends): every consume succeeds at the first ask', async (t) => {
+    // Per room, node 2's subscriber starts 0–15 ms after node 1's: some start while node 1's
+    // link request is being answered, when node 2 already has its end and node 1 not yet the
+    // far end's id (a consume there was refused "no link" before).
+    // (WebRTC transports, which share the node's one port: each link takes one of its 16 others.)
+    const rooms = Array.from({ length: 12 }, (_, i) => ({ name: `race${i}`, delay: i * 1.25 }));
+    const setups = await Promise.all(
+      rooms.map(async ({ name, delay }) => {
+        const [x, y] = await Promise.all([a.client('x', name), b.client('y', name)]);
+        const ids = [await publishAudio(x, 9000), await publishAudio(y, 9001)];
+        const recv = await Promise.all([x, y].map((c) => transport(c, 'consuming')));
+        const caps = await x.routerCapabilities();
+        return { x, y, ids, recv, caps, delay };
+      }),
+    );
+    try {
+      const results = await Promise.allSettled(
+        setups.flatMap(({ x, y, ids, recv, caps, delay }) => [
+          x.request('consume', { producerId: ids[1]!, transportId: recv[0]!.id, rtpCapabilities: caps }),
+          sleep(delay).then(() => y.request('consume', { producerId: ids[0]!, transportId: recv[1]!.id, rtpCapabilities: caps })),
+        ]),
+      );
+      const refused = results.flatMap((r) => (r.status === 'rejected' ? [String((r.reason as Error).message)] : []));
+      if (refused.length > 0) for (const [n, srv] of [['1', a], ['2', b]] as const) for (const l of srv.logs.filter((x) => /"level":[45]0/.test(x)).slice(-6)) t.diagnostic(`node ${n}: ${l.trim()}`);
+      assert.deepEqual(refused, [], 'no consume refused');
+      assert.equal(await a.metric('auralink_cascade_links'), rooms.length, 'one link per room');
+    } finally {
+      await Promise.all(setups.flatMap(({ x, y }) => [x.leave(), y.leave()]));
+    }
+    await eventually(async () => (await a.metric('auralink_cascade_links')) === 0 && (await b.metric('auralink_cascade_links')) === 0, 10_000, 'links closed after the rooms emptied');
   });
 
   test('a producer no node of the room has is NOT_FOUND, as on one node', async () => {

@@ -49,12 +49,15 @@ describe('real browsers on two nodes of one room', () => {
         t.diagnostic(`${me} sees ${JSON.stringify(await remoteStats(pages[me]!))}`);
         t.diagnostic(`node a: ${await m(a)}`);
         t.diagnostic(`node b: ${await m(b)}`);
+        for (const [n, srv] of [['a', a], ['b', b]] as const) for (const l of srv.logs.filter((x) => /"level":[45]0/.test(x)).slice(-15)) t.diagnostic(`node ${n} log: ${l.trim()}`);
         throw err;
       }
       await sleep(1500); // three hold-downs
       const f0 = (await stat(pages[me]!, other, 'camera'))!.framesDecoded;
       await eventually(async () => ((await stat(pages[me]!, other, 'camera'))?.framesDecoded ?? 0) > f0 + 10, 10_000, `${me}: frames keep being decoded`);
     }
+    // A subscription the SDK had to try again (the cascade said why): in the report.
+    for (const [n, srv] of [['a', a], ['b', b]] as const) for (const l of srv.logs.filter((x) => /"level":40.*cascade:/.test(x))) t.diagnostic(`node ${n}: ${l.trim()}`);
     // Camera and mic of each side crossed once each way, over one link.
     for (const t of [a, b]) {
       assert.equal(await t.metric('auralink_cascade_links'), 1);

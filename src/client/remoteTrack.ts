@@ -29,4 +29,15 @@ export interface RemoteTrackEvents extends Record<string, unknown[]> {
   trackUnsubscribed: [RemoteTrack];
   /** The same remote track now arrives on another consumer: `track` and `consumer` changed (the old track given). */
   trackSwitched: [RemoteTrack, MediaStreamTrack, string];
+  /** An announced track could not be subscribed (after retries, if its refusal could pass). */
+  trackSubscriptionFailed: [TrackSubscriptionFailure];
+}
+
+export interface TrackSubscriptionFailure {
+  producerId: string;
+  participantSid: string;
+  participantIdentity: string;
+  source: string;
+  /** The server's refusal (a SignalRequestError with its code) or what else stopped it. */
+  error: Error;
 }

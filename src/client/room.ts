@@ -2,11 +2,11 @@ import type { ParticipantInfo, RouteDecision } from '../signal/messages.js';
 import { AdaptiveStream } from './adaptiveStream.js';
 import { DirectPath } from './directPath.js';
 import { Emitter } from './emitter.js';
-import type { MediaRoute, RemoteTrack, TrackSource } from './remoteTrack.js';
+import type { MediaRoute, RemoteTrack, TrackSource, TrackSubscriptionFailure } from './remoteTrack.js';
 import { SfuPath } from './sfuPath.js';
 import { SignalClient, type SignalClientOptions } from './signalClient.js';
 
-export type { MediaRoute, RemoteTrack, TrackSource };
+export type { MediaRoute, RemoteTrack, TrackSource, TrackSubscriptionFailure };
 
 export interface RoomEvents extends Record<string, unknown[]> {
   participantJoined: [ParticipantInfo];
@@ -18,6 +18,8 @@ export interface RoomEvents extends Record<string, unknown[]> {
    * given to attach() already show the new `track`; apps that wired `track` themselves swap it.
    */
   trackSwitched: [RemoteTrack];
+  /** An announced track could not be subscribed: refused for good, or still unavailable after a few tries (about 3 s). */
+  trackSubscriptionFailed: [TrackSubscriptionFailure];
   activeSpeaker: [{ participantSid: string }];
   reconnecting: [];
   reconnected: [];
@@ -73,6 +75,7 @@ export class Room extends Emitter<RoomEvents> {
     this.sfu.on('trackSubscribed', (r) => this.addRemote(r));
     this.sfu.on('trackSwitched', (r, oldTrack, oldConsumerId) => this.switchRemote(r, oldTrack, oldConsumerId));
     this.sfu.on('trackUnsubscribed', (r) => this.removeRemote(r));
+    this.sfu.on('trackSubscriptionFailed', (f) => this.emit('trackSubscriptionFailed', f));
   }
 
   static async connect(url: string, token: string, opts: RoomOptions = {}): Promise<Room> {

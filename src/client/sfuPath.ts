@@ -4,7 +4,7 @@ import type { ConsumerInfo, ProducerInfo, TransportInfo } from '../signal/messag
 import { Emitter } from './emitter.js';
 import { isTrackSource, type RemoteTrack, type RemoteTrackEvents, type TrackSource } from './remoteTrack.js';
 import { selectedPair } from './selectedPair.js';
-import type { SignalClient } from './signalClient.js';
+import { SignalRequestError, type SignalClient } from './signalClient.js';
 
 // Camera simulcast: three layers, so the SFU can pick one per subscriber.
 const CAMERA_ENCODINGS: RTCRtpEncodingParameters[] = [
@@ -14,6 +14,14 @@ const CAMERA_ENCODINGS: RTCRtpEncodingParameters[] = [
 ];
 
 type Direction = 'producing' | 'consuming';
+
+// Waits between tries of a subscription the server could not serve just now (about 3 s in all).
+const SUBSCRIBE_RETRY_MS = [200, 400, 800, 1600];
+
+function retryable(err: unknown): boolean {
+  if (err instanceof SignalRequestError) return err.code === 'UNAVAILABLE' || err.code === 'NOT_FOUND';
+  return err instanceof Error && err.message === 'request timed out';
+}
 
 /**
  * Media through the SFU (mediasoup-client): one send and one receive transport, a producer
@@ -31,6 +39,8 @@ export class SfuPath extends Emitter<RemoteTrackEvents> {
   private readonly consuming = new Set<string>();
   private readonly wantedLayer = new Map<string, number>();
   private readonly layerQueue = new Map<string, Promise<void>>();
+  /** Bumped by close(): a subscription being retried from before stops. */
+  private generation = 0;
 
   constructor(
     private readonly signal: SignalClient,
@@ -98,44 +108,67 @@ export class SfuPath extends Emitter<RemoteTrackEvents> {
     await Promise.all([...producers].map((p) => this.subscribe(p)));
   }
 
+  /**
+   * Consumes an announced producer. A refusal that can pass (UNAVAILABLE: the media server or
+   * the node the track comes from could not serve it just now; NOT_FOUND: a track published on
+   * another node not yet known here; a timed-out request) is tried again a few times while the
+   * producer is still announced; then `trackSubscriptionFailed` says so (as LiveKit's SDK does).
+   */
   async subscribe(p: ProducerInfo): Promise<void> {
     if (p.kind !== 'audio' && p.kind !== 'video') return; // data producers: not handled by this SDK yet
     if (!this.signal.me.permission.canSubscribe || this.remote.has(p.producerId) || this.consuming.has(p.producerId)) return;
     this.consuming.add(p.producerId);
+    const generation = this.generation;
     try {
-      const t = await this.transport('consuming');
-      const { consumer: info } = await this.signal.request('consume', {
-        producerId: p.producerId,
-        transportId: t.id,
-        rtpCapabilities: JSON.stringify(this.device.rtpCapabilities),
-      });
-      const kind = info.kind === 'audio' ? 'audio' : 'video';
-      const consumer = await t.consume({
-        id: info.id,
-        producerId: info.producerId,
-        kind,
-        rtpParameters: JSON.parse(info.rtpParameters) as ms.RtpParameters,
-      });
-      const remote: RemoteTrack = {
-        producerId: p.producerId,
-        participantSid: info.participantSid,
-        participantIdentity: info.participantIdentity,
-        kind,
-        source: info.source,
-        track: consumer.track,
-        route: 'sfu',
-        consumer,
-        getStats: () => consumer.getStats(),
-      };
-      this.remote.set(p.producerId, remote);
-      // Created paused on the server: resume only now that the track is wired up.
-      await this.signal.request('resumeConsumer', { consumerId: info.id });
-      this.emit('trackSubscribed', remote);
-    } catch {
-      // The producer went away meanwhile, or we are reconnecting: nothing to show.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.consumeOnce(p);
+          return;
+        } catch (err) {
+          // Gone meanwhile, media reset, or not connected (a resume replays, a rejoin resubscribes): nothing to show.
+          const announced = this.signal.producers.has(p.producerId) && !this.remote.has(p.producerId);
+          if (!announced || generation !== this.generation || !this.signal.connected) return;
+          if (!retryable(err) || attempt >= SUBSCRIBE_RETRY_MS.length) {
+            this.emit('trackSubscriptionFailed', { producerId: p.producerId, participantSid: p.participantSid, participantIdentity: p.participantIdentity, source: p.source, error: err instanceof Error ? err : new Error(String(err)) });
+            return;
+          }
+          await new Promise((r) => setTimeout(r, SUBSCRIBE_RETRY_MS[attempt]));
+        }
+      }
     } finally {
       this.consuming.delete(p.producerId);
     }
+  }
+
+  private async consumeOnce(p: ProducerInfo): Promise<void> {
+    const t = await this.transport('consuming');
+    const { consumer: info } = await this.signal.request('consume', {
+      producerId: p.producerId,
+      transportId: t.id,
+      rtpCapabilities: JSON.stringify(this.device.rtpCapabilities),
+    });
+    const kind = info.kind === 'audio' ? 'audio' : 'video';
+    const consumer = await t.consume({
+      id: info.id,
+      producerId: info.producerId,
+      kind,
+      rtpParameters: JSON.parse(info.rtpParameters) as ms.RtpParameters,
+    });
+    const remote: RemoteTrack = {
+      producerId: p.producerId,
+      participantSid: info.participantSid,
+      participantIdentity: info.participantIdentity,
+      kind,
+      source: info.source,
+      track: consumer.track,
+      route: 'sfu',
+      consumer,
+      getStats: () => consumer.getStats(),
+    };
+    this.remote.set(p.producerId, remote);
+    // Created paused on the server: resume only now that the track is wired up.
+    await this.signal.request('resumeConsumer', { consumerId: info.id });
+    this.emit('trackSubscribed', remote);
   }
 
   drop(producerId: string): void {
@@ -308,6 +341,7 @@ export class SfuPath extends Emitter<RemoteTrackEvents> {
 
   /** Closes the transports (so every producer and consumer); the tracks stay the Room's. */
   close(): void {
+    this.generation++;
     this.sendTransport?.close();
     this.recvTransport?.close();
     this.sendTransport = null;

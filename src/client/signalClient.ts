@@ -97,6 +97,11 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     return c;
   }
 
+  /** The socket is open (requests can be sent). */
+  get connected(): boolean {
+    return this.ws?.readyState === 1;
+  }
+
   get me(): ParticipantInfo {
     return this.join.participant;
   }

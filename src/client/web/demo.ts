@@ -109,6 +109,10 @@ $('join').addEventListener('submit', (ev) => {
       room.on('activeSpeaker', ({ participantSid }) => {
         for (const el of grid.querySelectorAll('.tile')) el.classList.toggle('speaking', el.id === `tile-${participantSid}`);
       });
+      room.on('trackSubscriptionFailed', (f) => {
+        console.warn(`auralink: could not receive ${f.participantIdentity}'s ${f.source}: ${f.error.message}`);
+        status(`could not receive ${f.participantIdentity}'s ${f.source}`);
+      });
       room.on('reconnecting', () => status('reconnecting…'));
       room.on('reconnected', () => status(`in ${roomName}`));
       room.on('disconnected', () => status('disconnected'));

@@ -7,6 +7,7 @@ import type { RoomManager } from '../../rooms/roomManager.js';
 import type { RemoteProducers } from '../../sfu/remoteProducers.js';
 import type { SfuNotifier } from '../../sfu/sfuNotifier.js';
 import { SfuPeer } from '../../sfu/sfuPeer.js';
+import { SignalError } from '../../signal/errors.js';
 import type { SfuRoom } from '../../sfu/sfuRoom.js';
 import type { SfuService } from '../../sfu/sfuService.js';
 import type { RosterEvents } from '../clusterTypes.js';
@@ -103,9 +104,21 @@ export class Cascade implements RemoteProducers {
   async fetch(room: Room, sfuRoom: SfuRoom, producerId: string): Promise<boolean> {
     if (this.closed) return false;
     const origin = await this.originOf(room.name, producerId);
-    if (!origin) return false;
-    const ok = await this.router.pull(room.name, sfuRoom, producerId, this.pathFrom(origin));
+    if (!origin) {
+      this.log.warn({ room: room.name, producerId }, 'cascade: no node publishes this producer (not in the directory)');
+      return false;
+    }
+    const path = this.pathFrom(origin);
+    let ok: boolean;
+    try {
+      ok = await this.router.pull(room.name, sfuRoom, producerId, path);
+    } catch (err) {
+      // The subscriber's SDK tries again while the producer is still announced.
+      this.log.warn({ room: room.name, producerId, path, err: (err as Error).message }, 'cascade: pull failed');
+      throw new SignalError('UNAVAILABLE', `consume.producerId: could not bring the producer from node ${origin}`, 'consume.producerId');
+    }
     if (ok) this.movedAt.set(key(room.name, producerId), Date.now());
+    else if (!this.closed) this.log.warn({ room: room.name, producerId, path }, 'cascade: pull gave nothing (link or room closed meanwhile)');
     return ok;
   }
 

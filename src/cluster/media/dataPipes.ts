@@ -164,7 +164,7 @@ export class DataPipes {
   handlers(
     parse: <K extends keyof MediaMethods>(k: K, body: unknown) => MediaMethods[K]['req'],
     live: () => void,
-    linkFrom: (room: string, from: string, farLink: string) => PipeLink | undefined,
+    linkFrom: (room: string, from: string, farLink: string) => Promise<PipeLink | undefined>,
   ): NodeHandlers<DataMethods> {
     return {
       'media.hasData': async (body) => {
@@ -175,7 +175,7 @@ export class DataPipes {
       'media.pipeData': async (body, from) => {
         const req = parse('media.pipeData', body);
         live();
-        const link = linkFrom(req.room, from, req.link);
+        const link = await linkFrom(req.room, from, req.link);
         const sfuRoom = this.rooms.get(req.room);
         if (!link || !sfuRoom) throw new NodeCallError('not_found', `no link for room ${JSON.stringify(req.room)} to ${from}`);
         const missing = (): NodeCallError => new NodeCallError('not_found', `no data producer ${req.dataProducerId} here`);
@@ -202,12 +202,12 @@ export class DataPipes {
       },
       'media.unpipeData': async (body, from) => {
         const req = parse('media.unpipeData', body);
-        linkFrom(req.room, from, req.link)?.dataOut.get(req.dataProducerId)?.close();
+        (await linkFrom(req.room, from, req.link))?.dataOut.get(req.dataProducerId)?.close();
         return {};
       },
       'media.dataClosed': async (body, from) => {
         const req = parse('media.dataClosed', body);
-        linkFrom(req.room, from, req.link)?.dataIn.get(req.dataProducerId)?.close();
+        (await linkFrom(req.room, from, req.link))?.dataIn.get(req.dataProducerId)?.close();
         return {};
       },
     };

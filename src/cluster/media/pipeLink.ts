@@ -22,6 +22,8 @@ export class PipeLink extends EventEmitter<{ closed: [] }> {
   /** What the far node last said it needs of each producer sent out (highest spatial layer). */
   readonly demand = new Map<string, number>();
   private connected: Promise<void> | undefined;
+  private settleKnown!: () => void;
+  private readonly known = new Promise<void>((r) => (this.settleKnown = r));
   closed = false;
   /** This end's id, and the far end's (messages name the end they were sent from). */
   readonly id = randomUUID();
@@ -42,6 +44,14 @@ export class PipeLink extends EventEmitter<{ closed: [] }> {
     return { link: this.id, ip: this.transport.tuple.localIp, port: this.transport.tuple.localPort, srtp: { cryptoSuite: p.cryptoSuite, keyBase64: p.keyBase64 } };
   }
 
+  /** Settles when the far end's id is known, the link closes, or after `ms`. */
+  async whenKnown(ms: number): Promise<void> {
+    if (this.farId !== undefined || this.closed) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.known, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
+  }
+
   /** A message from the far node names this link's far end (not an earlier link's). */
   isFrom(farLink: string): boolean {
     return this.farId === farLink;
@@ -53,6 +63,7 @@ export class PipeLink extends EventEmitter<{ closed: [] }> {
    */
   connect(far: { link: string; ip: string; port: number; srtp: SrtpParams }): Promise<void> {
     this.farId ??= far.link;
+    this.settleKnown();
     this.connected ??= this.transport.connect({
       ip: far.ip,
       port: far.port,
@@ -69,6 +80,7 @@ export class PipeLink extends EventEmitter<{ closed: [] }> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.settleKnown();
     for (const p of this.in.values()) p.close();
     this.in.clear();
     for (const c of this.out.values()) c.close();

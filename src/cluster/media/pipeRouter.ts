@@ -42,6 +42,9 @@ export interface PipeRouterEvents {
 
 const key = (room: string, other: string): string => `${room}\n${other}`;
 
+// How long a message naming a link this node has not had the far end's answer for yet waits for it.
+const FAR_ID_WAIT_MS = 5000;
+
 /**
  * The forwarding core of the cascade, on edges and relays alike (mediasoup 3.12 pipe
  * transports: `pipeToRouter` is same-host only). Per room and node pair one PipeLink (SRTP +
@@ -54,6 +57,7 @@ const key = (room: string, other: string): string => `${room}\n${other}`;
  */
 export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   private readonly links = new Map<string, PipeLink>();
+  private readonly opening = new Map<string, Promise<PipeLink>>();
   private readonly linking = new Map<string, Promise<PipeLink>>();
   private readonly pulling = new Map<string, Promise<boolean>>();
   private readonly pipedIn = new Map<string, PipedIn>();
@@ -235,11 +239,24 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     return p;
   }
 
-  /** This node's end of a link (not yet connected); both nodes may make theirs at once. */
-  private async open(room: string, sfuRoom: SfuRoom, node: string): Promise<PipeLink> {
+  /**
+   * This node's end of a link (not yet connected), made once: this node's pull and the far
+   * node's link request (both nodes may make theirs at once) share it.
+   */
+  private open(room: string, sfuRoom: SfuRoom, node: string): Promise<PipeLink> {
     const k = key(room, node);
     const have = this.links.get(k);
-    if (have) return have;
+    if (have) return Promise.resolve(have);
+    let p = this.opening.get(k);
+    if (!p) {
+      p = this.make(room, sfuRoom, node).finally(() => this.opening.delete(k));
+      this.opening.set(k, p);
+    }
+    return p;
+  }
+
+  private async make(room: string, sfuRoom: SfuRoom, node: string): Promise<PipeLink> {
+    const k = key(room, node);
     const transport = await sfuRoom.main.router.createPipeTransport({
       listenIp: { ip: this.opts.listenIp, ...(this.opts.announcedIp ? { announcedIp: this.opts.announcedIp } : {}) },
       enableSrtp: true,
@@ -249,11 +266,6 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       numSctpStreams: { OS: 1024, MIS: 1024 },
       appData: { room, node },
     });
-    const raced = this.links.get(k);
-    if (raced) {
-      transport.close();
-      return raced;
-    }
     const link = new PipeLink(room, node, transport);
     this.links.set(k, link);
     link.once('closed', () => {
@@ -312,9 +324,14 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   // ---------- what other nodes ask of this one ----------
 
   /** The room's link to `from`, if `farLink` is its far end (a message for an earlier link is stale). */
-  private linkFrom(room: string, from: string, farLink: string): PipeLink | undefined {
+  private async linkFrom(room: string, from: string, farLink: string): Promise<PipeLink | undefined> {
     const l = this.links.get(key(room, from));
-    return l?.isFrom(farLink) ? l : undefined;
+    if (!l) return undefined;
+    // Both nodes may open the link at once: the far node can use it (it has this node's answer)
+    // before this node's own ask has its answer, i.e. before this end knows the far end's id
+    // (seen: a participant's second track refused "no link", never crossing).
+    await l.whenKnown(FAR_ID_WAIT_MS);
+    return l.isFrom(farLink) && !l.closed ? l : undefined;
   }
 
   handlers(): NodeHandlers<MediaMethods> {
@@ -337,7 +354,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       'media.pipe': async (body, from) => {
         const req = parse('media.pipe', body);
         live();
-        const link = this.linkFrom(req.room, from, req.link);
+        const link = await this.linkFrom(req.room, from, req.link);
         const sfuRoom = this.rooms.get(req.room);
         if (!link || !sfuRoom) throw new NodeCallError('not_found', `no link for room ${JSON.stringify(req.room)} to ${from}`);
         if (!sfuRoom.producers.has(req.producerId)) {
@@ -362,18 +379,18 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       },
       'media.unpipe': async (body, from) => {
         const req = parse('media.unpipe', body);
-        this.linkFrom(req.room, from, req.link)?.out.get(req.producerId)?.close();
+        (await this.linkFrom(req.room, from, req.link))?.out.get(req.producerId)?.close();
         return {};
       },
       'media.unlink': async (body, from) => {
         const req = parse('media.unlink', body);
-        const link = this.linkFrom(req.room, from, req.link);
+        const link = await this.linkFrom(req.room, from, req.link);
         if (link) this.closeLink(link, false);
         return {};
       },
       'media.demand': async (body, from) => {
         const req = parse('media.demand', body);
-        const link = this.linkFrom(req.room, from, req.link);
+        const link = await this.linkFrom(req.room, from, req.link);
         if (!link?.out.has(req.producerId)) return {};
         link.demand.set(req.producerId, req.layer);
         const room = this.demandRoom(req.room);
@@ -384,7 +401,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       ...this.data.handlers(parse, live, (room, from, link) => this.linkFrom(room, from, link)),
       'media.producerState': async (body, from) => {
         const req = parse('media.producerState', body);
-        const p = this.linkFrom(req.room, from, req.link)?.in.get(req.producerId);
+        const p = (await this.linkFrom(req.room, from, req.link))?.in.get(req.producerId);
         if (!p) return {};
         if (req.state === 'closed') {
           if (req.reason !== 'upstream') this.expected.add(key(req.room, req.producerId));
