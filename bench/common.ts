@@ -225,6 +225,16 @@ export const pct = (xs: number[], p: number): number => {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Polls `check` every 50 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out: ${what}`);
+}
+
 /**
  * Opens `count` connections at `rate`/s on schedule (not waiting for earlier ones) and
  * resolves when all have joined: their client-measured join times (ms) and the sockets.

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
 import { find, joinDemo, launch, remoteStats } from '../test/chromium.js';
 import type { TestServer } from '../test/helpers.js';
-import { pct, sleep, startAura, type Server } from './common.js';
+import { pct, sleep, startAura, until, type Server } from './common.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -58,15 +58,6 @@ const decoded = async (page: Page, identity: string): Promise<number> => find(aw
 async function meshNodes(s: Server): Promise<number> {
   const h = (await (await fetch(`http://127.0.0.1:${s.port}/health`)).json()) as { mesh?: { nodes: number } };
   return h.mesh?.nodes ?? 0;
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out: ${what}`);
 }
 
 /** Resolves with ms from `t0` when the observer decodes 10 frames of `identity`'s camera from a new track. */

@@ -1,7 +1,7 @@
 // Adaptive stream (AIC, viewer side): each attached video element's displayed size ×
 // devicePixelRatio and visibility (IntersectionObserver + document.visibilityState) are
-// reported to the server (trackSettings), debounced, so it forwards the layer the tile needs
-// and pauses hidden ones.
+// reported to the server (trackSettings), throttled (the first change at once, then at most
+// one report per quiet period), so it forwards the layer the tile needs and pauses hidden ones.
 
 export interface TrackReport {
   consumerId: string;
@@ -18,10 +18,12 @@ interface Watched {
   fps: number;
   timer: ReturnType<typeof setTimeout> | undefined;
   last: string;
+  /** When a report was last sent (performance.now()). */
+  sentAt: number;
 }
 
 export interface AdaptiveStreamOptions {
-  /** Quiet time before a change is reported (default 100 ms). */
+  /** A change is reported at once if nothing was for this long, else at its end (default 100 ms). */
   debounceMs?: number;
 }
 
@@ -66,7 +68,7 @@ export class AdaptiveStream {
   /** Starts reporting how `el` shows the consumer; the returned function stops it. */
   attach(consumerId: string, el: HTMLElement, fps = 0): () => void {
     this.detach(el);
-    const w: Watched = { consumerId, el, intersecting: true, fps, timer: undefined, last: '' };
+    const w: Watched = { consumerId, el, intersecting: true, fps, timer: undefined, last: '', sentAt: Number.NEGATIVE_INFINITY };
     this.watched.set(el, w);
     this.io.observe(el);
     this.ro.observe(el);
@@ -100,12 +102,29 @@ export class AdaptiveStream {
     this.ro.unobserve(el);
   }
 
+  /**
+   * A tile enlarged waits for its layer (the publisher may even have to turn it back on):
+   * the first change after a quiet period goes at once; changes during a resize are folded
+   * into one report at the period's end.
+   */
   private schedule(w: Watched): void {
-    if (w.timer) clearTimeout(w.timer);
+    if (w.timer) return; // the period's end reports what the element shows then
+    const wait = w.sentAt + this.debounceMs - performance.now();
+    if (wait <= 0) {
+      this.report(w);
+      w.sentAt = performance.now();
+      // Changes that follow at once (the rest of a resize) are reported at the period's end.
+      w.timer = setTimeout(() => {
+        w.timer = undefined;
+        this.report(w);
+      }, this.debounceMs);
+      return;
+    }
     w.timer = setTimeout(() => {
       w.timer = undefined;
       this.report(w);
-    }, this.debounceMs);
+      w.sentAt = performance.now();
+    }, wait);
   }
 
   /** What the element shows now; sent only when it changed. */
