@@ -5,11 +5,11 @@
 //   baseline:     a second viewer keeps a 1280×720 tile, so the top encoding never stops
 //                 (only the first viewer's consumer changes layers).
 // Per iteration: the tile goes 240×135, the viewer receives 180p (dynacast-off arm: and the
-// publisher's r2 stops), then 1280×720 at t0; measured: t0 → the viewer's inbound-rtp shows
+// publisher's r2 stops, and 3 s more pass), then 1280×720 at t0; measured: t0 → the viewer's inbound-rtp shows
 // frameHeight 720, and (dynacast-off) t0 → r2 bytes flowing again at the publisher.
 //
 // With --compare-worker PATH, the dynacast-off arm runs again on a server whose mediasoup
-// worker is PATH (e.g. the unpatched 3.12.16 build: native/mediasoup/patch-worker.sh).
+// worker is PATH (a worker built with a change to try, against the stock one).
 //
 //   npm run bench:aic-enlarge -- [--runs 5] [--compare-worker PATH]
 import { loadavg } from 'node:os';
@@ -21,6 +21,8 @@ import { pct, sleep, startAura, until, type Server } from './common.js';
 
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, 'compare-worker': { type: 'string' } } });
 const RUNS = Number(args.runs);
+// How long the tile stays small after the publisher's r2 stopped (dynacast-off arm).
+const SMALL_MS = 3000;
 
 type RoomWin = { auralinkRoom: import('../src/client/room.js').Room };
 
@@ -83,8 +85,11 @@ async function arm(browser: Browser, server: Server, name: string, holder: boole
           await sleep(1000);
           return (await r2Bytes(pub)) === a;
         }, 20_000, 'r2 stopped');
+        // A tile small for a while: past mediasoup's inactivity check of the stopped stream
+        // (a stream back within about 1.5 s is not new to it, and switches at once).
+        await sleep(SMALL_MS);
       } else {
-        await sleep(2000); // the same small-tile time as the other arm, about
+        await sleep(SMALL_MS + 2000); // the same small-tile time as the other arm, about
       }
       const r2Start = await r2Bytes(pub);
       const t0 = Date.now();

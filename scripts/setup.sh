@@ -8,10 +8,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 MS_VERSION=$(node -p "require('./package.json').dependencies.mediasoup")
 CACHE=${AURALINK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/auralink}
-# The worker source is patched before it is built (native/mediasoup/patch-worker.sh): the
-# cache is keyed on that script too.
-PATCH_ID=$(sha1sum native/mediasoup/patch-worker.sh | cut -c1-10)
-WORKER_CACHE="$CACHE/mediasoup-worker-$MS_VERSION-$PATCH_ID-$(uname -m)"
+WORKER_CACHE="$CACHE/mediasoup-worker-$MS_VERSION-$(uname -m)"
 WORKER_DEST="$ROOT/node_modules/mediasoup/worker/out/Release/mediasoup-worker"
 log() { printf '\n[setup] %s\n' "$*"; }
 
@@ -39,14 +36,9 @@ else
   log "building mediasoup worker $MS_VERSION (about 4 minutes on 2 cores)"
   bash native/mediasoup/fetch-meson.sh "$CACHE/meson"
   mkdir -p "$CACHE/pip-dummy"  # an existing PIP_DIR makes worker/Makefile skip its pip install
-  # A worker already in node_modules may be unpatched or differently patched: build anew.
-  rm -rf "$ROOT/node_modules/mediasoup/worker/out"
-  export MEDIASOUP_SKIP_WORKER_PREBUILT_DOWNLOAD=1 MESON_ARGS=--wrap-mode=nodownload MS_MESON_ROOT="$CACHE/meson" \
-    MAKEFLAGS="MESON=$ROOT/native/mediasoup/ms-meson NINJA=/usr/bin/ninja PIP_DIR=$CACHE/pip-dummy"
-  npm install --foreground-scripts --no-audit --no-fund
-  # npm runs mediasoup's build only when it installs the package (not in a checkout that has it).
-  worker_ok "$WORKER_DEST" || npm rebuild mediasoup --foreground-scripts
-  unset MEDIASOUP_SKIP_WORKER_PREBUILT_DOWNLOAD MESON_ARGS MS_MESON_ROOT MAKEFLAGS
+  MEDIASOUP_SKIP_WORKER_PREBUILT_DOWNLOAD=1 MESON_ARGS=--wrap-mode=nodownload MS_MESON_ROOT="$CACHE/meson" \
+  MAKEFLAGS="MESON=$ROOT/native/mediasoup/ms-meson NINJA=/usr/bin/ninja PIP_DIR=$CACHE/pip-dummy" \
+    npm install --foreground-scripts --no-audit --no-fund
   worker_ok "$WORKER_DEST" || { echo "[setup] FATAL: mediasoup worker was not built at $WORKER_DEST" >&2; exit 1; }
   mkdir -p "$WORKER_CACHE"
   cp "$WORKER_DEST" "$WORKER_CACHE/mediasoup-worker.tmp" && mv "$WORKER_CACHE/mediasoup-worker.tmp" "$WORKER_CACHE/mediasoup-worker"

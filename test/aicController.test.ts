@@ -185,11 +185,11 @@ describe("the server's quality score of what it forwards (AicRoom)", () => {
   // the control arm: scored, never controlled.
   const scoreOf = async (scalabilityMode: string | undefined, temporalLayer: number): Promise<number | undefined> => {
     const room = new AicRoom('r', 'RM_r', 'control', { policy: POLICY, holdDownMs: 0, minQuality: 70, fallback: true }, () => undefined, new AicMetrics(new Registry()), pino({ level: 'silent' }));
-    const producer = Object.assign(new EventEmitter(), {
+    const producer = {
       id: 'prod', kind: 'video', paused: false, observer: new EventEmitter(),
       rtpParameters: { encodings: [{ scaleResolutionDownBy: 4 }, { scaleResolutionDownBy: 2 }, { scaleResolutionDownBy: 1 }] },
       getStats: async () => [],
-    }) as unknown as types.Producer;
+    } as unknown as types.Producer;
     room.addProducer('pub', producer, 'camera', { width: 1280, height: 720 });
     const pc = Object.assign(new EventEmitter(), {
       id: 'cons', producerId: 'prod', kind: 'video', closed: false, paused: false, score: 10,
@@ -216,66 +216,6 @@ describe("the server's quality score of what it forwards (AicRoom)", () => {
     assert.ok((await scoreOf('L3T3', 2))! >= 98, 'L3T3 at temporal layer 2');
     const quarter = (await scoreOf('L3T3', 0))!;
     assert.ok(quarter >= 60 && quarter <= 70, `L3T3 at temporal layer 0: ${quarter}`);
-  });
-});
-
-describe('a layer dynacast turns back on (AicRoom)', () => {
-  // mediasoup switches a consumer to a stream that came back only on its next look (its
-  // transport's bitrate event, once a second when steady): the room has it look again.
-  const setup = () => {
-    const room = new AicRoom('r', 'RM_r', 'aic', { policy: POLICY, holdDownMs: 0, minQuality: 70, fallback: true }, () => undefined, new AicMetrics(new Registry()), pino({ level: 'silent' }));
-    const encodings = [{ rid: 'r0', scaleResolutionDownBy: 4 }, { rid: 'r1', scaleResolutionDownBy: 2 }, { rid: 'r2', scaleResolutionDownBy: 1 }];
-    const producer = Object.assign(new EventEmitter(), { id: 'prod', kind: 'video', paused: false, observer: new EventEmitter(), rtpParameters: { encodings }, getStats: async () => [] }) as unknown as types.Producer;
-    room.addProducer('pub', producer, 'camera', { width: 1280, height: 720 });
-    const asked: { spatialLayer: number; temporalLayer?: number }[] = [];
-    const reconsidered: { spatialLayer: number; temporalLayer: number }[] = [];
-    const pc = Object.assign(new EventEmitter(), {
-      id: 'cons', producerId: 'prod', kind: 'video', closed: false, paused: false, score: 10,
-      currentLayers: { spatialLayer: 1, temporalLayer: 2 } as { spatialLayer: number; temporalLayer: number } | undefined,
-      consumer: { rtpParameters: { encodings: [{ ssrc: 1, scalabilityMode: 'L3T3' }] } },
-      getStats: async () => [],
-      setControlPaused: async () => undefined,
-      setPriority: async () => undefined,
-      setPreferredLayers: async (l: { spatialLayer: number; temporalLayer?: number }) => void asked.push(l),
-      reconsiderLayers: async (l: { spatialLayer: number; temporalLayer: number }) => void reconsidered.push(l),
-    });
-    room.addConsumer('sub', pc as unknown as PeerConsumer);
-    const score = (r2: number): boolean => producer.emit('score', [{ ssrc: 10, rid: 'r0', score: 10 }, { ssrc: 11, rid: 'r1', score: 10 }, { ssrc: 12, rid: 'r2', score: r2 }]);
-    return { room, pc, score, asked, reconsidered };
-  };
-
-  test('a consumer that wants the layer and does not get it yet is reconsidered once its stream is back', async () => {
-    const { room, pc, score, asked, reconsidered } = setup();
-    room.settings('sub', pc as unknown as PeerConsumer, shown(1280, 720));
-    await sleep(10);
-    assert.equal(asked.at(-1)?.spatialLayer, 2, 'the top layer preferred for a 1280×720 tile');
-    score(0); // r2 off (dynacast)
-    score(10); // and back
-    assert.equal(reconsidered.length, 0, 'not at once: mediasoup takes a stream only once it has been active 250 ms');
-    await sleep(400);
-    assert.deepEqual(reconsidered, [{ spatialLayer: 2, temporalLayer: 2 }]);
-    room.close();
-  });
-
-  test('nothing is asked when the consumer already gets the layer, or does not want it, or the room closed', async () => {
-    const a = setup();
-    a.room.settings('sub', a.pc as unknown as PeerConsumer, shown(1280, 720));
-    a.pc.currentLayers = { spatialLayer: 2, temporalLayer: 2 };
-    a.score(0);
-    a.score(10);
-    const b = setup();
-    b.room.settings('sub', b.pc as unknown as PeerConsumer, shown(240, 135));
-    b.score(0);
-    b.score(10);
-    const c = setup();
-    c.room.settings('sub', c.pc as unknown as PeerConsumer, shown(1280, 720));
-    c.score(0);
-    c.score(10);
-    c.room.close();
-    await sleep(400);
-    assert.deepEqual([a.reconsidered.length, b.reconsidered.length, c.reconsidered.length], [0, 0, 0]);
-    a.room.close();
-    b.room.close();
   });
 });
 

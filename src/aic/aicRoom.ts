@@ -12,19 +12,12 @@ import { qualityScore, resolutionFactor } from './quality.js';
 // Assumed when the publisher does not say (mediasoup knows neither size nor frame rate).
 const DEFAULT_SIZE = { width: 1280, height: 720 };
 const SOURCE_FPS = 30;
-// After a layer's stream comes back (dynacast turned it on again), mediasoup may switch a
-// consumer to it once it has been active for 250 ms (native/mediasoup/patch-worker.sh), but
-// looks again only on its transport's next bitrate event (once a second when steady): the
-// consumers waiting for it are made to look this long after it came back.
-const LAYER_BACK_RECONSIDER_MS = 300;
 
 interface ProducerModel {
   producer: types.Producer;
   publisherSid: string;
   source: string;
   layers: Layer[];
-  /** Per spatial layer (encoding index): whether its stream is active (mediasoup score > 0). */
-  active: boolean[];
   /** Bits/s forwarding the top layer costs (EWMA while the top layer is sent; kept while it is paused). */
   topBitrate: number;
 }
@@ -93,8 +86,6 @@ export class AicRoom {
   readonly subscribers = new Map<string, Subscriber>();
   readonly dynacast: Dynacast;
   private advice: RoomAdvice | undefined;
-  /** Pending reconsiderations (layerBack), cleared by close(). */
-  private readonly timers = new Set<NodeJS.Timeout>();
   private readonly startedAt = new Date();
   private readonly totals = { fwd: 0, all: 0, qSum: 0, qCount: 0, qMin: Number.POSITIVE_INFINITY, below: 0, decisions: 0, dynacast: 0, advice: 0 };
 
@@ -128,18 +119,7 @@ export class AicRoom {
     const w = size.width || DEFAULT_SIZE.width;
     const h = size.height || DEFAULT_SIZE.height;
     const layers = layersOf(w, h, producer.rtpParameters.encodings ?? [{}]);
-    const model: ProducerModel = { producer, publisherSid, source, layers, active: [], topBitrate: layers.at(-1)?.bitrate ?? 0 };
-    this.producers.set(producer.id, model);
-    producer.on('score', (scores) => {
-      const encodings = producer.rtpParameters.encodings ?? [];
-      for (const s of scores) {
-        const i = encodings.findIndex((e) => (s.rid !== undefined && e.rid === s.rid) || (e.ssrc !== undefined && e.ssrc === s.ssrc));
-        if (i < 0) continue;
-        const was = model.active[i];
-        model.active[i] = s.score > 0;
-        if (was === false && s.score > 0 && this.arm === 'aic') this.layerBack(producer.id, i);
-      }
-    });
+    this.producers.set(producer.id, { producer, publisherSid, source, layers, topBitrate: layers.at(-1)?.bitrate ?? 0 });
     producer.observer.once('close', () => {
       this.producers.delete(producer.id);
       this.dynacast.removeProducer(producer.id);
@@ -215,22 +195,6 @@ export class AicRoom {
       const c = sub.consumers.get(d.consumerId);
       if (c) await this.apply(c, d);
     }
-  }
-
-  /** A producer's layer is sending again: its consumers that want it and do not get it yet are reconsidered shortly. */
-  private layerBack(producerId: string, layer: number): void {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      for (const sub of this.subscribers.values()) {
-        for (const c of sub.consumers.values()) {
-          const d = c.applied;
-          if (c.pc.producerId !== producerId || c.pc.closed || c.fallback || !d || d.paused || d.spatialLayer < layer) continue;
-          if ((c.pc.currentLayers?.spatialLayer ?? -1) >= layer) continue;
-          void c.pc.reconsiderLayers({ spatialLayer: d.spatialLayer, temporalLayer: d.temporalLayer }).catch(() => undefined);
-        }
-      }
-    }, LAYER_BACK_RECONSIDER_MS);
-    this.timers.add(t);
   }
 
   private async apply(c: ConsumerState, d: Decision): Promise<void> {
@@ -470,8 +434,6 @@ export class AicRoom {
   }
 
   close(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
     this.advice = undefined;
     this.dynacast.close();
     this.producers.clear();

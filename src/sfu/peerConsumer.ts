@@ -97,17 +97,6 @@ export class PeerConsumer extends EventEmitter<PeerConsumerEvents> {
     return this.consumer.setPreferredLayers(layers);
   }
 
-  /**
-   * Has mediasoup choose this consumer's layers again now, with `layers` preferred: it does
-   * so on a change of preferred layers, else only on its transport's next bitrate event (once
-   * a second when steady). The preferred temporal layer is changed and set back.
-   */
-  async reconsiderLayers(layers: { spatialLayer: number; temporalLayer: number }): Promise<void> {
-    const t = layers.temporalLayer;
-    await this.consumer.setPreferredLayers({ spatialLayer: layers.spatialLayer, temporalLayer: t > 0 ? t - 1 : t + 1 });
-    await this.consumer.setPreferredLayers(layers);
-  }
-
   setPriority(priority: number): Promise<void> {
     return this.consumer.setPriority(priority);
   }
