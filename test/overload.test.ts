@@ -1,51 +1,12 @@
 import assert from 'node:assert/strict';
-import { createSocket, type Socket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
-import type { SignalClient } from '../src/client/signalClient.js';
 import { bytes, eventually, startServer, text, upgradeStatus, type TestServer } from './helpers.js';
 import { opus } from './media.js';
+import { plainSubscriber, rtpSource, type PlainSubscriber } from './plainRtp.js';
 
 // Overload admission against the real server, its consumer limit set to 2 on its one worker:
 // past it new joins get 503 OVERLOADED + Retry-After and /readiness is 503, while the calls
 // already there keep their media, data and resumes; once the load drops it takes joins again.
-
-const isRtp = (m: Buffer): boolean => (m[1]! & 0x7f) < 72 || (m[1]! & 0x7f) > 76;
-
-/** Opus-shaped RTP into a producing plain transport every 10 ms until stopped. */
-function rtpSource(ip: string, port: number, ssrc: number): { stop(): void } {
-  const sock = createSocket('udp4');
-  let seq = 0;
-  const timer = setInterval(() => {
-    const pkt = Buffer.alloc(52, 7);
-    pkt[0] = 0x80;
-    pkt[1] = 111;
-    pkt.writeUInt16BE(seq & 0xffff, 2);
-    pkt.writeUInt32BE((960 * seq++) >>> 0, 4);
-    pkt.writeUInt32BE(ssrc, 8);
-    sock.send(pkt, port, ip);
-  }, 10);
-  return {
-    stop() {
-      clearInterval(timer);
-      sock.close();
-    },
-  };
-}
-
-/** A plain-RTP receive socket with a resumed consumer of `producerId`. */
-async function plainSubscriber(c: SignalClient, producerId: string): Promise<{ got: () => number; sock: Socket }> {
-  const sock = createSocket('udp4');
-  let n = 0;
-  sock.on('message', (m) => {
-    if (isRtp(m)) n++;
-  });
-  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-  const recv = (await c.request('createTransport', { consuming: true, plain: true })).transport!;
-  await c.request('connectTransport', { transportId: recv.id, plainIp: '127.0.0.1', plainPort: sock.address().port });
-  const consumer = (await c.request('consume', { producerId, transportId: recv.id, rtpCapabilities: await c.routerCapabilities() })).consumer!;
-  await c.request('resumeConsumer', { consumerId: consumer.id });
-  return { got: () => n, sock };
-}
 
 describe('overload admission', () => {
   let t: TestServer;
@@ -67,7 +28,7 @@ describe('overload admission', () => {
     const send = (await alice.request('createTransport', { producing: true, plain: true })).transport!;
     const producerId = (await alice.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: opus(4321) })).id!;
     const src = rtpSource(send.plainIp!, send.plainPort!, 4321);
-    const subs: { got: () => number; sock: Socket }[] = [];
+    const subs: PlainSubscriber[] = [];
     try {
       assert.equal((await fetch(`${t.http}/readiness`)).status, 200);
       subs.push(await plainSubscriber(bob, producerId), await plainSubscriber(carol, producerId));
@@ -86,14 +47,14 @@ describe('overload admission', () => {
       assert.equal((await upgradeStatus(`${t.url}/rtc?access_token=${t.token('dave', 'call')}&resume=forged&last_seq=0`)).status, 503);
 
       // The admitted calls carry on: media flows to both subscribers.
-      const before = subs.map((s) => s.got());
-      await eventually(() => subs.every((s, i) => s.got() >= before[i]! + 20), 5000, 'RTP still forwarded to both subscribers while overloaded');
+      const before = subs.map((s) => s.got.length);
+      await eventually(() => subs.every((s, i) => s.got.length >= before[i]! + 20), 5000, 'RTP still forwarded to both subscribers while overloaded');
       // Bob's connection drops: his resume is admitted, his session (and consumer) carries on.
       const reconnected = bob.next('reconnected');
       bob.simulateDrop();
       assert.equal((await reconnected)[0].resumed, true, 'bob resumed while the node refused new joins');
-      const afterResume = subs[0]!.got();
-      await eventually(() => subs[0]!.got() >= afterResume + 20, 5000, 'RTP to bob after his resume');
+      const afterResume = subs[0]!.got.length;
+      await eventually(() => subs[0]!.got.length >= afterResume + 20, 5000, 'RTP to bob after his resume');
       const toCarol = carol.next('data');
       await bob.sendData(bytes('still here'));
       assert.equal(text((await toCarol)[0].payload), 'still here', 'data flows after the resume');

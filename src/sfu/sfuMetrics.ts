@@ -3,6 +3,16 @@ import type { SfuRoom } from './sfuRoom.js';
 import type { WorkerPool } from './workerPool.js';
 
 /** mediasoup object counts (from the workers themselves) and worker CPU, at scrape time. */
+// A worker that just died (its routers with it) answers no dump: it is skipped, not a failed
+// scrape (the whole of /metrics would be a 500 until the pool replaced it and rooms rebuilt).
+async function dump<T>(o: { dump(): Promise<unknown> }): Promise<T | undefined> {
+  try {
+    return (await o.dump()) as T;
+  } catch {
+    return undefined;
+  }
+}
+
 export function registerSfuMetrics(registry: Registry, pool: WorkerPool, rooms: ReadonlyMap<string, SfuRoom>): void {
   new Gauge({
     name: 'auralink_sfu_objects',
@@ -10,15 +20,6 @@ export function registerSfuMetrics(registry: Registry, pool: WorkerPool, rooms: 
     labelNames: ['type'] as const,
     registers: [registry],
     async collect() {
-      // A worker that just died (its routers with it) answers no dump: it is skipped, not a
-      // failed scrape (the whole of /metrics would be a 500 until the rooms are rebuilt).
-      const dump = async <T>(o: { dump(): Promise<unknown> }): Promise<T | undefined> => {
-        try {
-          return (await o.dump()) as T;
-        } catch {
-          return undefined;
-        }
-      };
       let routers = 0;
       for (const s of pool.slots) routers += (await dump<{ routerIds: string[] }>(s.worker))?.routerIds.length ?? 0;
       let transports = 0;
@@ -60,12 +61,8 @@ export function registerSfuMetrics(registry: Registry, pool: WorkerPool, rooms: 
     async collect() {
       this.reset();
       for (const s of pool.slots) {
-        try {
-          const d = (await s.worker.dump()) as { channelMessageHandlers: { channelRequestHandlers: string[] } };
-          this.set({ worker: String(s.index) }, d.channelMessageHandlers.channelRequestHandlers.length);
-        } catch {
-          /* a worker that died since: the pool replaces it */
-        }
+        const d = await dump<{ channelMessageHandlers: { channelRequestHandlers: string[] } }>(s.worker);
+        if (d) this.set({ worker: String(s.index) }, d.channelMessageHandlers.channelRequestHandlers.length);
       }
     },
   });

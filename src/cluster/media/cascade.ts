@@ -140,11 +140,11 @@ export class Cascade implements RemoteProducers {
   }
 
   /**
-   * The node that publishes it, from the directory's tracks. The producerAdded a subscriber
-   * acts on crosses on the room's channel, the origin's track write on another connection: a
-   * producer published just before may not be in the directory yet (seen: a participant's
-   * second track never crossed, its subscribers on other nodes never got it). So a miss is
-   * read again a few times, briefly.
+   * The node that publishes it, from the directory's tracks. The origin writes a track after
+   * announcing it, and a newcomer on another node can be told of a producer still being added
+   * there (Cascade's `remoteJoined` handler, during `addProducer`'s awaits), before its track
+   * write is even sent: a miss is read again a few times, briefly. (By reasoning; the failure
+   * that prompted it was the link race PipeRouter.linkFrom waits out.)
    */
   private async originOf(room: string, producerId: string): Promise<string | undefined> {
     for (let attempt = 0; attempt < ORIGIN_READS; attempt++) {
