@@ -76,6 +76,16 @@ function useCluster(
     const report = (): Promise<void> => registry!.reportLinks(all);
     await report();
     relinker = setInterval(() => void report().catch(() => undefined), 1000);
+    // Each node's view learns them through pub/sub: a pull made before would go direct (the
+    // fallback when the mesh cannot cost a path), as it did once in CI.
+    const want = all.map((l) => `${l.from}>${l.to}`).sort();
+    for (const [name, s] of Object.entries(n)) {
+      await eventually(async () => {
+        const r = await fetch(`${s.http}/internal/mesh/links`, { headers: { authorization: `Bearer ${meshToken}` } });
+        const have = new Set(((await r.json()) as { links: Link[] }).links.map((l) => `${l.from}>${l.to}`));
+        return want.every((k) => have.has(k));
+      }, 5000, `${name}'s mesh view holds the test's links`);
+    }
   });
   after(async () => {
     for (const o of open) o.close();

@@ -114,6 +114,8 @@ export function registerMeshApi(app: uWS.TemplatedApp, mesh: MeshService, verifi
     return { status: 200, body: { id: nodeId, trust, level: trustLevel(trust) } };
   });
   route(app, 'get', '/internal/mesh/routes', 0, null, async () => ({ status: 200, body: { node: nodeId, routes: mediaRoutes() } }));
+  // What this node's mirror of the mesh holds: the links its media paths are costed from.
+  route(app, 'get', '/internal/mesh/links', 0, null, async () => ({ status: 200, body: { node: nodeId, links: [...mesh.registry.snapshot().links.values()] } }));
   route(app, 'get', '/internal/mesh/nodes', 0, null, async () => {
     const nodes = [...mesh.registry.snapshot().nodes.values()].map((n) => ({ ...n, trustLevel: trustLevel(n.trust) }));
     return { status: 200, body: { nodes } };
