@@ -448,14 +448,19 @@ export class AuraServer {
       const cluster = this.cluster;
       const moveDeadline = this.clock.now() + timeoutMs;
       this.manager.beginDrain(timeoutMs, cluster ? (room, p) => cluster.moveToken(room, p, moveDeadline) ?? '' : undefined);
-      const tick = setInterval(() => {
-        if (this.gateway.connectionCount > 0 && Date.now() < deadline) return;
-        clearInterval(tick);
+      const done = (): boolean => {
+        if (this.gateway.connectionCount > 0 && Date.now() < deadline) return false;
         if (this.gateway.connectionCount > 0) {
           this.log.info({ left: this.gateway.connectionCount }, 'drain deadline: closing remaining sessions');
           this.manager.closeAll('SERVER_SHUTDOWN', CloseCode.SERVICE_RESTART);
         }
         resolve();
+        return true;
+      };
+      // Nobody connected: done now, not a tick later.
+      if (done()) return;
+      const tick = setInterval(() => {
+        if (done()) clearInterval(tick);
       }, 50);
     });
     return this.drainPromise;
