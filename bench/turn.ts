@@ -160,7 +160,11 @@ try {
   if (ONLY.has('join')) {
     const alone: { p50: number; p99: number }[] = [];
     const loaded: { p50: number; p99: number }[] = [];
+    // The same TURN load carried by coturn (another process) during our join storm: what the
+    // load generator and its echo peer alone take from the signalling on these 2 cores.
+    const control: { p50: number; p99: number }[] = [];
     const loss: number[] = [];
+    const controlLoss: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       alone.push(await joinStormOn(aura.port, JOINS, JOIN_RATE, `a${round}-`));
       await sleep(500);
@@ -168,12 +172,19 @@ try {
       loaded.push(storm);
       if (!relay.failed) loss.push(relay.lossPct);
       await sleep(500);
+      const [other, theirs] = await Promise.all([joinStormOn(aura.port, JOINS, JOIN_RATE, `c${round}-`), load(COTURN, CLIENTS, coturn.pid!)]);
+      control.push(other);
+      if (!theirs.failed) controlLoss.push(theirs.lossPct);
+      await sleep(500);
     }
     console.log(`join storm, ${JOINS} joins at ${JOIN_RATE}/s (100 rooms), ${ROUNDS} runs each, client-measured join response:`);
     console.log(`  alone           : p50 ${range(alone.map((r) => r.p50), 2)} ms, p99 ${range(alone.map((r) => r.p99), 2)} ms`);
     console.log(`  with TURN load 1x: p50 ${range(loaded.map((r) => r.p50), 2)} ms, p99 ${range(loaded.map((r) => r.p99), 2)} ms (TURN loss during it ${range(loss, 2)} %)`);
+    console.log(`  with the load on coturn: p50 ${range(control.map((r) => r.p50), 2)} ms, p99 ${range(control.map((r) => r.p99), 2)} ms (coturn's loss during it ${range(controlLoss, 2)} %: the load generator's share of the 2 cores)`);
     const ratios = loaded.map((r, i) => r.p99 / alone[i]!.p99);
     console.log(`  p99 with / without, per round: ${range(ratios, 2)} (target <= 1.2)`);
+    const vsControl = loaded.map((r, i) => r.p99 / control[i]!.p99);
+    console.log(`  p99 with embedded TURN / with the load on coturn, per round: ${range(vsControl, 2)}`);
   }
 } finally {
   for (const p of peers) p.kill('SIGKILL');

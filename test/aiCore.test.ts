@@ -69,6 +69,8 @@ const request = (room = 'r1'): AdviceRequest => ({
   room,
   sent_at: new Date().toISOString(),
   min_quality: 70,
+  target_reduction_percent: 80,
+  reduction_percent: null,
   tracks: [],
   subscribers: [],
 });
@@ -281,6 +283,8 @@ describe('a server with an AI core', () => {
       "the AI core told of bob's 960×540 tile",
     );
     const req = core.requests.find((r) => r.room === 'advised' && r.tracks.length > 0)!;
+    assert.equal(req.target_reduction_percent, 80, 'the configured target (default)');
+    assert.equal(req.reduction_percent, null, 'no video measured yet (a plain publisher sending nothing)');
     assert.deepEqual(
       req.tracks.find((t) => t.producer_id === producerId)?.layers.map((l) => [l.width, l.height]),
       [[320, 180], [640, 360], [1280, 720]],
@@ -309,7 +313,7 @@ describe('a server with an AI core', () => {
     await bob.leave();
     await alice.leave();
     const admin = createToken(KEY, SECRET, { identity: 'dash', video: { roomList: true } });
-    let rows: { arm: string; decisions: number; advice_applied: number; dynacast_updates: number; node_id: string }[] = [];
+    let rows: { arm: string; decisions: number; advice_applied: number; dynacast_updates: number; node_id: string; target_reduction_percent: number }[] = [];
     await eventually(
       async () => {
         const r = await fetch(`${server.http}/api/v1/calls/${callId}/aic`, { headers: { authorization: `Bearer ${admin}` } });
@@ -323,5 +327,6 @@ describe('a server with an AI core', () => {
     assert.ok(rows[0]!.decisions > 0);
     assert.ok(rows[0]!.advice_applied > 0);
     assert.ok(rows[0]!.dynacast_updates >= 3);
+    assert.equal(rows[0]!.target_reduction_percent, 80);
   });
 });

@@ -9,15 +9,9 @@ import { createSocket, type Socket } from 'node:dgram';
 import { after, describe, test } from 'node:test';
 import type { SignalClient } from '../src/client/signalClient.js';
 import { eventually, sleep, startServer, type TestServer } from './helpers.js';
-import { vp8Source } from './vp8Source.js';
+import { publishVp8Simulcast } from './vp8Source.js';
 
 const SSRCS = [3100, 3101, 3102];
-const vp8Simulcast = JSON.stringify({
-  codecs: [{ mimeType: 'video/VP8', payloadType: 96, clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }] }],
-  headerExtensions: [],
-  encodings: SSRCS.map((ssrc, i) => ({ ssrc, scaleResolutionDownBy: 4 / 2 ** i })),
-  rtcp: { cname: 'hooks' },
-});
 
 const isMedia = (m: Buffer): boolean => {
   const pt = m[1]! & 0x7f;
@@ -45,12 +39,7 @@ async function objects(t: TestServer): Promise<Record<string, number>> {
   return out;
 }
 
-async function publish(c: SignalClient): Promise<{ producerId: string; stop(): void }> {
-  const send = (await c.request('createTransport', { producing: true, plain: true })).transport!;
-  const producerId = (await c.request('produce', { transportId: send.id, kind: 'video', rtpParameters: vp8Simulcast, source: 'camera' })).id!;
-  const src = vp8Source(send.plainPort!, SSRCS);
-  return { producerId, stop: () => src.stop() };
-}
+const publish = (c: SignalClient): Promise<{ producerId: string; stop(): void }> => publishVp8Simulcast(c, SSRCS);
 
 describe('RTP hooks in the server', () => {
   const servers: TestServer[] = [];

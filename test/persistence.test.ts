@@ -70,7 +70,7 @@ describe('persistence: calls and participants', () => {
       const ids = (await db.query(`SELECT id FROM call_participants WHERE call_id = $1`, [roomSid])).rows.map((r) => r.id).sort();
       assert.deepEqual(ids, [...sids].sort());
       const migrations = (await db.query(`SELECT version FROM schema_migrations`)).rows.map((r) => r.version);
-      assert.deepEqual(migrations.sort(), ['001_init.sql', '002_dead_letters.sql', '003_aic_call_summaries.sql']);
+      assert.deepEqual(migrations.sort(), ['001_init.sql', '002_dead_letters.sql', '003_aic_call_summaries.sql', '004_aic_target.sql']);
     } finally {
       await db.end();
       await t.close();

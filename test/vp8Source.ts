@@ -7,6 +7,7 @@ import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import type { SignalClient } from '../src/client/signalClient.js';
 
 export function vp8Frames(): Buffer[][] {
   const data = readFileSync(fileURLToPath(new URL('../../test/fixtures/rtp/vp8.rtpc', import.meta.url)));
@@ -61,4 +62,22 @@ export function vp8Source(port: number, ssrcs: number[], opts: { pt?: number; st
       sock.close();
     },
   };
+}
+
+/** VP8 simulcast parameters for a plain-RTP producer: one SSRC per layer, lowest first (¼, ½, full). */
+export const vp8SimulcastParameters = (ssrcs: readonly number[], cname = 'vp8'): string =>
+  JSON.stringify({
+    codecs: [{ mimeType: 'video/VP8', payloadType: 96, clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }] }],
+    headerExtensions: [],
+    encodings: ssrcs.map((ssrc, i) => ({ ssrc, scaleResolutionDownBy: 2 ** (ssrcs.length - 1 - i) })),
+    rtcp: { cname },
+  });
+
+/** `c` publishes the capture as a 1280×720 simulcast camera over a plain transport; stop() ends the source. */
+export async function publishVp8Simulcast(c: SignalClient, ssrcs: readonly number[]): Promise<{ producerId: string; stop(): void }> {
+  const send = (await c.request('createTransport', { producing: true, plain: true })).transport!;
+  // The source's size: the layers' sizes (and what forward-all counts) follow from it.
+  const producerId = (await c.request('produce', { transportId: send.id, kind: 'video', rtpParameters: vp8SimulcastParameters(ssrcs), source: 'camera', width: 1280, height: 720 })).id!;
+  const src = vp8Source(send.plainPort!, [...ssrcs]);
+  return { producerId, stop: () => src.stop() };
 }

@@ -54,6 +54,10 @@ export interface AdviceRequest {
   room: string;
   sent_at: string;
   min_quality: number;
+  /** compression.target_reduction_percent: the reduction the operator wants, quality permitting. */
+  target_reduction_percent: number;
+  /** The room's reduction on this node so far (100 × (1 − forwarded / forward-all)); null before any video. */
+  reduction_percent: number | null;
   tracks: FeatureTrack[];
   subscribers: FeatureSubscriber[];
 }

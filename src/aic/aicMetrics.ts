@@ -13,6 +13,7 @@ export class AicMetrics {
   readonly aiCoreRequests: Counter<'outcome'>;
   readonly aiCoreSeconds: Histogram;
   readonly aiCoreOpen: Gauge;
+  readonly belowTarget: Gauge;
   private readonly sums = new Map<Arm, { fwd: number; all: number }>();
 
   constructor(registry: Registry) {
@@ -64,6 +65,11 @@ export class AicMetrics {
       registers,
     });
     this.aiCoreSeconds = new Histogram({ name: 'auralink_aic_ai_core_seconds', help: 'AI core advice request time', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers });
+    this.belowTarget = new Gauge({
+      name: 'auralink_aic_rooms_below_target',
+      help: 'AIC-arm rooms whose reduction so far (1 - forwarded / forward-all) is under compression.target_reduction_percent',
+      registers,
+    });
     this.aiCoreOpen = new Gauge({ name: 'auralink_aic_ai_core_circuit_open', help: '1 while the AI core circuit breaker is open (local policy only)', registers });
   }
 

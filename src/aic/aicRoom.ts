@@ -48,6 +48,8 @@ export interface AicCallSummary {
   endedAt: Date;
   bytesForwarded: number;
   forwardAllBytes: number;
+  /** compression.target_reduction_percent while the room ran: what reduction_percent is held to. */
+  targetReductionPercent: number;
   qualitySamples: number;
   qualityMean: number | null;
   qualityMin: number | null;
@@ -285,11 +287,13 @@ export class AicRoom {
   }
 
   private async sampleProducer(p: ProducerModel): Promise<void> {
-    const stats = (await p.producer.getStats().catch(() => [])) as { type: string; rid?: string; bitrate?: number }[];
+    const stats = (await p.producer.getStats().catch(() => [])) as { type: string; rid?: string; ssrc?: number; bitrate?: number }[];
     const encodings = p.producer.rtpParameters.encodings ?? [];
     for (const s of stats) {
       if (s.type !== 'inbound-rtp' || !s.bitrate) continue;
-      const i = encodings.length > 1 ? encodings.findIndex((e) => e.rid === s.rid) : 0;
+      // Simulcast signalled by rid (browsers) or by SSRC (plain RTP, ssrc-group SIM): a layer
+      // matched by rid only was never measured for the latter, and forward-all counted nothing.
+      const i = encodings.length > 1 ? encodings.findIndex((e) => (e.rid !== undefined ? e.rid === s.rid : e.ssrc === s.ssrc)) : 0;
       const layer = p.layers[i];
       if (!layer) continue;
       layer.bitrate = s.bitrate;
@@ -413,7 +417,12 @@ export class AicRoom {
     for (const sid of named) void this.run(sid);
   }
 
-  summary(): AicCallSummary {
+  /** 100 × (1 − forwarded / forward-all) so far; null before any video was measured. */
+  reductionPercent(): number | null {
+    return this.totals.all > 0 ? 100 * (1 - this.totals.fwd / this.totals.all) : null;
+  }
+
+  summary(targetReductionPercent: number): AicCallSummary {
     const t = this.totals;
     return {
       callId: this.sid,
@@ -423,6 +432,7 @@ export class AicRoom {
       endedAt: new Date(),
       bytesForwarded: t.fwd,
       forwardAllBytes: t.all,
+      targetReductionPercent,
       qualitySamples: t.qCount,
       qualityMean: t.qCount > 0 ? t.qSum / t.qCount : null,
       qualityMin: t.qCount > 0 ? t.qMin : null,

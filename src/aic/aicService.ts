@@ -147,11 +147,22 @@ export class AicService extends EventEmitter<AicServiceEvents> implements MediaC
     this.last = now;
     try {
       for (const r of [...this.rooms.values()]) await r.sample(dt);
+      this.metrics.belowTarget.set(this.roomsBelowTarget());
     } catch (err) {
       this.log.warn({ err }, 'AIC sampling failed');
     } finally {
       this.busy = false;
     }
+  }
+
+  /** AIC-arm rooms whose reduction so far is under compression.target_reduction_percent. */
+  private roomsBelowTarget(): number {
+    let n = 0;
+    for (const r of this.rooms.values()) {
+      const reduction = r.arm === 'aic' ? r.reductionPercent() : null;
+      if (reduction !== null && reduction < this.cfg.compression.target_reduction_percent) n++;
+    }
+    return n;
   }
 
   /** One round of AI core advice: every AIC-arm room with subscribers, one request each. */
@@ -175,6 +186,8 @@ export class AicService extends EventEmitter<AicServiceEvents> implements MediaC
         room: r.name,
         sent_at: new Date().toISOString(),
         min_quality: this.cfg.compression.min_quality_threshold,
+        target_reduction_percent: this.cfg.compression.target_reduction_percent,
+        reduction_percent: r.reductionPercent(),
         ...r.features(),
       });
       // The room may have finished while the AI core thought about it.
@@ -189,7 +202,7 @@ export class AicService extends EventEmitter<AicServiceEvents> implements MediaC
     if (!r) return;
     this.rooms.delete(name);
     r.close();
-    this.emit('callSummary', r.summary());
+    this.emit('callSummary', r.summary(this.cfg.compression.target_reduction_percent));
   }
 
   close(): void {
