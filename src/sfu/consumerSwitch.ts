@@ -55,6 +55,10 @@ export class ConsumerSwitch {
         // A WebRTC subscriber resumes it once its SDK has set it up (so the key frame it
         // asks for is not lost); a plain-RTP one has nothing to set up.
         paused: old.pausedByClient || !via.plain,
+        // Started at the layers the old one was set to, not the top: switching down a moment
+        // later needs the publisher's sender reports, and a source that sends none (plain
+        // RTP without RTCP) would leave the consumer stuck on the layer it started at.
+        ...(old.consumer.preferredLayers ? { preferredLayers: old.consumer.preferredLayers } : {}),
         appData: { participantSid: peer.sid },
       });
     } catch {
