@@ -7,10 +7,9 @@ import { ADVICE_VERSION, qualityFloor, type AdviceRequest } from '../src/aic/adv
 import { AiCoreClient, type AdviceOutcome } from '../src/aic/aiCore.js';
 import { decide, type Policy, type TrackInput } from '../src/aic/controller.js';
 import { layersOf } from '../src/aic/layers.js';
-import { createToken } from '../src/auth/token.js';
 import type { SignalClient } from '../src/client/signalClient.js';
 import { CircuitBreaker } from '../src/util/circuitBreaker.js';
-import { eventually, KEY, SECRET, sleep, startServer, type TestServer } from './helpers.js';
+import { aicSummaries, eventually, sleep, startServer, type TestServer } from './helpers.js';
 
 // The AI core contract (docs/AIC.md "AI core advice"): the client against small HTTP servers
 // that follow it, hang, or fail; the controller's safety rules on advice; and a real server
@@ -312,17 +311,7 @@ describe('a server with an AI core', () => {
     const callId = alice.join.room.sid;
     await bob.leave();
     await alice.leave();
-    const admin = createToken(KEY, SECRET, { identity: 'dash', video: { roomList: true } });
-    let rows: { arm: string; decisions: number; advice_applied: number; dynacast_updates: number; node_id: string; target_reduction_percent: number }[] = [];
-    await eventually(
-      async () => {
-        const r = await fetch(`${server.http}/api/v1/calls/${callId}/aic`, { headers: { authorization: `Bearer ${admin}` } });
-        rows = ((await r.json()) as { summaries: typeof rows }).summaries;
-        return rows.length === 1;
-      },
-      8000,
-      'the summary row',
-    );
+    const rows = await aicSummaries<{ arm: string; decisions: number; advice_applied: number; dynacast_updates: number; node_id: string; target_reduction_percent: number }>(server, callId);
     assert.equal(rows[0]!.arm, 'aic');
     assert.ok(rows[0]!.decisions > 0);
     assert.ok(rows[0]!.advice_applied > 0);

@@ -7,8 +7,7 @@
 // only), so forward-all counted nothing and no reduction was ever known.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createToken } from '../src/auth/token.js';
-import { eventually, KEY, SECRET, startServer, type TestServer } from './helpers.js';
+import { aicSummaries, eventually, startServer, type TestServer } from './helpers.js';
 import { plainSubscriber } from './plainRtp.js';
 import { publishVp8Simulcast } from './vp8Source.js';
 
@@ -42,17 +41,7 @@ describe('AIC target reduction', () => {
     const callId = pub.join.room.sid;
     await sub.leave();
     await pub.leave();
-    const admin = createToken(KEY, SECRET, { identity: 'dash', video: { roomList: true } });
-    let rows: { reduction_percent: number | null; target_reduction_percent: number | null }[] = [];
-    await eventually(
-      async () => {
-        const r = await fetch(`${t.http}/api/v1/calls/${callId}/aic`, { headers: { authorization: `Bearer ${admin}` } });
-        rows = ((await r.json()) as { summaries: typeof rows }).summaries;
-        return rows.length === 1;
-      },
-      8000,
-      'the summary row',
-    );
+    const rows = await aicSummaries<{ reduction_percent: number | null; target_reduction_percent: number | null }>(t, callId);
     assert.equal(rows[0]!.target_reduction_percent, 50);
     assert.ok(rows[0]!.reduction_percent !== null && rows[0]!.reduction_percent >= 50, `reduction ${rows[0]!.reduction_percent}`);
   });

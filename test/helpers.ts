@@ -307,3 +307,19 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
     await sleep(20);
   }
 }
+
+/** A call's aic_call_summaries rows from the history API (a roomList token), once `count` are written. */
+export async function aicSummaries<T>(t: TestServer, callId: string, count = 1): Promise<T[]> {
+  const admin = createToken(KEY, SECRET, { identity: 'dash', video: { roomList: true } });
+  let rows: T[] = [];
+  await eventually(
+    async () => {
+      const r = await fetch(`${t.http}/api/v1/calls/${callId}/aic`, { headers: { authorization: `Bearer ${admin}` } });
+      rows = ((await r.json()) as { summaries: T[] }).summaries;
+      return rows.length === count;
+    },
+    8000,
+    'the summary row',
+  );
+  return rows;
+}

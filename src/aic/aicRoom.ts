@@ -48,6 +48,8 @@ export interface AicCallSummary {
   endedAt: Date;
   bytesForwarded: number;
   forwardAllBytes: number;
+  /** 100 × (1 − forwarded / forward-all); null: nothing measured. */
+  reductionPercent: number | null;
   /** compression.target_reduction_percent while the room ran: what reduction_percent is held to. */
   targetReductionPercent: number;
   qualitySamples: number;
@@ -432,6 +434,7 @@ export class AicRoom {
       endedAt: new Date(),
       bytesForwarded: t.fwd,
       forwardAllBytes: t.all,
+      reductionPercent: this.reductionPercent(),
       targetReductionPercent,
       qualitySamples: t.qCount,
       qualityMean: t.qCount > 0 ? t.qSum / t.qCount : null,

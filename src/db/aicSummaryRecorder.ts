@@ -41,7 +41,7 @@ export function recordAicSummaries(aic: EventEmitter<AicServiceEvents>, writes: 
       s.endedAt,
       s.bytesForwarded,
       s.forwardAllBytes,
-      s.forwardAllBytes > 0 ? 100 * (1 - s.bytesForwarded / s.forwardAllBytes) : null,
+      s.reductionPercent,
       s.targetReductionPercent,
       s.qualitySamples,
       s.qualityMean,
