@@ -22,6 +22,20 @@ export interface PlainSubscriber {
   consume(producerId: string): Promise<string>;
 }
 
+/**
+ * What a plain-RTP receiver can take of the router's capabilities: everything but bandwidth
+ * estimation (transport-cc, REMB). It sends no such feedback, and a consumer that negotiated
+ * it would have its layers chosen by an estimate that never moves past its initial value:
+ * a simulcast consumer whose layers all cost more than that ends with no layer at all.
+ */
+export function plainReceiverCapabilities(routerCaps: string): string {
+  const caps = JSON.parse(routerCaps) as { codecs?: { rtcpFeedback?: { type: string }[] }[]; headerExtensions?: { uri: string }[] };
+  const bwe = new Set(['transport-cc', 'goog-remb']);
+  for (const c of caps.codecs ?? []) c.rtcpFeedback = (c.rtcpFeedback ?? []).filter((f) => !bwe.has(f.type));
+  caps.headerExtensions = (caps.headerExtensions ?? []).filter((h) => !/transport-wide-cc|abs-send-time/.test(h.uri));
+  return JSON.stringify(caps);
+}
+
 /** A plain-RTP subscriber: a UDP socket, a consuming plain transport to it, its consumers of `producerIds` (resumed). */
 export async function plainSubscriber(c: SignalClient, ...producerIds: string[]): Promise<PlainSubscriber> {
   const sock = createSocket('udp4');
@@ -32,7 +46,7 @@ export async function plainSubscriber(c: SignalClient, ...producerIds: string[])
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
   const recv = (await c.request('createTransport', { consuming: true, plain: true })).transport!;
   await c.request('connectTransport', { transportId: recv.id, plainIp: '127.0.0.1', plainPort: sock.address().port });
-  const caps = await c.routerCapabilities();
+  const caps = plainReceiverCapabilities(await c.routerCapabilities());
   const ids: string[] = [];
   const ssrcs: number[] = [];
   const consume = async (producerId: string): Promise<string> => {
