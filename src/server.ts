@@ -250,13 +250,6 @@ export class AuraServer {
         this.aic = new AicService(config.aic, config.node_id, this.manager, tell, this.metrics.registry, this.log);
         control = this.aic;
       }
-      let hooks: ProducerHooks = NO_PRODUCER_HOOKS;
-      if (this.aic && config.aic.hooks.length > 0) {
-        const aic = this.aic;
-        const parser = loadRtpParser({ logger: this.log });
-        this.hooks = new HookService(config.aic, (name) => aic.arm(name), new ConsumerSwitch(notifier, control), parser, new HookMetrics(this.metrics.registry), this.log);
-        hooks = this.hooks;
-      }
       if (dir && this.nodeClient && this.cluster) {
         this.pipes = new PipeRouter(edgeRooms(this.sfu), this.nodeClient, control, (name) => this.manager.rooms.get(name), pipeOpts, this.log, this.mesh.mediaLinks);
         this.cascade = new Cascade(
@@ -278,6 +271,13 @@ export class AuraServer {
           },
           this.log,
         );
+      }
+      let hooks: ProducerHooks = NO_PRODUCER_HOOKS;
+      if (this.aic && config.aic.hooks.length > 0) {
+        const aic = this.aic;
+        const parser = loadRtpParser({ logger: this.log });
+        this.hooks = new HookService(config.aic, (name) => aic.arm(name), new ConsumerSwitch(notifier, control, this.cascade ?? NO_REMOTE_PRODUCERS), parser, new HookMetrics(this.metrics.registry), this.log);
+        hooks = this.hooks;
       }
       media = {
         transports: new TransportRequests(

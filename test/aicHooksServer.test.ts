@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { SignalClient } from '../src/client/signalClient.js';
 import { eventually, sleep, startServer, type TestServer } from './helpers.js';
-import { plainSubscriber } from './plainRtp.js';
+import { plainSubscriber, type PlainSubscriber } from './plainRtp.js';
 import { publishVp8Simulcast } from './vp8Source.js';
 
 const SSRCS = [3100, 3101, 3102];
@@ -26,10 +26,10 @@ describe('RTP hooks in the server', () => {
   after(async () => {
     for (const t of servers) await t.close();
   });
-  const start = async (hooks: unknown[]): Promise<TestServer> => {
+  const start = async (hooks: unknown[], sfu: Record<string, unknown> = {}): Promise<TestServer> => {
     const t = await startServer({
       aic: { enabled: true, hooks, compression: { max_latency_ms: 50 } },
-      sfu: { allow_plain_transports: true },
+      sfu: { allow_plain_transports: true, ...sfu },
       room: { empty_timeout_s: 0.2 },
     });
     servers.push(t);
@@ -96,4 +96,38 @@ describe('RTP hooks in the server', () => {
       await eventually(async () => Object.values(await objects(t)).every((x) => x === 0), 5000, 'every mediasoup object closed');
     });
   }
+
+  test("a subscriber on the room's other router (over max_consumers_per_router) gets the processed track too, and is switched with the rest", async () => {
+    const t = await start([{ name: 'fault', mode: 'throw', after_packets: 2000 }], { workers: 2, max_consumers_per_router: 1 });
+    const pub = await t.client('pub', 'hooks-routers');
+    const subs = [await t.client('sub1', 'hooks-routers'), await t.client('sub2', 'hooks-routers')];
+    const { producerId, stop } = await publish(pub);
+    const switched = subs.map((c) => c.next('consumerSwitched', 20_000));
+    const got: PlainSubscriber[] = [];
+    for (const c of subs) got.push(await plainSubscriber(c, producerId));
+    try {
+      const h = await t.health();
+      assert.deepEqual(h.sfu!.workers.map((w) => w.routers).sort(), [1, 1], 'the second subscriber is on a router of its own');
+      await eventually(() => got.every((s) => s.got.length > 20), 8000, 'media through the chain on both routers');
+      // Only consumers of the processed producer are switched: the second subscriber is one.
+      const msgs = (await Promise.all(switched)).map(([m]) => m);
+      msgs.forEach((m, i) => {
+        assert.equal(m.consumerId, got[i]!.consumerId);
+        assert.equal(m.reason, 'hookFallback');
+        assert.equal(m.consumer.producerId, producerId);
+      });
+      for (const [i, m] of msgs.entries()) {
+        const ssrc = (JSON.parse(m.consumer.rtpParameters) as { encodings: { ssrc: number }[] }).encodings[0]!.ssrc;
+        const n = got[i]!.got.length;
+        await eventually(() => got[i]!.got.slice(n).filter((p) => p.readUInt32BE(8) === ssrc).length > 60, 15_000, `packets on subscriber ${i + 1}'s new consumer`);
+      }
+      await eventually(async () => (await t.metric('auralink_aic_hook_chains')) === 0, 3000, 'the chain closed');
+    } finally {
+      stop();
+      for (const s of got) s.sock.close();
+    }
+    await pub.leave();
+    for (const c of subs) await c.leave();
+    await eventually(async () => Object.values(await objects(t)).every((x) => x === 0), 5000, 'every mediasoup object closed');
+  });
 });

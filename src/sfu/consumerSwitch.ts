@@ -2,6 +2,7 @@ import type { Room } from '../rooms/room.js';
 import type { ConsumerInfo } from '../signal/messages.js';
 import type { MediaControl } from './mediaControl.js';
 import { PeerConsumer } from './peerConsumer.js';
+import type { RemoteProducers } from './remoteProducers.js';
 import type { SfuNotifier } from './sfuNotifier.js';
 import type { SfuPeer } from './sfuPeer.js';
 import type { SfuRoom } from './sfuRoom.js';
@@ -34,17 +35,18 @@ export class ConsumerSwitch {
   constructor(
     private readonly notifier: SfuNotifier,
     private readonly control: MediaControl,
+    private readonly remote: RemoteProducers,
   ) {}
 
   async switchAll(room: Room, sfuRoom: SfuRoom, fromProducerId: string, toProducerId: string, reason: string): Promise<number> {
     const moves: Promise<boolean>[] = [];
     for (const peer of sfuRoom.peers.values()) {
-      for (const c of [...peer.consumers.values()]) if (c.consumer.producerId === fromProducerId) moves.push(this.switchOne(room, peer, c, toProducerId, reason));
+      for (const c of [...peer.consumers.values()]) if (c.consumer.producerId === fromProducerId) moves.push(this.switchOne(room, sfuRoom, peer, c, toProducerId, reason));
     }
     return (await Promise.all(moves)).filter(Boolean).length;
   }
 
-  private async switchOne(room: Room, peer: SfuPeer, old: PeerConsumer, toProducerId: string, reason: string): Promise<boolean> {
+  private async switchOne(room: Room, sfuRoom: SfuRoom, peer: SfuPeer, old: PeerConsumer, toProducerId: string, reason: string): Promise<boolean> {
     const via = old.via;
     if (!via || via.transport.closed) return false;
     let consumer;
@@ -68,6 +70,9 @@ export class ConsumerSwitch {
       consumer.close();
       return false;
     }
+    // A track piped in from another node is kept here while it has consumers: the new one
+    // counts before the old one goes.
+    if (sfuRoom.producers.get(toProducerId)?.remote) this.remote.consumed(room, toProducerId, consumer);
     const pc = new PeerConsumer(consumer, old.slot, old.track, via);
     peer.addConsumer(pc);
     this.notifier.watchConsumer(room, peer.sid, pc);

@@ -10,10 +10,10 @@ import type { RouterSlot, SfuRoom } from './sfuRoom.js';
 export interface ProducerHooks {
   producerCreated(room: Room, sfuRoom: SfuRoom, producer: types.Producer, source: string): void;
   /** The id to consume for a subscriber on `slot` asking for `producerId`. */
-  route(sfuRoom: SfuRoom, producerId: string, slot: RouterSlot): Promise<string>;
+  route(room: Room, sfuRoom: SfuRoom, producerId: string, slot: RouterSlot): Promise<string>;
 }
 
 export const NO_PRODUCER_HOOKS: ProducerHooks = {
   producerCreated: () => undefined,
-  route: async (_r, producerId) => producerId,
+  route: async (_room, _r, producerId) => producerId,
 };

@@ -44,7 +44,7 @@ export class SubscribeRequests {
     // lost in between. A track with a hook chain is consumed through its processed producer;
     // if that closed meanwhile (the chain fell back), the original is consumed.
     const make = (producerId: string) => t.transport.consume({ producerId, rtpCapabilities, paused: true, appData: { participantSid: p.sid } });
-    const target = await this.hooks.route(sfuRoom, body.producerId, t.slot);
+    const target = await this.hooks.route(room, sfuRoom, body.producerId, t.slot);
     const consumer = await media('consume', () => (target === body.producerId ? make(target) : make(target).catch(() => make(body.producerId))));
     const peer = this.sfu.keep(room, p, consumer);
     if (owner.remote) this.remote.consumed(room, body.producerId, consumer);

@@ -13,11 +13,14 @@ import { TrackHooks } from './trackHooks.js';
 
 interface Entry {
   ready: Promise<TrackHooks | undefined>;
+  /** The room's other routers the processed producer was piped to (or is being). */
+  slots: Map<RouterSlot, Promise<boolean>>;
 }
 
 /**
  * The node's RTP hook chains (aic.hooks): one TrackHooks per producer published here in an
- * AIC-arm room whose kind a configured hook takes. Consumers made while a chain runs get its
+ * AIC-arm room whose kind a configured hook takes, and one per producer piped in from another
+ * node once a subscriber here consumes it. Consumers made while a chain runs get its
  * processed producer; when a hook fails (fallback_enabled), the chain stops running hooks at
  * once (packets pass as they come), the subscribers are switched to the original producer,
  * then the chain is closed. A fallen-back track stays plain until it is published again:
@@ -25,6 +28,8 @@ interface Entry {
  */
 export class HookService implements ProducerHooks {
   private readonly tracks = new Map<string, Entry>(); // by original producer id
+  /** Tracks whose chain failed: forwarded plain until their producer goes (a piped-in one too). */
+  private readonly plain = new Set<string>();
 
   constructor(
     private readonly cfg: Config['aic'],
@@ -36,8 +41,14 @@ export class HookService implements ProducerHooks {
   ) {}
 
   producerCreated(room: Room, sfuRoom: SfuRoom, producer: types.Producer, source: string): void {
-    const kind = producer.kind;
-    if (this.cfg.hooks.length === 0 || this.arm(room.name) !== 'aic' || !hooksApply(this.cfg.hooks, kind)) return;
+    if (this.applies(room, producer.kind)) this.start(room, sfuRoom, producer, source);
+  }
+
+  private applies(room: Room, kind: types.MediaKind): boolean {
+    return this.cfg.hooks.length > 0 && this.arm(room.name) === 'aic' && hooksApply(this.cfg.hooks, kind);
+  }
+
+  private start(room: Room, sfuRoom: SfuRoom, producer: types.Producer, source: string): Entry {
     const ready = TrackHooks.create(
       sfuRoom.main.router,
       producer,
@@ -63,19 +74,48 @@ export class HookService implements ProducerHooks {
         return undefined;
       },
     );
-    this.tracks.set(producer.id, { ready });
+    const e: Entry = { ready, slots: new Map() };
+    this.tracks.set(producer.id, e);
+    return e;
   }
 
-  async route(sfuRoom: SfuRoom, producerId: string, slot: RouterSlot): Promise<string> {
-    const e = this.tracks.get(producerId);
-    if (!e) return producerId;
+  async route(room: Room, sfuRoom: SfuRoom, producerId: string, slot: RouterSlot): Promise<string> {
+    let e = this.tracks.get(producerId);
+    if (!e) {
+      if (this.plain.has(producerId)) return producerId;
+      // Piped in from another node: hooks run on every node that forwards the track to
+      // subscribers, each for its own (the pipe carries the original), started here by the
+      // first of them, so a relay that only forwards it never runs a chain.
+      const owner = sfuRoom.producers.get(producerId);
+      if (!owner?.remote || owner.producer.closed || !this.applies(room, owner.producer.kind)) return producerId;
+      e = this.start(room, sfuRoom, owner.producer, owner.source);
+    }
     const th = await e.ready;
-    // Subscribers on the room's other routers (over max_consumers_per_router) get the original.
-    if (!th || th.closed || th.fellBack || slot !== sfuRoom.main) return producerId;
-    return th.processed.id;
+    if (!th || th.closed || th.fellBack) return producerId;
+    if (slot === sfuRoom.main) return th.processed.id;
+    // A subscriber on one of the room's other routers (over max_consumers_per_router): the
+    // processed producer is piped to that router once (it goes when the processed one closes).
+    let piped = e.slots.get(slot);
+    if (!piped) {
+      piped = sfuRoom.main.router.pipeToRouter({ producerId: th.processed.id, router: slot.router }).then(
+        () => true,
+        (err: Error) => {
+          e.slots.delete(slot);
+          this.log.warn({ room: room.name, producerId, err: err.message }, 'RTP hooks: the processed track could not reach another router; its subscribers there get the original');
+          return false;
+        },
+      );
+      e.slots.set(slot, piped);
+    }
+    return (await piped) && !th.closed && !th.fellBack ? th.processed.id : producerId;
   }
 
   private async fallBack(room: Room, sfuRoom: SfuRoom, th: TrackHooks): Promise<void> {
+    const owner = sfuRoom.producers.get(th.producerId);
+    if (owner && !owner.producer.closed && !this.plain.has(th.producerId)) {
+      this.plain.add(th.producerId);
+      owner.producer.observer.once('close', () => this.plain.delete(th.producerId));
+    }
     try {
       let n = await this.switcher.switchAll(room, sfuRoom, th.processed.id, th.producerId, 'hookFallback');
       // A consume routed here just before the fault may have finished meanwhile.
@@ -96,5 +136,6 @@ export class HookService implements ProducerHooks {
   close(): void {
     for (const e of this.tracks.values()) void e.ready.then((th) => th?.close());
     this.tracks.clear();
+    this.plain.clear();
   }
 }

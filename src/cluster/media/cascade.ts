@@ -46,7 +46,8 @@ const ORIGIN_READ_GAP_MS = 100;
  */
 export class Cascade implements RemoteProducers {
   /** Subscribers here of each piped-in producer (told it again after a re-route). */
-  private readonly subscribers = new Map<string, Set<string>>();
+  /** Per room and producer: the participants here consuming it, with how many consumers each (a switched consumer overlaps its successor). */
+  private readonly subscribers = new Map<string, Map<string, number>>();
   private readonly movedAt = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
   private readonly watch: PeerWatch;
@@ -161,14 +162,18 @@ export class Cascade implements RemoteProducers {
     const k = key(room.name, producerId);
     const sid = (consumer.appData as { participantSid?: string }).participantSid;
     let subs = this.subscribers.get(k);
-    if (!subs) this.subscribers.set(k, (subs = new Set()));
-    if (sid) subs.add(sid);
+    if (!subs) this.subscribers.set(k, (subs = new Map()));
+    if (sid) subs.set(sid, (subs.get(sid) ?? 0) + 1);
     this.router.use(room.name, producerId, 1);
     const piped = this.router.current(room.name, producerId);
     consumer.observer.once('close', () => {
       // Counted against the producer it consumed (after a re-route, the old one).
       if (this.router.current(room.name, producerId) === piped) this.router.use(room.name, producerId, -1);
-      if (sid) subs.delete(sid);
+      if (sid) {
+        const n = (subs.get(sid) ?? 1) - 1;
+        if (n > 0) subs.set(sid, n);
+        else subs.delete(sid);
+      }
       if (subs.size === 0 && this.subscribers.get(k) === subs) this.subscribers.delete(k);
     });
   }
@@ -178,7 +183,7 @@ export class Cascade implements RemoteProducers {
     const room = this.manager.rooms.get(p.room);
     const sfuRoom = this.sfu.rooms.get(p.room);
     const k = key(p.room, p.producerId);
-    const subs = [...(this.subscribers.get(k) ?? [])];
+    const subs = [...(this.subscribers.get(k)?.keys() ?? [])];
     if (!room || !sfuRoom || this.closed || subs.length === 0) return;
     const origin = p.path[0]!;
     const path = this.pathFrom(origin);
