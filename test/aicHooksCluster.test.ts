@@ -69,7 +69,7 @@ describe('RTP hooks on a track subscribed on another node', () => {
     const announced = bob.next('producerAdded');
     const { producerId, stop } = await publishVp8Simulcast(alice, [4100, 4101, 4102]);
     await announced;
-    assert.equal(await a.metric('auralink_aic_hook_chains'), 1, "node 1 runs its publisher's chain");
+    await eventually(async () => (await a.metric('auralink_aic_hook_chains')) === 1, 3000, "node 1 runs its publisher's chain");
     assert.equal(await b.metric('auralink_aic_hook_chains'), 0, 'node 2 runs none before a subscriber there wants the track');
     const switched = bob.next('consumerSwitched', 20_000);
     const s = await sub(bob, producerId);

@@ -28,8 +28,12 @@ interface Entry {
  */
 export class HookService implements ProducerHooks {
   private readonly tracks = new Map<string, Entry>(); // by original producer id
-  /** Tracks whose chain failed: forwarded plain until their producer goes (a piped-in one too). */
-  private readonly plain = new Set<string>();
+  /**
+   * Tracks whose chain failed, per room: forwarded plain until published again. Kept with the
+   * room, not the producer: a piped-in copy closes and comes back (linger, re-route) while
+   * the track is the same, and a hook that failed on it must not be tried again.
+   */
+  private readonly plain = new WeakMap<SfuRoom, Set<string>>();
 
   constructor(
     private readonly cfg: Config['aic'],
@@ -59,17 +63,20 @@ export class HookService implements ProducerHooks {
       { budgetMs: this.cfg.compression.max_latency_ms, fallback: this.cfg.adaptive.fallback_enabled, senderReportMs: 1000 },
     ).then(
       (th) => {
-        if (th.closed) return undefined;
+        if (th.closed) {
+          this.forget(producer.id, e);
+          return undefined;
+        }
         th.on('fault', (f) => {
           const err = f.error instanceof Error ? f.error.message : f.error === undefined ? undefined : String(f.error);
           this.log.warn({ room: room.name, producerId: producer.id, hook: f.hook, reason: f.reason, ms: Math.round(f.ms * 1000) / 1000, err, fallback: this.cfg.adaptive.fallback_enabled }, 'RTP hook failed');
           if (th.fellBack) void this.fallBack(room, sfuRoom, th);
         });
-        th.once('closed', () => this.tracks.delete(producer.id));
+        th.once('closed', () => this.forget(producer.id, e));
         return th;
       },
       (err: unknown) => {
-        this.tracks.delete(producer.id);
+        this.forget(producer.id, e);
         if (!producer.closed) this.log.warn({ room: room.name, producerId: producer.id, err: (err as Error).message }, 'RTP hook chain not started: the track is forwarded as it is');
         return undefined;
       },
@@ -79,10 +86,15 @@ export class HookService implements ProducerHooks {
     return e;
   }
 
+  /** Drops a chain's entry unless a newer chain of the same id (a piped-in copy again) took its place. */
+  private forget(producerId: string, e: Entry): void {
+    if (this.tracks.get(producerId) === e) this.tracks.delete(producerId);
+  }
+
   async route(room: Room, sfuRoom: SfuRoom, producerId: string, slot: RouterSlot): Promise<string> {
     let e = this.tracks.get(producerId);
     if (!e) {
-      if (this.plain.has(producerId)) return producerId;
+      if (this.plain.get(sfuRoom)?.has(producerId)) return producerId;
       // Piped in from another node: hooks run on every node that forwards the track to
       // subscribers, each for its own (the pipe carries the original), started here by the
       // first of them, so a relay that only forwards it never runs a chain.
@@ -111,11 +123,12 @@ export class HookService implements ProducerHooks {
   }
 
   private async fallBack(room: Room, sfuRoom: SfuRoom, th: TrackHooks): Promise<void> {
+    let plain = this.plain.get(sfuRoom);
+    if (!plain) this.plain.set(sfuRoom, (plain = new Set()));
+    plain.add(th.producerId);
     const owner = sfuRoom.producers.get(th.producerId);
-    if (owner && !owner.producer.closed && !this.plain.has(th.producerId)) {
-      this.plain.add(th.producerId);
-      owner.producer.observer.once('close', () => this.plain.delete(th.producerId));
-    }
+    // A track published here that goes is gone for good (its id is not used again).
+    if (owner && !owner.remote) owner.producer.observer.once('close', () => plain.delete(th.producerId));
     try {
       let n = await this.switcher.switchAll(room, sfuRoom, th.processed.id, th.producerId, 'hookFallback');
       // A consume routed here just before the fault may have finished meanwhile.
@@ -136,6 +149,5 @@ export class HookService implements ProducerHooks {
   close(): void {
     for (const e of this.tracks.values()) void e.ready.then((th) => th?.close());
     this.tracks.clear();
-    this.plain.clear();
   }
 }
