@@ -8,14 +8,18 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 MS_VERSION=$(node -p "require('./package.json').dependencies.mediasoup")
 CACHE=${AURALINK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/auralink}
-WORKER_CACHE="$CACHE/mediasoup-worker-$MS_VERSION-$(uname -m)"
+# Our patches to the worker's source (native/mediasoup/patches, applied in name order): the
+# cached binary is keyed by them too.
+MS_PATCHES=$(ls "$ROOT"/native/mediasoup/patches/*.patch 2>/dev/null | sort || true)
+PATCH_ID=$( (for p in $MS_PATCHES; do cat "$p"; done) | sha256sum | cut -c1-12)
+WORKER_CACHE="$CACHE/mediasoup-worker-$MS_VERSION-$PATCH_ID-$(uname -m)"
 WORKER_DEST="$ROOT/node_modules/mediasoup/worker/out/Release/mediasoup-worker"
 log() { printf '\n[setup] %s\n' "$*"; }
 
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 # chromium: the real-browser end-to-end tests (playwright-core drives /usr/bin/chromium).
 # coturn: its turnutils_uclient/turnutils_peer test the embedded TURN server; bench/turn runs it.
-APT_PKGS="pkg-config ninja-build libssl-dev libuv1-dev libabsl-dev libsrtp2-dev libusrsctp-dev nlohmann-json3-dev chromium coturn"
+APT_PKGS="patch pkg-config ninja-build libssl-dev libuv1-dev libabsl-dev libsrtp2-dev libusrsctp-dev nlohmann-json3-dev chromium coturn"
 missing=""
 for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -33,12 +37,19 @@ if worker_ok "$WORKER_CACHE/mediasoup-worker"; then
   mkdir -p "$(dirname "$WORKER_DEST")"
   cp "$WORKER_CACHE/mediasoup-worker" "$WORKER_DEST"
 else
-  log "building mediasoup worker $MS_VERSION (about 4 minutes on 2 cores)"
+  log "building mediasoup worker $MS_VERSION with $(echo $MS_PATCHES | wc -w) patch(es) (about 4 minutes on 2 cores)"
   bash native/mediasoup/fetch-meson.sh "$CACHE/meson"
+  # Installed without its worker (a MEDIASOUP_WORKER_BIN makes mediasoup's postinstall skip
+  # the build), then the worker source patched and built here.
+  MEDIASOUP_WORKER_BIN=/nonexistent npm install --foreground-scripts --no-audit --no-fund
+  MS_DIR="$ROOT/node_modules/mediasoup"
+  for p in $MS_PATCHES; do
+    if patch -p1 -d "$MS_DIR" -R -s -f --dry-run < "$p" >/dev/null 2>&1; then continue; fi  # already applied
+    patch -p1 -d "$MS_DIR" -N -s < "$p" || { echo "[setup] FATAL: $p does not apply to mediasoup $MS_VERSION" >&2; exit 1; }
+  done
   mkdir -p "$CACHE/pip-dummy"  # an existing PIP_DIR makes worker/Makefile skip its pip install
-  MEDIASOUP_SKIP_WORKER_PREBUILT_DOWNLOAD=1 MESON_ARGS=--wrap-mode=nodownload MS_MESON_ROOT="$CACHE/meson" \
-  MAKEFLAGS="MESON=$ROOT/native/mediasoup/ms-meson NINJA=/usr/bin/ninja PIP_DIR=$CACHE/pip-dummy" \
-    npm install --foreground-scripts --no-audit --no-fund
+  (cd "$MS_DIR" && MESON_ARGS=--wrap-mode=nodownload MS_MESON_ROOT="$CACHE/meson" \
+    MAKEFLAGS="MESON=$ROOT/native/mediasoup/ms-meson NINJA=/usr/bin/ninja PIP_DIR=$CACHE/pip-dummy" make -C worker)
   worker_ok "$WORKER_DEST" || { echo "[setup] FATAL: mediasoup worker was not built at $WORKER_DEST" >&2; exit 1; }
   mkdir -p "$WORKER_CACHE"
   cp "$WORKER_DEST" "$WORKER_CACHE/mediasoup-worker.tmp" && mv "$WORKER_CACHE/mediasoup-worker.tmp" "$WORKER_CACHE/mediasoup-worker"

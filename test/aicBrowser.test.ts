@@ -174,4 +174,40 @@ describe('AIC in a real browser', () => {
     assert.ok((await t.metric('auralink_aic_bytes_forwarded_total', { arm: 'aic' })) > 0);
     assert.ok((await t.metric('auralink_aic_forward_all_bytes_total', { arm: 'aic' })) > 0);
   });
+
+  test('enlarged after dynacast stopped a layer that had been steady: the viewer switches to it as soon as it is sent again (no 2 s wait for a fresh stream)', async (t) => {
+    // The top layer flows steadily first, so mediasoup has seen r2 active for > 2 s.
+    await layout(viewer, 'pub', 1280, 720);
+    await eventually(async () => (await inbound(viewer, 'pub'))?.frameHeight === 720, 45_000, 'the 720p layer');
+    await sleep(2500);
+    await layout(viewer, 'pub', 240, 135);
+    await eventually(async () => {
+      const a = await outboundByRid(pub);
+      await sleep(500);
+      const b = await outboundByRid(pub);
+      return b.r2 === a.r2;
+    }, 15_000, 'r2 stopped');
+    // Off long enough for mediasoup to call the stream inactive (1.5 s without packets).
+    await sleep(3000);
+    const t0 = Date.now();
+    await layout(viewer, 'pub', 1280, 720);
+    let r2Again = 0;
+    let at720 = 0;
+    await eventually(async () => {
+      const a = await outboundByRid(pub);
+      await sleep(100);
+      const b = await outboundByRid(pub);
+      if (!r2Again && (b.r2 ?? 0) > (a.r2 ?? 0)) r2Again = Date.now() - t0;
+      return r2Again > 0;
+    }, 15_000, 'r2 sending again');
+    await eventually(async () => {
+      if (!at720 && (await inbound(viewer, 'pub'))?.frameHeight === 720) at720 = Date.now() - t0;
+      return at720 > 0;
+    }, 30_000, 'the 720p layer at the viewer');
+    t.diagnostic(`r2 sending again after ${r2Again} ms, 720p decoded after ${at720} ms`);
+    // Stock mediasoup 3.12 waits until a stream that came back has been active 2 s
+    // (StreamMinActiveMs), then for the transport's next bitrate event: 2-3 s here. Our worker
+    // patch (native/mediasoup/patches) exempts a stream that had been active that long before.
+    assert.ok(at720 - r2Again < 1200, `720p decoded ${at720 - r2Again} ms after r2 was sent again`);
+  });
 });
