@@ -163,12 +163,19 @@ export class P2PCall extends Emitter<P2PCallEvents> {
         clearTimeout(this.timer);
         // ICE may have chosen a TURN candidate even on the first attempt: the tier is what the
         // selected pair really is.
-        void this.stats().then((st) => {
+        void (async () => {
+          let st = await this.stats();
+          // Right at 'connected' the stats may not name the selected pair yet (no pair: not
+          // known to be relayed): asked again briefly before the tier is decided.
+          for (let i = 0; i < 10 && pc === this.pc && st && !st.candidateType; i++) {
+            await new Promise((r) => setTimeout(r, 100));
+            st = await this.stats();
+          }
           if (pc !== this.pc) return;
           const got: P2PTier = tier === 'turn' || st?.relayed ? 'turn' : 'p2p';
           this.connectedTier = got;
           this.emit('connected', got);
-        });
+        })();
       } else if (pc.connectionState === 'failed' && this.connectedTier === null) {
         this.giveUp();
       }
