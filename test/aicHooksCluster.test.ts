@@ -6,11 +6,10 @@
 // the track kept on node 2 while the new consumer uses it; nothing is left on either node.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { Socket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import { edgeConfig } from './clusterNode.js';
 import { eventually, sleep, startServer, type TestServer } from './helpers.js';
-import { plainSubscriber, type PlainSubscriber } from './plainRtp.js';
+import { closingSubscribers } from './plainRtp.js';
 import { PrivateRedis } from './redis.js';
 import { publishVp8Simulcast } from './vp8Source.js';
 
@@ -18,16 +17,7 @@ const redis = new PrivateRedis();
 before(() => redis.start());
 after(() => redis.dispose());
 
-const open = new Set<Socket>();
-after(() => {
-  for (const s of open) s.close();
-});
-async function sub(...args: Parameters<typeof plainSubscriber>): Promise<PlainSubscriber> {
-  const s = await plainSubscriber(...args);
-  open.add(s.sock);
-  s.sock.once('close', () => open.delete(s.sock));
-  return s;
-}
+const sub = closingSubscribers();
 
 const objects = async (t: TestServer): Promise<Record<string, number>> => {
   const out: Record<string, number> = {};

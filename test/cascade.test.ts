@@ -1,10 +1,10 @@
+import type { Socket } from 'node:dgram';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { Socket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import { eventually, sleep, startServer, type TestServer } from './helpers.js';
 import { opus, publishAudio, transport } from './media.js';
-import { plainSubscriber, rtpSource, type PlainSubscriber } from './plainRtp.js';
+import { closingSubscribers, plainSubscriber, rtpSource, type PlainSubscriber } from './plainRtp.js';
 import { edgeConfig } from './clusterNode.js';
 import { PrivateRedis } from './redis.js';
 
@@ -16,18 +16,7 @@ const redis = new PrivateRedis();
 before(() => redis.start());
 after(() => redis.dispose());
 
-// Subscribers' sockets still open when a test failed half-way are closed at the end (an open
-// one keeps the test process alive until the runner's timeout).
-const open = new Set<Socket>();
-after(() => {
-  for (const s of open) s.close();
-});
-async function sub(...args: Parameters<typeof plainSubscriber>): Promise<PlainSubscriber> {
-  const s = await plainSubscriber(...args);
-  open.add(s.sock);
-  s.sock.once('close', () => open.delete(s.sock));
-  return s;
-}
+const sub = closingSubscribers();
 
 const nodeCfg = (p: string, id: string) =>
   edgeConfig(redis.url, p, id, { sfu: { allow_plain_transports: true, cascade_linger_ms: 300 }, room: { empty_timeout_s: 0.2 } });

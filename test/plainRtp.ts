@@ -1,4 +1,5 @@
 import { createSocket, type Socket } from 'node:dgram';
+import { after } from 'node:test';
 import type { SignalClient } from '../src/client/signalClient.js';
 import { eventually, sleep, type TestServer } from './helpers.js';
 
@@ -67,6 +68,24 @@ export async function plainSubscriber(c: SignalClient, ...producerIds: string[])
     sock.send(p, recv.plainPort!, recv.plainIp!);
   };
   return { got, consumerId: ids[0]!, consumerIds: ids, ssrcs, sock, pli, consume };
+}
+
+/**
+ * plainSubscriber for a test file: every socket it opens that is still open at the end of the
+ * file (a test failed half-way) is closed then; an open one keeps the process alive until the
+ * runner's timeout.
+ */
+export function closingSubscribers(): (...args: Parameters<typeof plainSubscriber>) => Promise<PlainSubscriber> {
+  const open = new Set<Socket>();
+  after(() => {
+    for (const s of open) s.close();
+  });
+  return async (...args) => {
+    const s = await plainSubscriber(...args);
+    open.add(s.sock);
+    s.sock.once('close', () => open.delete(s.sock));
+    return s;
+  };
 }
 
 /** Sends opus-shaped RTP to a producing plain transport until stopped. */
