@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { find, joinDemo, launch, remoteStats } from './chromium.js';
+import { find, joinDemo, launch, mediaState, remoteStats } from './chromium.js';
 import { eventually, sleep, startServer, type TestServer } from './helpers.js';
 
 // End to end in a real browser: two demo pages in one room (see chromium.ts).
@@ -213,7 +213,9 @@ describe('real browser through the embedded TURN relay', () => {
       await eventually(async () => {
         const s = await remoteStats(pages[me]!);
         return (find(s, other, 'camera')?.framesDecoded ?? 0) > 5 && (find(s, other, 'microphone')?.packetsReceived ?? 0) > 5;
-      }, 30_000, `${me} receiving ${other} through TURN`);
+      }, 30_000, `${me} receiving ${other} through TURN`).catch(async (e: Error) => {
+        throw new Error(`${e.message}; ${me}: ${await mediaState(pages[me]!)}; ${other}: ${await mediaState(pages[other]!)}`);
+      });
       const types = await pages[me]!.evaluate(() =>
         (window as unknown as { auralinkRoom: import('../src/client/room.js').Room }).auralinkRoom.connectionTypes(),
       );

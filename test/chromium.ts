@@ -63,3 +63,15 @@ export function remoteStats(page: Page): Promise<TrackStat[]> {
 
 export const find = (stats: TrackStat[], identity: string, source: string): TrackStat | undefined =>
   stats.find((s) => s.identity === identity && s.source === source);
+
+/** A page's media state in one line, for a failure message: transport states, ICE restarts, what each track received. */
+export async function mediaState(page: Page): Promise<string> {
+  const sfu = await page
+    .evaluate(() => {
+      const room = (window as unknown as { auralinkRoom?: import('../src/client/room.js').Room }).auralinkRoom;
+      return room ? { states: room.sfu.transportStates(), iceRestarts: room.sfu.iceRestarts() } : null;
+    })
+    .catch((e: Error) => e.message);
+  const tracks = await remoteStats(page).catch(() => []);
+  return JSON.stringify({ sfu, tracks: tracks.map((s) => `${s.identity}/${s.source}: ${s.packetsReceived} pkts, ${s.framesDecoded} frames`) });
+}

@@ -2,6 +2,7 @@ import { Device } from 'mediasoup-client';
 import type { types as ms } from 'mediasoup-client';
 import type { ConsumerInfo, ProducerInfo, TransportInfo } from '../signal/messages.js';
 import { Emitter } from './emitter.js';
+import { IceWatch } from './iceWatch.js';
 import { isTrackSource, type RemoteTrack, type RemoteTrackEvents, type TrackSource } from './remoteTrack.js';
 import { selectedPair } from './selectedPair.js';
 import { SignalRequestError, type SignalClient } from './signalClient.js';
@@ -36,6 +37,7 @@ export class SfuPath extends Emitter<RemoteTrackEvents> {
   private sendTransport: ms.Transport | null = null;
   private recvTransport: ms.Transport | null = null;
   private readonly pending: Record<Direction, Promise<ms.Transport> | null> = { producing: null, consuming: null };
+  private readonly iceWatches = new Map<ms.Transport, IceWatch>();
   private readonly consuming = new Set<string>();
   private readonly wantedLayer = new Map<string, number>();
   private readonly layerQueue = new Map<string, Promise<void>>();
@@ -72,6 +74,11 @@ export class SfuPath extends Emitter<RemoteTrackEvents> {
     const { transport: info } = await this.signal.request('createTransport', { [dir]: true });
     const opts = this.transportOptions(info);
     const t = dir === 'producing' ? this.device.createSendTransport(opts) : this.device.createRecvTransport(opts);
+    this.iceWatches.set(t, new IceWatch(t, { restart: () => this.restartTransportIce(t), canRestart: () => this.signal.connected }));
+    t.observer.once('close', () => {
+      this.iceWatches.get(t)?.stop();
+      this.iceWatches.delete(t);
+    });
     t.on('connect', ({ dtlsParameters }, ok, fail) => {
       this.signal.request('connectTransport', { transportId: t.id, dtlsParameters: JSON.stringify(dtlsParameters) }).then(() => ok(), fail);
     });
@@ -309,12 +316,30 @@ export class SfuPath extends Emitter<RemoteTrackEvents> {
     for (const t of [this.sendTransport, this.recvTransport]) {
       if (!t || t.closed) continue;
       try {
-        const { json } = await this.signal.request('restartIce', { transportId: t.id });
-        await t.restartIce({ iceParameters: JSON.parse(json) as ms.IceParameters });
+        await this.restartTransportIce(t);
       } catch {
         /* the transport is gone: a mediaReset or rebuild follows */
       }
     }
+  }
+
+  private async restartTransportIce(t: ms.Transport): Promise<void> {
+    const { json } = await this.signal.request('restartIce', { transportId: t.id });
+    if (!t.closed) await t.restartIce({ iceParameters: JSON.parse(json) as ms.IceParameters });
+  }
+
+  /** Each media transport's connection state (its PeerConnection's: 'new', 'connecting', 'connected', 'disconnected', 'failed'). */
+  transportStates(): { producing?: string; consuming?: string } {
+    const out: { producing?: string; consuming?: string } = {};
+    if (this.sendTransport) out.producing = this.sendTransport.connectionState;
+    if (this.recvTransport) out.consuming = this.recvTransport.connectionState;
+    return out;
+  }
+
+  /** ICE restarts the SDK made by itself (a transport failed, stayed disconnected or never connected), per direction. */
+  iceRestarts(): { producing: number; consuming: number } {
+    const n = (t: ms.Transport | null): number => (t ? (this.iceWatches.get(t)?.restarts ?? 0) : 0);
+    return { producing: n(this.sendTransport), consuming: n(this.recvTransport) };
   }
 
   /**
