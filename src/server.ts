@@ -256,6 +256,7 @@ export class AuraServer {
           this.pipes,
           this.sfu,
           notifier,
+          control,
           this.manager,
           dir,
           this.mesh,

@@ -50,18 +50,23 @@ async function startNodes(net: TestNet, redisUrl: string, names: string[]): Prom
 const routesOf = async (t: TestServer): Promise<Route[]> =>
   ((await (await fetch(`${t.http}/internal/mesh/routes`, { headers: { authorization: `Bearer ${mesh}` } })).json()) as { routes: Route[] }).routes;
 
-/** B's subscriber: a plain consumer to the sink, made again whenever the producer is announced again (a re-route). */
-async function subscribe(bob: SignalClient, producerId: string, port: number): Promise<void> {
+/**
+ * B's subscriber: a plain consumer to the sink, and nothing else: a re-route must move its
+ * consumer (consumerSwitched) without the track being taken away or announced again; what
+ * it was told is returned.
+ */
+async function subscribe(bob: SignalClient, producerId: string, port: number): Promise<{ told: string[] }> {
   const recv = (await bob.request('createTransport', { consuming: true, plain: true })).transport!;
   await bob.request('connectTransport', { transportId: recv.id, plainIp: '127.0.0.1', plainPort: port });
   const consume = async (): Promise<void> => {
     const c = (await bob.request('consume', { producerId, transportId: recv.id, rtpCapabilities: await bob.routerCapabilities() })).consumer!;
     await bob.request('resumeConsumer', { consumerId: c.id });
   };
-  bob.on('producerAdded', (p) => {
-    if (p.producerId === producerId) void consume().catch(() => undefined);
-  });
   await consume();
+  const told: string[] = [];
+  for (const ev of ['producerAdded', 'producerRemoved', 'consumerClosed'] as const) bob.on(ev, () => told.push(ev));
+  bob.on('consumerSwitched', (s) => told.push(`consumerSwitched:${s.reason}`));
+  return { told };
 }
 
 /** Alice on A publishes VP8 (the replayed capture, ~400 kbit/s) from inside A's namespace. */
@@ -127,7 +132,7 @@ describe('media between hosts through relay nodes', () => {
     const producerId = pub.producerId;
     const sink = await UdpSink.start(h.net, 'B');
     h.stray.push(sink.proc);
-    await subscribe(bob, producerId, sink.port);
+    const sub = await subscribe(bob, producerId, sink.port);
     await flowing(sink, 'RTP from A at B, through a relay', 10_000);
     const [first] = await routes('B');
     assert.equal(first?.producerId, producerId);
@@ -145,11 +150,15 @@ describe('media between hosts through relay nodes', () => {
     const [second] = await routes('B');
     assert.deepEqual(second!.path, ['A', other, 'B'], `re-routed through ${other} in ${failoverMs} ms`);
     t.diagnostic(`path ${first!.path.join('→')}, after SIGKILL of ${relay}: ${second!.path.join('→')}, media again after ${failoverMs} ms`);
+    assert.deepEqual(sub.told, ['consumerSwitched:reroute'], 'the subscriber kept its track: its consumer was switched');
 
     // A direct link appears; once the mesh has measured it the pipes move there.
     await h.net.addLink('A', 'B');
     await eventually(async () => (await routes('B'))[0]?.path.join() === 'A,B', 10_000, 'path moved to the direct link');
     await flowing(sink, 'RTP over the direct link');
+    assert.deepEqual(sub.told, ['consumerSwitched:reroute', 'consumerSwitched:reroute'], 'moved to the direct link the same way');
+    assert.equal(await h.nodes.B!.metric('auralink_sfu_objects', { type: 'consumer' }), 1, 'one consumer at B');
+    assert.equal(await h.nodes.B!.metric('auralink_sfu_objects', { type: 'producer' }), 1, 'one copy of the track at B');
     await eventually(async () => (await h.nodes[other]!.metric('auralink_cascade_links')) === 0, 5000, 'the relay released its links');
     await bob.leave();
     await alice.leave();

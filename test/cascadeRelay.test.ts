@@ -233,7 +233,7 @@ describe('a relay that dies is routed around before the mesh expires it', () => 
   // the better path from A to B.
   const { n, id, open } = useCluster('casf', ['A', 'B', 'R1', 'R2'], [['A', 'R1', 5], ['R1', 'B', 5], ['A', 'R2', 10], ['R2', 'B', 10]], 5000);
 
-  test("SIGKILL of the relay in use: B's subscriber gets the media through the other relay long before the mesh's 15 s expiry, with no action of its own but re-subscribing when told", async (t) => {
+  test("SIGKILL of the relay in use: B's subscriber gets the media through the other relay long before the mesh's 15 s expiry, keeping its subscription (its consumer switched, nothing to do)", async (t) => {
     const alice = await n.A!.client('alice', 'fo');
     open.push(alice);
     const send = (await alice.request('createTransport', { producing: true, plain: true })).transport!;
@@ -244,10 +244,12 @@ describe('a relay that dies is routed around before the mesh expires it', () => 
     open.push(bob);
     const sub = await plainSubscriber(bob, producerId);
     open.push(sub.sock);
-    // What the SDK does after a re-route: the producer is announced again, it subscribes again.
-    bob.on('producerAdded', (pa) => {
-      if (pa.producerId === producerId) void sub.consume(producerId).catch(() => undefined);
-    });
+    // The subscriber does nothing: a re-route moves its consumer (consumerSwitched), never
+    // takes the track away (consumerClosed, producerRemoved) or announces it again.
+    const seen: string[] = [];
+    const switched: { consumerId: string; reason: string }[] = [];
+    for (const ev of ['producerAdded', 'producerRemoved', 'consumerClosed'] as const) bob.on(ev, () => seen.push(ev));
+    bob.on('consumerSwitched', (s) => switched.push({ consumerId: s.consumerId, reason: s.reason }));
     // Not mediasoup's bandwidth probation packets (SSRC 1234): the publisher's RTP.
     const rtp = (): number => sub.got.filter((m) => m.readUInt32BE(8) !== 1234).length;
     await eventually(() => rtp() >= 20, 5000, 'RTP at B');
@@ -261,5 +263,9 @@ describe('a relay that dies is routed around before the mesh expires it', () => 
     t.diagnostic(`RTP at B again ${Date.now() - killedAt} ms after the kill`);
     assert.deepEqual((await routes(n.B!))[0]?.path, [id('A'), id('R2'), id('B')], 'now through R2');
     assert.ok(Date.now() - killedAt < 15_000, 'before the mesh could have expired R1');
+    assert.deepEqual(switched, [{ consumerId: sub.consumerId, reason: 'reroute' }], "bob's consumer was switched once, for the re-route");
+    assert.deepEqual(seen, [], 'the track was neither taken away nor announced again');
+    assert.equal(await n.B!.metric('auralink_sfu_objects', { type: 'consumer' }), 1, 'one consumer at B: the old one went');
+    assert.equal(await n.B!.metric('auralink_sfu_objects', { type: 'producer' }), 1, 'one copy of the track at B: the one through R2');
   });
 });

@@ -1,6 +1,7 @@
 import type { types } from 'mediasoup';
 import type { Logger } from 'pino';
 import type { PeerConsumer } from '../sfu/peerConsumer.js';
+import { trackIdOf } from '../sfu/trackId.js';
 import type { Arm } from './arm.js';
 import type { AicMetrics } from './aicMetrics.js';
 import { qualityFloor, temporalFloor, type AdviceResponse, type FeatureSubscriber, type FeatureTrack, type TrackAdvice } from './advice.js';
@@ -123,12 +124,16 @@ export class AicRoom {
     const w = size.width || DEFAULT_SIZE.width;
     const h = size.height || DEFAULT_SIZE.height;
     const layers = layersOf(w, h, producer.rtpParameters.encodings ?? [{}]);
-    this.producers.set(producer.id, { producer, publisherSid, source, layers, topBitrate: layers.at(-1)?.bitrate ?? 0 });
+    // By track: a re-routed copy of a piped-in track takes the place of the one before.
+    const id = trackIdOf(producer);
+    const entry = { producer, publisherSid, source, layers, topBitrate: layers.at(-1)?.bitrate ?? 0 };
+    this.producers.set(id, entry);
     producer.observer.once('close', () => {
-      this.producers.delete(producer.id);
-      this.dynacast.removeProducer(producer.id);
+      if (this.producers.get(id) !== entry) return;
+      this.producers.delete(id);
+      this.dynacast.removeProducer(id);
     });
-    if (this.arm === 'aic') this.dynacast.addProducer(producer.id, layers.length);
+    if (this.arm === 'aic') this.dynacast.addProducer(id, layers.length);
   }
 
   addConsumer(subscriberSid: string, pc: PeerConsumer): void {
@@ -364,7 +369,7 @@ export class AicRoom {
   /** What the AI core is sent about this room (docs/AIC.md, "AI core advice"). */
   features(): { tracks: FeatureTrack[]; subscribers: FeatureSubscriber[] } {
     const tracks: FeatureTrack[] = [...this.producers.values()].map((p) => ({
-      producer_id: p.producer.id,
+      producer_id: trackIdOf(p.producer),
       publisher_sid: p.publisherSid,
       source: p.source,
       layers: p.layers.map((l) => ({ width: l.width, height: l.height, bitrate_bps: Math.round(l.bitrate) })),

@@ -39,9 +39,21 @@ export class ConsumerSwitch {
   ) {}
 
   async switchAll(room: Room, sfuRoom: SfuRoom, fromProducerId: string, toProducerId: string, reason: string): Promise<number> {
+    return this.switchWhere(room, sfuRoom, (c) => c.consumer.producerId === fromProducerId, toProducerId, reason);
+  }
+
+  /**
+   * Every consumer of a track that does not consume `toProducerId` yet (the old copy of a
+   * re-routed track, or a hook chain's processed producer of it) moves to `toProducerId`.
+   */
+  async switchTrack(room: Room, sfuRoom: SfuRoom, trackId: string, toProducerId: string, reason: string): Promise<number> {
+    return this.switchWhere(room, sfuRoom, (c) => c.track.producerId === trackId && c.consumer.producerId !== toProducerId, toProducerId, reason);
+  }
+
+  private async switchWhere(room: Room, sfuRoom: SfuRoom, which: (c: PeerConsumer) => boolean, toProducerId: string, reason: string): Promise<number> {
     const moves: Promise<boolean>[] = [];
     for (const peer of sfuRoom.peers.values()) {
-      for (const c of [...peer.consumers.values()]) if (c.consumer.producerId === fromProducerId) moves.push(this.switchOne(room, sfuRoom, peer, c, toProducerId, reason));
+      for (const c of [...peer.consumers.values()]) if (which(c)) moves.push(this.switchOne(room, sfuRoom, peer, c, toProducerId, reason));
     }
     return (await Promise.all(moves)).filter(Boolean).length;
   }
@@ -72,7 +84,8 @@ export class ConsumerSwitch {
     }
     // A track piped in from another node is kept here while it has consumers: the new one
     // counts before the old one goes.
-    if (sfuRoom.producers.get(toProducerId)?.remote) this.remote.consumed(room, toProducerId, consumer);
+    const carrier = sfuRoom.producers.get(old.track.producerId);
+    if (carrier?.remote && carrier.producer.id === toProducerId) this.remote.consumed(room, old.track.producerId, consumer);
     const pc = new PeerConsumer(consumer, old.slot, old.track, via);
     peer.addConsumer(pc);
     this.notifier.watchConsumer(room, peer.sid, pc);

@@ -48,8 +48,9 @@ export class SfuNotifier {
   existing(room: Room, sfuRoom: SfuRoom, p: Participant): void {
     if (!p.permission.canSubscribe) return;
     this.localProducersTo(room, sfuRoom, p.sid);
-    const speaker = sfuRoom.dominantProducerId ? sfuRoom.producers.get(sfuRoom.dominantProducerId) : undefined;
-    if (speaker) this.delivery.lossyTo(room, p.sid, { activeSpeaker: { participantSid: speaker.peer.sid, producerId: speaker.producer.id } });
+    const speakerId = sfuRoom.dominantProducerId;
+    const speaker = speakerId ? sfuRoom.producers.get(speakerId) : undefined;
+    if (speaker && speakerId) this.delivery.lossyTo(room, p.sid, { activeSpeaker: { participantSid: speaker.peer.sid, producerId: speakerId } });
   }
 
   /** This node's own producers, told to one subscriber (here or on another node). */

@@ -1,6 +1,7 @@
 import type { types } from 'mediasoup';
 import type { Logger } from 'pino';
 import type { SfuPeer } from './sfuPeer.js';
+import { trackIdOf } from './trackId.js';
 import type { WorkerPool, WorkerSlot } from './workerPool.js';
 
 /** A room's router on one worker, with the consumers it serves. */
@@ -32,13 +33,14 @@ export class SfuRoom {
   readonly slots: RouterSlot[] = [];
   readonly peers = new Map<string, SfuPeer>(); // by participant sid
   /**
-   * Every producer in the room, with its owner. `remote`: piped in from that node (its
-   * publisher is there; that node tells newcomers about it).
+   * Every track in the room (by track id: see trackIdOf) with the producer carrying it here
+   * and its owner. `remote`: piped in from that node (its publisher is there; that node tells
+   * newcomers about it).
    */
   readonly producers = new Map<string, { producer: types.Producer; peer: SfuPeer; source: string; remote?: string }>();
   /** Data producers piped in from other nodes (this node's own are their peers'), with the publisher. */
   readonly remoteData = new Map<string, { dataProducer: types.DataProducer; peer: SfuPeer }>();
-  /** The producer the ActiveSpeakerObserver last named (it reports changes only). */
+  /** The track the ActiveSpeakerObserver last named (it reports changes only). */
   dominantProducerId: string | null = null;
   private activeSpeakerObserver!: types.ActiveSpeakerObserver;
   private audioLevelObserver!: types.AudioLevelObserver;
@@ -61,15 +63,15 @@ export class SfuRoom {
     const main = await room.addSlot(worker);
     room.activeSpeakerObserver = await main.router.createActiveSpeakerObserver({ interval: opts.activeSpeakerIntervalMs });
     room.activeSpeakerObserver.on('dominantspeaker', ({ producer }) => {
-      room.dominantProducerId = producer.id;
-      sink.activeSpeaker(producer.id);
+      room.dominantProducerId = trackIdOf(producer);
+      sink.activeSpeaker(room.dominantProducerId);
     });
     room.audioLevelObserver = await main.router.createAudioLevelObserver({
       interval: opts.audioLevelIntervalMs,
       threshold: -70,
       maxEntries: 8,
     });
-    room.audioLevelObserver.on('volumes', (vols) => sink.audioLevels(vols.map((v) => ({ producerId: v.producer.id, volume: v.volume }))));
+    room.audioLevelObserver.on('volumes', (vols) => sink.audioLevels(vols.map((v) => ({ producerId: trackIdOf(v.producer), volume: v.volume }))));
     return room;
   }
 
@@ -122,9 +124,13 @@ export class SfuRoom {
     await this.main.router.pipeToRouter({ producerId: producer.id, router: to.router });
   }
 
+  /** Adds a track's producer; a second producer of the same track (a re-routed copy) takes its place. */
   async addProducer(producer: types.Producer, peer: SfuPeer, source: string, remote?: string): Promise<void> {
-    this.producers.set(producer.id, remote ? { producer, peer, source, remote } : { producer, peer, source });
-    producer.observer.once('close', () => this.producers.delete(producer.id));
+    const trackId = trackIdOf(producer);
+    this.producers.set(trackId, remote ? { producer, peer, source, remote } : { producer, peer, source });
+    producer.observer.once('close', () => {
+      if (this.producers.get(trackId)?.producer === producer) this.producers.delete(trackId);
+    });
     if (producer.kind === 'audio') {
       await this.activeSpeakerObserver.addProducer({ producerId: producer.id }).catch(() => undefined);
       await this.audioLevelObserver.addProducer({ producerId: producer.id }).catch(() => undefined);

@@ -170,7 +170,7 @@ export class SfuService implements TrackControl {
       if (subscribe) {
         peer.blocked.delete(id);
         const owner = sfuRoom.producers.get(id);
-        if (owner) this.notifier.producerAdded(room, owner.peer, owner.producer, owner.source, p.sid);
+        if (owner) this.notifier.producerAdded(room, owner.peer, { id, kind: owner.producer.kind, paused: owner.producer.paused }, owner.source, p.sid);
       } else {
         peer.blocked.add(id);
         for (const c of [...peer.consumers.values()]) {

@@ -37,15 +37,18 @@ export class SubscribeRequests {
     const t = this.sfu.ownPeer(room, p).transport(body.transportId, 'consume.transportId');
     if (!t.consuming) throw new SignalError('INVALID_FIELD', 'not a consuming transport', 'consume.transportId');
     const rtpCapabilities = body.rtpCapabilities as unknown as types.RtpCapabilities;
-    if (!t.slot.router.canConsume({ producerId: body.producerId, rtpCapabilities })) {
+    // The producer carrying the track here (a re-routed copy has an id of its own).
+    const carrier = owner.producer.id;
+    if (!t.slot.router.canConsume({ producerId: carrier, rtpCapabilities })) {
       throw new SignalError('INVALID_FIELD', 'these rtpCapabilities cannot receive that producer', 'consume.rtpCapabilities');
     }
     // Server-side paused: the client resumes once its consumer is set up, so no keyframe is
     // lost in between. A track with a hook chain is consumed through its processed producer;
     // if that closed meanwhile (the chain fell back), the original is consumed.
     const make = (producerId: string) => t.transport.consume({ producerId, rtpCapabilities, paused: true, appData: { participantSid: p.sid } });
-    const target = await this.hooks.route(room, sfuRoom, body.producerId, t.slot);
-    const consumer = await media('consume', () => (target === body.producerId ? make(target) : make(target).catch(() => make(body.producerId))));
+    const routed = await this.hooks.route(room, sfuRoom, body.producerId, t.slot);
+    const target = routed === body.producerId ? carrier : routed;
+    const consumer = await media('consume', () => (target === carrier ? make(target) : make(target).catch(() => make(carrier))));
     const peer = this.sfu.keep(room, p, consumer);
     if (owner.remote) this.remote.consumed(room, body.producerId, consumer);
     const track = { producerId: body.producerId, participantSid: owner.peer.sid, participantIdentity: owner.peer.identity, source: owner.source };

@@ -10,6 +10,7 @@ import type { BatchParser } from '../rtp/api.js';
 import { hooksApply, makeHooks } from './builtins.js';
 import type { HookMetrics } from './hookMetrics.js';
 import { TrackHooks } from './trackHooks.js';
+import { trackIdOf } from '../../sfu/trackId.js';
 
 interface Entry {
   ready: Promise<TrackHooks | undefined>;
@@ -27,7 +28,7 @@ interface Entry {
  * nothing re-enables a hook that failed once.
  */
 export class HookService implements ProducerHooks {
-  private readonly tracks = new Map<string, Entry>(); // by original producer id
+  private readonly tracks = new Map<string, Entry>(); // by track id (trackIdOf)
   /**
    * Tracks whose chain failed, per room: forwarded plain until published again. Kept with the
    * room, not the producer: a piped-in copy closes and comes back (linger, re-route) while
@@ -53,6 +54,8 @@ export class HookService implements ProducerHooks {
   }
 
   private start(room: Room, sfuRoom: SfuRoom, producer: types.Producer, source: string): Entry {
+    // Keyed by track: a piped-in track's re-routed copy has a mediasoup id of its own.
+    const trackId = trackIdOf(producer);
     const ready = TrackHooks.create(
       sfuRoom.main.router,
       producer,
@@ -64,25 +67,25 @@ export class HookService implements ProducerHooks {
     ).then(
       (th) => {
         if (th.closed) {
-          this.forget(producer.id, e);
+          this.forget(trackId, e);
           return undefined;
         }
         th.on('fault', (f) => {
           const err = f.error instanceof Error ? f.error.message : f.error === undefined ? undefined : String(f.error);
-          this.log.warn({ room: room.name, producerId: producer.id, hook: f.hook, reason: f.reason, ms: Math.round(f.ms * 1000) / 1000, err, fallback: this.cfg.adaptive.fallback_enabled }, 'RTP hook failed');
-          if (th.fellBack) void this.fallBack(room, sfuRoom, th);
+          this.log.warn({ room: room.name, producerId: trackId, hook: f.hook, reason: f.reason, ms: Math.round(f.ms * 1000) / 1000, err, fallback: this.cfg.adaptive.fallback_enabled }, 'RTP hook failed');
+          if (th.fellBack) void this.fallBack(room, sfuRoom, th, trackId);
         });
-        th.once('closed', () => this.forget(producer.id, e));
+        th.once('closed', () => this.forget(trackId, e));
         return th;
       },
       (err: unknown) => {
-        this.forget(producer.id, e);
-        if (!producer.closed) this.log.warn({ room: room.name, producerId: producer.id, err: (err as Error).message }, 'RTP hook chain not started: the track is forwarded as it is');
+        this.forget(trackId, e);
+        if (!producer.closed) this.log.warn({ room: room.name, producerId: trackId, err: (err as Error).message }, 'RTP hook chain not started: the track is forwarded as it is');
         return undefined;
       },
     );
     const e: Entry = { ready, slots: new Map() };
-    this.tracks.set(producer.id, e);
+    this.tracks.set(trackId, e);
     return e;
   }
 
@@ -122,20 +125,20 @@ export class HookService implements ProducerHooks {
     return (await piped) && !th.closed && !th.fellBack ? th.processed.id : producerId;
   }
 
-  private async fallBack(room: Room, sfuRoom: SfuRoom, th: TrackHooks): Promise<void> {
+  private async fallBack(room: Room, sfuRoom: SfuRoom, th: TrackHooks, trackId: string): Promise<void> {
     let plain = this.plain.get(sfuRoom);
     if (!plain) this.plain.set(sfuRoom, (plain = new Set()));
-    plain.add(th.producerId);
-    const owner = sfuRoom.producers.get(th.producerId);
+    plain.add(trackId);
+    const owner = sfuRoom.producers.get(trackId);
     // A track published here that goes is gone for good (its id is not used again).
-    if (owner && !owner.remote) owner.producer.observer.once('close', () => plain.delete(th.producerId));
+    if (owner && !owner.remote) owner.producer.observer.once('close', () => plain.delete(trackId));
     try {
       let n = await this.switcher.switchAll(room, sfuRoom, th.processed.id, th.producerId, 'hookFallback');
       // A consume routed here just before the fault may have finished meanwhile.
       n += await this.switcher.switchAll(room, sfuRoom, th.processed.id, th.producerId, 'hookFallback');
-      this.log.info({ room: room.name, producerId: th.producerId, switched: n }, 'RTP hooks: subscribers switched to the unprocessed track');
+      this.log.info({ room: room.name, producerId: trackId, switched: n }, 'RTP hooks: subscribers switched to the unprocessed track');
     } catch (err) {
-      this.log.warn({ room: room.name, producerId: th.producerId, err: (err as Error).message }, 'RTP hooks: switching subscribers failed');
+      this.log.warn({ room: room.name, producerId: trackId, err: (err as Error).message }, 'RTP hooks: switching subscribers failed');
     } finally {
       th.close();
     }

@@ -5,6 +5,8 @@ import type { Logger } from '../../obs/logger.js';
 import type { Room } from '../../rooms/room.js';
 import type { RoomManager } from '../../rooms/roomManager.js';
 import type { RemoteProducers } from '../../sfu/remoteProducers.js';
+import { ConsumerSwitch } from '../../sfu/consumerSwitch.js';
+import type { MediaControl } from '../../sfu/mediaControl.js';
 import type { SfuNotifier } from '../../sfu/sfuNotifier.js';
 import { SfuPeer } from '../../sfu/sfuPeer.js';
 import { SignalError } from '../../signal/errors.js';
@@ -41,22 +43,29 @@ const ORIGIN_READ_GAP_MS = 100;
  * picks (direct, or through relay nodes; PipeRouter carries it); this node's producers are
  * announced to participants who join on other nodes. A piped producer that is lost (a relay
  * died) or whose path the mesh now beats by a margin (held a while, so paths do not flap) is
- * pulled again over the new path; its subscribers here are told it again (their SDK
- * subscribes anew: mediasoup 3.12 cannot move a consumer to another producer).
+ * pulled again over the new path before the old copy goes, and its consumers here are moved to
+ * the new copy (ConsumerSwitch, reason "reroute": the SDK swaps the track in place; a
+ * plain-RTP subscriber just keeps receiving). mediasoup 3.12 cannot move a consumer to another
+ * producer, so each is a new consumer on the same transport. Only when the new path ends on
+ * the same link as the old (one pipe carries a track once) is the old copy dropped first and
+ * the track announced again (its subscribers subscribe anew).
  */
 export class Cascade implements RemoteProducers {
-  /** Subscribers here of each piped-in producer (told it again after a re-route). */
   /** Per room and producer: the participants here consuming it, with how many consumers each (a switched consumer overlaps its successor). */
   private readonly subscribers = new Map<string, Map<string, number>>();
   private readonly movedAt = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
   private readonly watch: PeerWatch;
+  private readonly switcher: ConsumerSwitch;
+  /** Copies being re-routed (a loss can be reported while a better path is being taken). */
+  private readonly rerouting = new Set<PipedIn>();
   private closed = false;
 
   constructor(
     private readonly router: PipeRouter,
     private readonly sfu: SfuService,
     private readonly notifier: SfuNotifier,
+    control: MediaControl,
     private readonly manager: RoomManager,
     private readonly dir: RoomDirectory,
     private readonly mesh: MeshService,
@@ -88,6 +97,7 @@ export class Cascade implements RemoteProducers {
       { timeoutMs: opts.peerTimeoutMs },
       log,
     );
+    this.switcher = new ConsumerSwitch(notifier, control, this);
     router.on('lost', (p) => this.lost(p));
     this.timer = setInterval(() => this.recheck(), opts.rerouteCheckMs);
     this.timer.unref();
@@ -178,23 +188,65 @@ export class Cascade implements RemoteProducers {
     });
   }
 
-  /** Pulls it again over the best path now, and tells its subscribers here it is back. */
-  private async repull(p: PipedIn): Promise<void> {
+  /**
+   * Moves a piped-in track to the best path now: the new copy first, its consumers here
+   * moved to it, then the old copy retired. A lost copy nobody here consumes, or one no path
+   * brings again (its origin went too), is retired (hops after this one are told).
+   */
+  private async reroute(p: PipedIn): Promise<void> {
+    if (this.rerouting.has(p)) return;
+    this.rerouting.add(p);
+    try {
+      await this.moveCopy(p);
+    } finally {
+      this.rerouting.delete(p);
+    }
+  }
+
+  private async moveCopy(p: PipedIn): Promise<void> {
     const room = this.manager.rooms.get(p.room);
     const sfuRoom = this.sfu.rooms.get(p.room);
     const k = key(p.room, p.producerId);
     const subs = [...(this.subscribers.get(k)?.keys() ?? [])];
-    if (!room || !sfuRoom || this.closed || subs.length === 0) return;
-    const origin = p.path[0]!;
-    const path = this.pathFrom(origin);
+    if (!room || !sfuRoom || this.closed || subs.length === 0 || p.producer.closed) {
+      if (p.producer.closed && room && sfuRoom && !this.closed && subs.length > 0) return this.pullAgain(room, sfuRoom, p, subs);
+      if (p.lost) this.router.retire(p);
+      return;
+    }
+    const path = this.pathFrom(p.path[0]!);
+    let next: PipedIn | undefined;
+    try {
+      next = await this.router.pullReplacement(sfuRoom, p, path);
+    } catch (err) {
+      this.log.warn({ room: p.room, producerId: p.producerId, path, err: (err as Error).message }, 'cascade: re-route failed');
+      if (p.lost) this.router.retire(p);
+      return;
+    }
+    if (!next) {
+      // Over the same last hop (or gone meanwhile): the plain way, unless it was lost and only the same hop is left.
+      if (p.producer.closed || this.router.current(p.room, p.producerId) !== p) return;
+      this.router.retire(p);
+      return this.pullAgain(room, sfuRoom, p, subs);
+    }
+    this.movedAt.set(k, Date.now());
+    // Twice: a consume that was on its way to the old copy during the first pass is moved too.
+    let moved = await this.switcher.switchTrack(room, sfuRoom, p.producerId, next.producer.id, 'reroute');
+    moved += await this.switcher.switchTrack(room, sfuRoom, p.producerId, next.producer.id, 'reroute');
+    this.router.retire(p);
+    this.log.info({ room: p.room, producerId: p.producerId, from: p.path, to: path, consumersMoved: moved }, 'cascade: producer re-routed');
+  }
+
+  /** Pulls a track whose copy here is gone and tells its subscribers here it is back (they subscribe anew). */
+  private async pullAgain(room: Room, sfuRoom: SfuRoom, p: PipedIn, subs: string[]): Promise<void> {
+    const path = this.pathFrom(p.path[0]!);
     try {
       if (!(await this.router.pull(p.room, sfuRoom, p.producerId, path))) return;
     } catch (err) {
       this.log.warn({ room: p.room, producerId: p.producerId, path, err: (err as Error).message }, 'cascade: re-route failed');
       return;
     }
-    this.movedAt.set(k, Date.now());
-    this.log.info({ room: p.room, producerId: p.producerId, from: p.path, to: path }, 'cascade: producer re-routed');
+    this.movedAt.set(key(p.room, p.producerId), Date.now());
+    this.log.info({ room: p.room, producerId: p.producerId, from: p.path, to: path }, 'cascade: producer pulled again; subscribers told');
     const peer = new SfuPeer(p.info.publisherSid, p.info.publisherIdentity);
     const producer = { id: p.producerId, kind: p.info.kind, paused: p.info.paused };
     for (const sid of subs) if (room.participantBySid(sid)) this.notifier.producerAdded(room, peer, producer, p.info.source, sid);
@@ -202,7 +254,7 @@ export class Cascade implements RemoteProducers {
 
   private lost(p: PipedIn): void {
     this.log.warn({ room: p.room, producerId: p.producerId, path: p.path }, 'cascade: piped producer lost; re-routing');
-    void this.repull(p);
+    void this.reroute(p);
   }
 
   /** Moves piped-in producers whose path the mesh now beats by the margin (and held long enough). */
@@ -222,8 +274,7 @@ export class Cascade implements RemoteProducers {
       if (best && current !== undefined && best.cost >= current * this.opts.rerouteRatio) continue;
       if (!best && current === undefined) continue; // nothing measured either way: stay
       this.movedAt.set(k, now);
-      this.router.unpipe(p.room, p.producerId);
-      void this.repull(p);
+      void this.reroute(p);
     }
   }
 

@@ -13,7 +13,7 @@ import type { SrtpParams } from './mediaMethods.js';
 export class PipeLink extends EventEmitter<{ closed: [] }> {
   /** This node's producers sent to the far node, by producer id. */
   readonly out = new Map<string, types.Consumer>();
-  /** The far node's producers, here, by producer id (the same id as at the origin). */
+  /** The far node's producers, here, by track id (the origin's producer id; see trackIdOf). */
   readonly in = new Map<string, types.Producer>();
   /** This node's data producers sent to the far node (SCTP over the pipe), by data producer id. */
   readonly dataOut = new Map<string, types.DataConsumer>();
@@ -25,6 +25,11 @@ export class PipeLink extends EventEmitter<{ closed: [] }> {
   private settleKnown!: () => void;
   private readonly known = new Promise<void>((r) => (this.settleKnown = r));
   closed = false;
+  /**
+   * The far node is gone (or unreachable): nothing goes out any more, and what came in is kept,
+   * silent, only until its subscribers here have been moved to a copy over another path.
+   */
+  dead = false;
   /** This end's id, and the far end's (messages name the end they were sent from). */
   readonly id = randomUUID();
   farId: string | undefined;
@@ -70,6 +75,14 @@ export class PipeLink extends EventEmitter<{ closed: [] }> {
       srtpParameters: { cryptoSuite: far.srtp.cryptoSuite as types.SrtpCryptoSuite, keyBase64: far.srtp.keyBase64 },
     });
     return this.connected;
+  }
+
+  /** Marks the link dead: what went out and the data both ways close now; what came in stays until released. */
+  markDead(): void {
+    this.dead = true;
+    for (const c of [...this.out.values()]) c.close();
+    for (const p of [...this.dataIn.values()]) p.close();
+    for (const c of [...this.dataOut.values()]) c.close();
   }
 
   get idle(): boolean {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { types } from 'mediasoup';
 import type { MediaLinks } from '../../mesh/mediaLinks.js';
@@ -27,16 +28,25 @@ export interface PipeRouterOptions {
   keyFrameRequestDelayMs: number;
 }
 
-/** A producer piped in here: where from (the path from its origin to this node) and what it is. */
+/** A track piped in here: where from (the path from its origin to this node) and the copy of it here. */
 export interface PipedIn {
   room: string;
+  /** The track (the origin's producer id). */
   producerId: string;
   path: string[];
   info: PipedProducer;
+  /** The copy here (its id is the track's, or a fresh one for a copy pulled while another served). */
+  producer: types.Producer;
+  /** Reported lost (once): it is kept, silent, until `retire` once its subscribers have moved. */
+  lost?: boolean;
 }
 
 export interface PipeRouterEvents {
-  /** A piped-in producer went without its origin closing it (a hop died, a link closed): re-route it. */
+  /**
+   * A piped-in track stopped coming without its origin closing it (a hop died, a link went
+   * dead, a hop before lost it): pull it over another path, move its consumers, then `retire`
+   * it. Until then it stays (silent), so consumers have something to move from.
+   */
   lost: [PipedIn];
 }
 
@@ -44,6 +54,8 @@ const key = (room: string, other: string): string => `${room}\n${other}`;
 
 // How long a message naming a link this node has not had the far end's answer for yet waits for it.
 const FAR_ID_WAIT_MS = 5000;
+// A dead link whose lost tracks were not all retired (a re-route stuck) closes after this anyway.
+const DEAD_LINK_CLOSE_MS = 15_000;
 
 /**
  * The forwarding core of the cascade, on edges and relays alike (mediasoup 3.12 pipe
@@ -66,6 +78,8 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   private readonly lingering = new Map<string, NodeJS.Timeout>();
   /** Piped-in producers whose close is expected (released, or closed by their publisher). */
   private readonly expected = new Set<string>();
+  /** Dead links kept for their lost tracks, each closed at the latest by its timer. */
+  private readonly deadLinks = new Map<PipeLink, NodeJS.Timeout>();
   /** Data producers (SCTP) over the same links. */
   readonly data: DataPipes;
   private closed = false;
@@ -137,34 +151,63 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     return p;
   }
 
-  private async doPull(room: string, sfuRoom: SfuRoom, producerId: string, path: string[]): Promise<boolean> {
-    if (this.closed || sfuRoom.producers.has(producerId)) return !this.closed;
+  /**
+   * Pulls a second copy of a piped-in track over `path` while `old` still serves (make before
+   * break: its consumers are moved to the new copy, then `retire(old)`). The new copy takes
+   * its place here; undefined when it could not be had. Not over the link `old` came by (one
+   * pipe carries a track once): the caller moves it the plain way then.
+   */
+  async pullReplacement(sfuRoom: SfuRoom, old: PipedIn, path: string[]): Promise<PipedIn | undefined> {
+    const k = key(old.room, old.producerId);
+    if (this.pipedIn.get(k) !== old || path.at(-2) === this.linkOf(old)?.node) return undefined;
+    await this.pulling.get(k)?.catch(() => undefined);
+    if (this.pipedIn.get(k) !== old) return undefined;
+    const p = this.doPull(old.room, sfuRoom, old.producerId, path, old).finally(() => this.pulling.delete(k));
+    this.pulling.set(k, p);
+    return (await p) ? this.pipedIn.get(k) : undefined;
+  }
+
+  private async doPull(room: string, sfuRoom: SfuRoom, producerId: string, path: string[], replacing?: PipedIn): Promise<boolean> {
+    const k = key(room, producerId);
+    if (this.closed) return false;
+    if (replacing ? this.pipedIn.get(k) !== replacing : sfuRoom.producers.has(producerId)) return !replacing;
     const upstream = path.at(-2);
     if (!upstream || path.at(-1) !== this.opts.nodeId) return false;
     const link = await this.link(room, sfuRoom, upstream);
     const info = await this.nodes.call(upstream, 'media.pipe', { room, link: link.id, producerId, via: path.slice(0, -2) });
-    if (link.closed || sfuRoom.closed) return false;
+    if (link.closed || sfuRoom.closed || (replacing && this.pipedIn.get(k) !== replacing)) return false;
     const producer = await link.transport.produce({
-      id: producerId,
+      // mediasoup ids are unique per router: a copy made while the old one serves gets its own.
+      id: replacing ? randomUUID() : producerId,
       kind: info.kind,
       rtpParameters: info.rtpParameters as types.RtpParameters,
       paused: info.paused,
       ...(info.kind === 'video' && this.opts.keyFrameRequestDelayMs > 0 ? { keyFrameRequestDelay: this.opts.keyFrameRequestDelayMs } : {}),
-      appData: { pipedFrom: upstream },
+      appData: { pipedFrom: upstream, trackId: producerId },
     });
-    const k = key(room, producerId);
-    const entry: PipedIn = { room, producerId, path, info };
+    const entry: PipedIn = { room, producerId, path, info, producer };
     link.in.set(producerId, producer);
     this.pipedIn.set(k, entry);
+    if (replacing) {
+      // Users are counted afresh against the new copy (moved consumers count as they come).
+      this.users.delete(k);
+      clearTimeout(this.lingering.get(k));
+      this.lingering.delete(k);
+    }
     producer.observer.once('close', () => {
-      link.in.delete(producerId);
-      if (this.pipedIn.get(k) === entry) this.pipedIn.delete(k);
+      if (link.in.get(producerId) === producer) link.in.delete(producerId);
+      if (this.pipedIn.get(k) !== entry) {
+        // A copy another has replaced (a re-route): retired, nothing else to do.
+        this.afterRelease(link);
+        return;
+      }
+      this.pipedIn.delete(k);
       this.users.delete(k);
       clearTimeout(this.lingering.get(k));
       this.lingering.delete(k);
       const wasExpected = this.expected.delete(k);
       this.tellDownstream(room, producerId, wasExpected ? 'producer' : 'upstream');
-      if (!wasExpected && !this.closed) this.emit('lost', entry);
+      if (!wasExpected && !entry.lost && !this.closed) this.emit('lost', entry);
       this.afterRelease(link);
     });
     await sfuRoom.addProducer(producer, new SfuPeer(info.publisherSid, info.publisherIdentity), info.source, path[0]);
@@ -178,7 +221,8 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   /** One more (+1) or one fewer (-1) user here of a piped-in producer. */
   use(room: string, producerId: string, delta: 1 | -1): void {
     const k = key(room, producerId);
-    if (!this.pipedIn.has(k)) return;
+    const entry = this.pipedIn.get(k);
+    if (!entry) return;
     const n = (this.users.get(k) ?? 0) + delta;
     if (n > 0) {
       this.users.set(k, n);
@@ -187,13 +231,60 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       return;
     }
     this.users.delete(k);
-    const link = this.linkWithIn(room, producerId);
+    const link = this.linkOf(entry);
     if (link) this.release(k, link);
   }
 
-  private linkWithIn(room: string, producerId: string): PipeLink | undefined {
-    for (const l of this.links.values()) if (l.room === room && l.in.has(producerId)) return l;
+  /** The link a piped-in copy came by. */
+  private linkOf(entry: PipedIn): PipeLink | undefined {
+    for (const l of this.links.values()) if (l.room === entry.room && l.in.get(entry.producerId) === entry.producer) return l;
     return undefined;
+  }
+
+  private linkWithIn(room: string, producerId: string): PipeLink | undefined {
+    const entry = this.pipedIn.get(key(room, producerId));
+    return entry && this.linkOf(entry);
+  }
+
+  /**
+   * A lost (or replaced) copy goes: closed here, its upstream told to stop sending it. A copy
+   * that is still the current one and was lost closes as lost (hops after this one are told
+   * their upstream lost it, and re-route themselves).
+   */
+  retire(entry: PipedIn): void {
+    const k = key(entry.room, entry.producerId);
+    const link = this.linkOf(entry);
+    if (this.pipedIn.get(k) === entry && !entry.lost) this.expected.add(k);
+    entry.producer.close();
+    if (link && !link.closed && !link.dead) {
+      this.nodes.call(link.node, 'media.unpipe', { room: entry.room, link: link.id, producerId: entry.producerId }).catch(() => undefined);
+    }
+  }
+
+  /** Tells (once) that a current copy is lost: it stays until retired. */
+  private reportLost(entry: PipedIn): void {
+    if (entry.lost || this.closed || this.pipedIn.get(key(entry.room, entry.producerId)) !== entry) return;
+    entry.lost = true;
+    this.emit('lost', entry);
+  }
+
+  /**
+   * A link whose far node is gone or unreachable: its tracks are reported lost and it stays
+   * (silent) until they are retired, or `DEAD_LINK_CLOSE_MS` at most; with none it closes now.
+   */
+  private linkDead(link: PipeLink, tell: boolean): void {
+    if (link.closed || link.dead) return;
+    const lost = [...this.pipedIn.values()].filter((e) => e.room === link.room && link.in.get(e.producerId) === e.producer && !e.lost);
+    if (lost.length === 0) return this.closeLink(link, tell);
+    link.markDead();
+    const t = setTimeout(() => this.closeLink(link, tell), DEAD_LINK_CLOSE_MS);
+    t.unref();
+    this.deadLinks.set(link, t);
+    link.once('closed', () => {
+      clearTimeout(this.deadLinks.get(link));
+      this.deadLinks.delete(link);
+    });
+    for (const e of lost) this.reportLost(e);
   }
 
   /** After `lingerMs` with no user here: the piped producer goes, and the upstream's pipe consumer. */
@@ -203,9 +294,9 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     if (!entry) return;
     const t = setTimeout(() => {
       this.lingering.delete(k);
-      if (this.users.has(k) || link.closed) return;
+      if (this.users.has(k) || link.closed || this.pipedIn.get(k) !== entry) return;
       this.expected.add(k);
-      link.in.get(entry.producerId)?.close();
+      entry.producer.close();
       this.nodes.call(link.node, 'media.unpipe', { room: entry.room, link: link.id, producerId: entry.producerId }).catch((err: Error) => this.log.debug({ err: err.message }, 'unpipe not delivered'));
     }, this.opts.lingerMs);
     this.lingering.set(k, t);
@@ -221,7 +312,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   private async link(room: string, sfuRoom: SfuRoom, node: string): Promise<PipeLink> {
     const k = key(room, node);
     const have = this.links.get(k);
-    if (have) return have;
+    if (have && !have.dead) return have;
     let p = this.linking.get(k);
     if (!p) {
       p = (async () => {
@@ -246,7 +337,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   private open(room: string, sfuRoom: SfuRoom, node: string): Promise<PipeLink> {
     const k = key(room, node);
     const have = this.links.get(k);
-    if (have) return Promise.resolve(have);
+    if (have && !have.dead) return Promise.resolve(have);
     let p = this.opening.get(k);
     if (!p) {
       p = this.make(room, sfuRoom, node).finally(() => this.opening.delete(k));
@@ -288,7 +379,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
 
   /** A node is gone: its links are dead (what came through them is re-routed by the edges). */
   nodeGone(node: string): void {
-    for (const l of [...this.links.values()]) if (l.node === node) this.closeLink(l, false);
+    for (const l of [...this.links.values()]) if (l.node === node) this.linkDead(l, false);
   }
 
   /**
@@ -296,13 +387,13 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
    * came through them is re-routed by the edges). It is told, in case it was only slow.
    */
   peerDown(node: string): void {
-    for (const l of [...this.links.values()]) if (l.node === node) this.closeLink(l, true);
+    for (const l of [...this.links.values()]) if (l.node === node) this.linkDead(l, true);
   }
 
-  /** The nodes something is piped in from now. */
+  /** The nodes something is piped in from now (over links not known dead). */
   upstreams(): Set<string> {
     const out = new Set<string>();
-    for (const l of this.links.values()) if (!l.closed && l.in.size > 0) out.add(l.node);
+    for (const l of this.links.values()) if (!l.closed && !l.dead && l.in.size > 0) out.add(l.node);
     return out;
   }
 
@@ -311,14 +402,10 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     for (const l of [...this.links.values()]) if (l.room === room && drop(l.node)) this.closeLink(l, true);
   }
 
-  /** Drops a piped-in producer on purpose (re-routing it): no 'lost' for it. */
+  /** Drops a piped-in producer on purpose (re-routing it the plain way): no 'lost' for it. */
   unpipe(room: string, producerId: string): void {
-    const k = key(room, producerId);
-    const link = this.linkWithIn(room, producerId);
-    if (!link) return;
-    this.expected.add(k);
-    link.in.get(producerId)?.close();
-    this.nodes.call(link.node, 'media.unpipe', { room, link: link.id, producerId }).catch(() => undefined);
+    const entry = this.pipedIn.get(key(room, producerId));
+    if (entry) this.retire(entry);
   }
 
   // ---------- what other nodes ask of this one ----------
@@ -366,8 +453,8 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
         const owner = sfuRoom.producers.get(req.producerId);
         if (!owner || link.closed) throw new NodeCallError('not_found', `no producer ${req.producerId} here`);
         const existing = link.out.get(req.producerId);
-        const consumer = existing ?? (await link.transport.consume({ producerId: req.producerId }));
-        if (!existing) this.watchOut(link, consumer, !!owner.remote);
+        const consumer = existing ?? (await link.transport.consume({ producerId: owner.producer.id }));
+        if (!existing) this.watchOut(link, consumer, req.producerId, !!owner.remote);
         return {
           kind: consumer.kind,
           rtpParameters: consumer.rtpParameters,
@@ -403,8 +490,15 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
         const req = parse('media.producerState', body);
         const p = (await this.linkFrom(req.room, from, req.link))?.in.get(req.producerId);
         if (!p) return {};
+        const entry = this.pipedIn.get(key(req.room, req.producerId));
+        const current = entry?.producer === p ? entry : undefined;
         if (req.state === 'closed') {
-          if (req.reason !== 'upstream') this.expected.add(key(req.room, req.producerId));
+          // Lost before that hop: kept until its consumers here have moved over another path.
+          if (req.reason === 'upstream' && current) {
+            this.reportLost(current);
+            return {};
+          }
+          if (current) this.expected.add(key(req.room, req.producerId));
           p.close();
         } else if (req.state === 'paused') await p.pause();
         else await p.resume();
@@ -414,8 +508,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   }
 
   /** A pipe consumer towards the next hop: its producer's state goes down the path. */
-  private watchOut(link: PipeLink, consumer: types.Consumer, pipedIn: boolean): void {
-    const producerId = consumer.producerId;
+  private watchOut(link: PipeLink, consumer: types.Consumer, producerId: string, pipedIn: boolean): void {
     link.out.set(producerId, consumer);
     if (pipedIn) {
       this.use(link.room, producerId, 1);
@@ -498,6 +591,8 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   close(): void {
     this.closed = true;
     clearInterval(this.sampler);
+    for (const t of this.deadLinks.values()) clearTimeout(t);
+    this.deadLinks.clear();
     for (const t of this.lingering.values()) clearTimeout(t);
     this.lingering.clear();
     this.data.close();
