@@ -6,6 +6,8 @@ import type { SignalClient } from '../src/client/signalClient.js';
 import { eventually, KEY, SECRET, sleep, startServer, type TestServer } from './helpers.js';
 import { TestNet, sweepNetns, type NetSpec } from './netns.js';
 import { fixture, UdpSink, VP8_PRODUCER } from './pipeMedia.js';
+import type { Browser, Page } from 'playwright-core';
+import { find, joinDemo, launchIn, mediaState, remoteStats } from './chromium.js';
 
 // The cascade between real hosts: four nodes in network namespaces (test/netns.ts), edges A
 // and B with NO direct link, both linked to relays R1 and R2. A publishes (plain RTP, VP8),
@@ -24,8 +26,9 @@ interface Route {
 
 
 /** Our server in each node's namespace; probes and media on the node's media address. */
-async function startNodes(net: TestNet, redisUrl: string, names: string[]): Promise<Record<string, TestServer>> {
+async function startNodes(net: TestNet, redisUrl: string, names: string[], extra: Record<string, unknown>): Promise<Record<string, TestServer>> {
   const cfg = (node: string) => ({
+    ...extra,
     node_id: node,
     bind_address: '0.0.0.0',
     port: PORT,
@@ -89,13 +92,13 @@ const flowing = async (sink: UdpSink, what: string, ms = 5000): Promise<void> =>
  * A topology for one describe: namespaces and links, a redis-server on the hub, our server on
  * every node; torn down (processes in `stray` killed) and swept after.
  */
-function useHosts(spec: NetSpec, redisPort: number): { net: TestNet; nodes: Record<string, TestServer>; stray: ChildProcess[] } {
+function useHosts(spec: NetSpec, redisPort: number, extra: Record<string, unknown> = {}): { net: TestNet; nodes: Record<string, TestServer>; stray: ChildProcess[] } {
   const h = { net: undefined as unknown as TestNet, nodes: {} as Record<string, TestServer>, stray: [] as ChildProcess[] };
   before(async () => {
     await sweepNetns();
     h.net = await TestNet.create(spec);
     const redis = await h.net.startRedis(redisPort);
-    Object.assign(h.nodes, await startNodes(h.net, redis.url, spec.nodes));
+    Object.assign(h.nodes, await startNodes(h.net, redis.url, spec.nodes, extra));
   });
   after(async () => {
     for (const p of h.stray) p.kill('SIGKILL');
@@ -194,7 +197,7 @@ describe('a bandwidth-starved direct link loses to a relayed path once media has
     h.stray.push(pub.source);
     const sink = await UdpSink.start(h.net, 'B');
     h.stray.push(sink.proc);
-    await subscribe(bob, pub.producerId, sink.port);
+    const sub = await subscribe(bob, pub.producerId, sink.port);
     const first = (await routesOf(h.nodes.B!))[0]!;
     assert.deepEqual(first.path, ['A', 'B'], 'the probes rate the direct link best');
     const startedAt = Date.now();
@@ -208,7 +211,91 @@ describe('a bandwidth-starved direct link loses to a relayed path once media has
     const rate = (sink.latest.rtp - n0) / 2;
     t.diagnostic(`${rate} RTP packets/s at B through the relay`);
     await flowing(sink, 'RTP through the relay');
+    assert.deepEqual(sub.told, ['consumerSwitched:reroute'], 'the subscriber kept its track: its consumer was switched');
     await bob.leave();
     await alice.leave();
+  });
+});
+
+describe('real browsers on hosts A and B (no A–B link), media through relay nodes', () => {
+  const browsers: Browser[] = [];
+  // Registered first, so it runs before the hosts go.
+  after(async () => {
+    for (const b of browsers) await b.close().catch(() => undefined);
+  });
+  const h = useHosts(
+    {
+      nodes: ['A', 'B', 'R1', 'R2'],
+      links: [
+        { a: 'A', b: 'R1' },
+        { a: 'A', b: 'R2' },
+        { a: 'B', b: 'R1' },
+        { a: 'B', b: 'R2' },
+      ],
+    },
+    6392,
+    { development: true },
+  );
+
+  test("Chromium on A publishes, Chromium on B receives through a relay; the relay SIGKILLed: the other one, the page keeping its tracks; a direct link: the pipes move to it", async (t) => {
+    await sleep(1500); // probes measure every link
+    const pages: Record<string, Page> = {};
+    for (const [node, name] of [['A', 'alice'], ['B', 'bob']] as const) {
+      const browser = await launchIn(h.net.ns(node), [h.nodes[node]!.http]);
+      browsers.push(browser);
+      Object.assign(pages, await joinDemo(browser, h.nodes[node]!, 'hostsb', [name]));
+    }
+    const bob = pages.bob!;
+    const receiving = async (min: number): Promise<boolean> => {
+      const s = await remoteStats(bob);
+      return (find(s, 'alice', 'camera')?.framesDecoded ?? 0) > min && (find(s, 'alice', 'microphone')?.packetsReceived ?? 0) > min;
+    };
+    await eventually(() => receiving(10), 30_000, "bob's page receiving alice's camera and mic from host A").catch(async (e: Error) => {
+      throw new Error(`${e.message}; bob: ${await mediaState(bob)}`);
+    });
+    const first = await routesOf(h.nodes.B!);
+    assert.equal(first.length, 2, "alice's camera and mic piped to B");
+    const relay = first[0]!.path[1]!;
+    for (const r of first) assert.deepEqual(r.path, ['A', relay, 'B'], `through a relay: ${r.path.join(' → ')}`);
+    const tracksBefore = await bob.evaluate(() => {
+      const w = window as unknown as { auralinkRoom: import('../src/client/room.js').Room; moves?: string[] };
+      const moves: string[] = (w.moves = []);
+      w.auralinkRoom.on('trackSwitched', (r) => moves.push(`switched ${r.source}`));
+      w.auralinkRoom.on('trackUnsubscribed', (r) => moves.push(`unsubscribed ${r.source}`));
+      w.auralinkRoom.on('trackSubscribed', (r) => moves.push(`subscribed ${r.source}`));
+      return [...w.auralinkRoom.remote.keys()].sort();
+    });
+    const moves = (): Promise<string[]> => bob.evaluate(() => (window as unknown as { moves?: string[] }).moves ?? []);
+    const tracksNow = (): Promise<string[]> => bob.evaluate(() => [...(window as unknown as { auralinkRoom: import('../src/client/room.js').Room }).auralinkRoom.remote.keys()].sort());
+
+    // The relay dies: the page's tracks are switched to copies through the other relay.
+    const other = relay === 'R1' ? 'R2' : 'R1';
+    const killedAt = Date.now();
+    await h.net.kill(relay);
+    delete h.nodes[relay];
+    await eventually(async () => (await moves()).length >= 2 && (await receiving(5)), 10_000, `bob receiving alice again through ${other}`).catch(async (e: Error) => {
+      throw new Error(`${e.message}; bob: ${await mediaState(bob)}; moves ${JSON.stringify(await moves())}`);
+    });
+    t.diagnostic(`${relay} SIGKILLed: frames decoded again at B ${Date.now() - killedAt} ms later, through ${other}`);
+    for (const r of await routesOf(h.nodes.B!)) assert.deepEqual(r.path, ['A', other, 'B']);
+    assert.deepEqual((await moves()).sort(), ['switched camera', 'switched microphone'], 'switched in place, never unsubscribed');
+    assert.deepEqual(await tracksNow(), tracksBefore, 'the same remote tracks');
+
+    // A direct link appears; once measured, the pipes move to it, the same way.
+    await h.net.addLink('A', 'B');
+    await eventually(async () => (await routesOf(h.nodes.B!)).every((r) => r.path.join() === 'A,B'), 15_000, 'pipes moved to the direct link');
+    await eventually(async () => (await moves()).length >= 4, 10_000, 'switched again');
+    await eventually(() => receiving(5), 10_000, 'bob receiving alice over the direct link');
+    assert.deepEqual((await moves()).sort(), ['switched camera', 'switched camera', 'switched microphone', 'switched microphone']);
+    assert.deepEqual(await tracksNow(), tracksBefore, 'still the same remote tracks');
+
+    // Both leave: nothing left on any live host.
+    for (const p of Object.values(pages)) await p.click('#leave');
+    for (const n of ['A', 'B', other]) {
+      await eventually(async () => (await h.nodes[n]!.metric('auralink_cascade_links')) === 0, 5000, `${n}: no link left`);
+      for (const type of ['transport', 'producer', 'consumer']) {
+        await eventually(async () => (await h.nodes[n]!.metric('auralink_sfu_objects', { type })) === 0, 5000, `${n}: no ${type} left`);
+      }
+    }
   });
 });

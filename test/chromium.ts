@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { TestServer } from './helpers.js';
 
@@ -18,16 +21,43 @@ export const CHROMIUM_ARGS = [
 
 export const launch = (): Promise<Browser> => chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
 
+/**
+ * Chromium inside a network namespace (a host of a test/netns.ts topology): a wrapper that
+ * execs it under `ip netns exec` (Playwright's pipe on fds 3 and 4 passes through). The
+ * wrapper file goes with the browser. `origins`: the servers' http origins the pages use; not
+ * on loopback, they are not secure contexts (no getUserMedia, mediasoup-client refuses the
+ * device) unless Chromium is told to treat them as secure.
+ */
+export async function launchIn(netns: string, origins: readonly string[]): Promise<Browser> {
+  const dir = mkdtempSync(join(tmpdir(), 'auralink-chromium-'));
+  const wrapper = join(dir, 'chromium');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec '${netns.replace(/'/g, '')}' /usr/bin/chromium "$@"\n`, { mode: 0o755 });
+  try {
+    const browser = await chromium.launch({ executablePath: wrapper, args: [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${origins.join(',')}`] });
+    browser.once('disconnected', () => rmSync(dir, { recursive: true, force: true }));
+    return browser;
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
 /** One page per name (each its own browser context) joined to `room` through the demo page at `/?query`. */
 export async function joinDemo(browser: Browser, t: TestServer, room: string, names: readonly string[], query = ''): Promise<Record<string, Page>> {
   const pages: Record<string, Page> = {};
   for (const name of names) {
     const page = await (await browser.newContext()).newPage();
+    const consoleLines: string[] = [];
+    page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
     await page.goto(`${t.http}/${query ? `?${query}` : ''}`);
     await page.fill('#room', room);
     await page.fill('#name', name);
     await page.click('#joinBtn');
-    await page.waitForSelector('body[data-joined=true]', { timeout: 20_000 });
+    await page.waitForSelector('body[data-joined=true]', { timeout: 20_000 }).catch(async (e: Error) => {
+      const shown = await page.locator('#status').textContent().catch(() => null);
+      throw new Error(`${name} did not join (${e.message.split('\n')[0]}); status: ${JSON.stringify(shown)}; the page's console: ${consoleLines.slice(-10).join(' | ') || '(nothing)'}`);
+    });
     pages[name] = page;
   }
   return pages;
