@@ -1,10 +1,11 @@
 // Scenario 4, failover: A and B have no direct link, both reach relays R1 and R2. A
-// publishes (timestamped RTP), a subscriber on B consumes and consumes again whenever the
-// producer is announced again (producerAdded after a re-route, as test/cascadeHosts does).
+// publishes (timestamped RTP), a subscriber on B consumes; a re-route switches its consumer
+// (consumerSwitched: the new one sends to the same address); it consumes again only if the
+// producer is announced again (the fallback when the new path ends on the same last hop).
 // The relay on B's path is SIGKILLed (every process of its host; or, 'silent', its links
 // taken down first, a host that lost power); measured: kill → the first
-// packet at B that was sent after the kill; with the moments B's client was told the
-// consumer closed and the producer back. The killed relay is started again and, once the
+// packet at B that was sent after the kill; with the moments B's client was told its
+// consumer was switched (or closed, and the producer back). The killed relay is started again and, once the
 // mesh has measured it, the next kill takes whichever relay is in use then.
 import type { Cluster } from './cluster.js';
 import { consume, dispose, hr, knows, msSince, publish, subscriber } from './media.js';
@@ -23,7 +24,8 @@ export interface FailoverSample {
   to: string[];
   /** Kill → first packet at B sent after the kill (ms). */
   ms: number;
-  /** Kill → consumerClosed / producerAdded at B's client (ms; NaN if not seen). */
+  /** Kill → consumerSwitched / consumerClosed / producerAdded at B's client (ms; NaN if not seen). */
+  switchedMs: number;
   closedMs: number;
   announcedMs: number;
 }
@@ -34,8 +36,14 @@ export async function failover(c: Cluster, run: number, o: FailoverOptions): Pro
   const { producerId, stream } = pub.producers[0]!;
   const sub = await subscriber(c.servers.B!, 'B', c.agents.B!, 'fail-sub', room);
   const samples: FailoverSample[] = [];
+  let switchedAt: bigint | undefined;
   let closedAt: bigint | undefined;
   let announcedAt: bigint | undefined;
+  sub.client.on('consumerSwitched', (e) => {
+    if (e.consumerId !== sub.consumers.get(producerId)) return;
+    switchedAt ??= hr();
+    sub.consumers.set(producerId, e.consumer.id);
+  });
   sub.client.on('consumerClosed', (e) => {
     if (e.consumerId === sub.consumers.get(producerId)) closedAt ??= hr();
   });
@@ -53,7 +61,7 @@ export async function failover(c: Cluster, run: number, o: FailoverOptions): Pro
       const from = (await c.routes('B')).find((r) => r.producerId === producerId)?.path ?? [];
       const relay = from[1];
       if (from.length !== 3 || !relay?.startsWith('R')) throw new Error(`B's path is not through a relay: ${from.join('→')}`);
-      closedAt = announcedAt = undefined;
+      switchedAt = closedAt = announcedAt = undefined;
       // Taken before the kill: includes listing the namespace's pids (a few ms).
       const killed = hr();
       await c.kill(relay, how === 'silent');
@@ -64,6 +72,7 @@ export async function failover(c: Cluster, run: number, o: FailoverOptions): Pro
         from,
         to,
         ms: msSince(killed, back),
+        switchedMs: switchedAt === undefined ? Number.NaN : msSince(killed, switchedAt),
         closedMs: closedAt === undefined ? Number.NaN : msSince(killed, closedAt),
         announcedMs: announcedAt === undefined ? Number.NaN : msSince(killed, announcedAt),
       });

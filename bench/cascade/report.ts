@@ -77,7 +77,7 @@ export function showFailover(cfg: string, s: FailoverSample[]): void {
   for (const x of s) {
     console.log(
       `  failover (${cfg}): ${x.from.join('→')}, ${x.how === 'silent' ? 'links down + SIGKILL of' : 'SIGKILL of'} ${x.from[1]} → RTP at B again after ${f(x.ms, 0)} ms via ${x.to.join('→')} ` +
-        `(consumer closed at ${f(x.closedMs, 0)} ms, producer announced again at ${f(x.announcedMs, 0)} ms)`,
+        `(consumer switched at ${f(x.switchedMs, 0)} ms; closed at ${f(x.closedMs, 0)} ms, producer announced again at ${f(x.announcedMs, 0)} ms)`,
     );
   }
 }
@@ -121,7 +121,7 @@ export function summary(runs: RunResult[], ctx: SummaryContext): string[] {
       if (s.length === 0) continue;
       row(
         `failover, ${how === 'silent' ? 'host silent' : 'SIGKILL'}, ${name} profile (${s.length} kills, ${done((r) => r.failover.get(name))} runs)`,
-        `${range(s.map((x) => x.ms), 0)} ms (told at ${range(s.map((x) => x.announcedMs), 0)} ms)`,
+        `${range(s.map((x) => x.ms), 0)} ms (switched at ${range(s.map((x) => x.switchedMs), 0)} ms)`,
         `expiry 3×${p.heartbeatMs}, probes ${p.probeIntervalMs} ms, peer watch ${p.peerTimeoutMs ? `${p.peerTimeoutMs} ms` : 'off'}`,
         '< 3 s',
         verdict(s.map((x) => x.ms), (v) => v < 3000),
