@@ -194,3 +194,44 @@ describe('a relay that dies is routed around before the mesh expires it', () => 
     assert.equal(await n.B!.metric('auralink_sfu_objects', { type: 'producer' }), 1, 'one copy of the track at B: the one through R2');
   });
 });
+
+describe('a relay whose upstream relay dies tells the hop after it at once', () => {
+  // A→R1→R2→B is the cheapest path; A→R3→B the other. Heartbeat 500 ms: the mesh expires a
+  // dead node after 1.5 s. R1 dies: R2 (a relay: nothing of its own to move) lets its copy go
+  // at once and tells B its upstream lost it; B moves its subscriber to A→R3→B.
+  const { n, id, open } = useCluster('casu', ['A', 'B', 'R1', 'R2', 'R3'], [['A', 'R1', 5], ['R1', 'R2', 5], ['R2', 'B', 5], ['A', 'R3', 20], ['R3', 'B', 20]], 500);
+
+  test("SIGKILL of the first of two relays: B's subscriber gets the media through R3, its consumer switched; R2 keeps nothing", async (t) => {
+    const alice = await n.A!.client('alice', 'fu');
+    open.push(alice);
+    const send = (await alice.request('createTransport', { producing: true, plain: true })).transport!;
+    const producerId = (await alice.request('produce', { transportId: send.id, kind: 'audio', rtpParameters: opus(6161) })).id!;
+    const src = rtpSource(send.plainIp!, send.plainPort!, 6161);
+    open.push({ close: () => src.stop() });
+    const bob = await n.B!.client('bob', 'fu');
+    open.push(bob);
+    const sub = await plainSubscriber(bob, producerId);
+    open.push(sub.sock);
+    const switched: string[] = [];
+    bob.on('consumerSwitched', (s) => switched.push(s.reason));
+    const rtp = (): number => sub.got.filter((m) => m.readUInt32BE(8) !== 1234).length;
+    await eventually(() => rtp() >= 20, 5000, 'RTP at B');
+    assert.deepEqual((await routes(n.B!))[0]?.path, [id('A'), id('R1'), id('R2'), id('B')], 'through R1 and R2 first');
+
+    const killedAt = Date.now();
+    n.R1!.proc.kill('SIGKILL');
+    delete n.R1;
+    const before = rtp();
+    // Well before R2's dead-link bound (15 s), which is all that would end its silent copy otherwise.
+    await eventually(() => rtp() >= before + 20, 8000, 'RTP at B again').catch(async (e: Error) => {
+      for (const node of ['B', 'R2', 'R3', 'A']) for (const l of n[node]!.logs.filter((x) => /cascade|pipe|lost/i.test(x)).slice(-8)) t.diagnostic(`${node}: ${l.trim().slice(0, 400)}`);
+      t.diagnostic(`routes at B: ${JSON.stringify(await routes(n.B!))}`);
+      throw e;
+    });
+    t.diagnostic(`RTP at B again ${Date.now() - killedAt} ms after the kill`);
+    assert.deepEqual((await routes(n.B!))[0]?.path, [id('A'), id('R3'), id('B')], 'now through R3');
+    assert.deepEqual(switched, ['reroute'], "bob's consumer was switched");
+    await eventually(async () => (await n.R2!.metric('auralink_cascade_producers', { direction: 'in' })) === 0, 5000, 'R2 holds no copy');
+    await eventually(async () => (await n.R2!.metric('auralink_cascade_links')) === 0, 5000, 'R2 holds no link');
+  });
+});

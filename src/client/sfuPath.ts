@@ -38,6 +38,9 @@ export class SfuPath extends Emitter<RemoteTrackEvents> {
   private recvTransport: ms.Transport | null = null;
   private readonly pending: Record<Direction, Promise<ms.Transport> | null> = { producing: null, consuming: null };
   private readonly iceWatches = new Map<ms.Transport, IceWatch>();
+  /** Consumers answered but not yet wired up, and a switch the server sent for one meanwhile. */
+  private readonly settingUp = new Set<string>();
+  private readonly earlySwitch = new Map<string, ConsumerInfo>();
   private readonly consuming = new Set<string>();
   private readonly wantedLayer = new Map<string, number>();
   private readonly layerQueue = new Map<string, Promise<void>>();
@@ -155,12 +158,18 @@ export class SfuPath extends Emitter<RemoteTrackEvents> {
       rtpCapabilities: JSON.stringify(this.device.rtpCapabilities),
     });
     const kind = info.kind === 'audio' ? 'audio' : 'video';
-    const consumer = await t.consume({
-      id: info.id,
-      producerId: info.producerId,
-      kind,
-      rtpParameters: JSON.parse(info.rtpParameters) as ms.RtpParameters,
-    });
+    this.settingUp.add(info.id);
+    let consumer: ms.Consumer;
+    try {
+      consumer = await t.consume({
+        id: info.id,
+        producerId: info.producerId,
+        kind,
+        rtpParameters: JSON.parse(info.rtpParameters) as ms.RtpParameters,
+      });
+    } finally {
+      this.settingUp.delete(info.id);
+    }
     const remote: RemoteTrack = {
       producerId: p.producerId,
       participantSid: info.participantSid,
@@ -173,8 +182,18 @@ export class SfuPath extends Emitter<RemoteTrackEvents> {
       getStats: () => consumer.getStats(),
     };
     this.remote.set(p.producerId, remote);
-    // Created paused on the server: resume only now that the track is wired up.
-    await this.signal.request('resumeConsumer', { consumerId: info.id });
+    const early = this.earlySwitch.get(info.id);
+    this.earlySwitch.delete(info.id);
+    if (early) {
+      // Replaced by the server before it was wired up (a re-route): the replacement is what is shown.
+      await this.replaceConsumer(remote, early);
+    } else {
+      // Created paused on the server: resume only now that the track is wired up. A switch that
+      // came meanwhile (the old one closed there) has resumed its replacement already.
+      await this.signal.request('resumeConsumer', { consumerId: info.id }).catch((err: unknown) => {
+        if (remote.consumer === consumer) throw err;
+      });
+    }
     this.emit('trackSubscribed', remote);
   }
 
@@ -193,8 +212,19 @@ export class SfuPath extends Emitter<RemoteTrackEvents> {
    */
   async switchConsumer(consumerId: string, info: ConsumerInfo): Promise<void> {
     const r = [...this.remote.values()].find((x) => x.consumer?.id === consumerId);
+    if (!r) {
+      // Still being set up (the consume's answer came just before): applied once it is.
+      if (this.settingUp.has(consumerId)) this.earlySwitch.set(consumerId, info);
+      return;
+    }
+    const oldTrack = r.track;
+    if (await this.replaceConsumer(r, info)) this.emit('trackSwitched', r, oldTrack, consumerId);
+  }
+
+  /** Sets up `info` in place of the track's consumer (closed), then resumes it; false if the track or transport went meanwhile. */
+  private async replaceConsumer(r: RemoteTrack, info: ConsumerInfo): Promise<boolean> {
     const t = this.recvTransport;
-    if (!r || !t || t.closed) return;
+    if (!t || t.closed) return false;
     try {
       const consumer = await t.consume({
         id: info.id,
@@ -204,17 +234,17 @@ export class SfuPath extends Emitter<RemoteTrackEvents> {
       });
       if (this.remote.get(r.producerId) !== r) {
         consumer.close(); // dropped meanwhile
-        return;
+        return false;
       }
-      const oldTrack = r.track;
       r.consumer?.close();
       r.consumer = consumer;
       r.track = consumer.track;
       r.getStats = () => consumer.getStats();
-      this.emit('trackSwitched', r, oldTrack, consumerId);
-      await this.signal.request('resumeConsumer', { consumerId: info.id });
+      void this.signal.request('resumeConsumer', { consumerId: info.id }).catch(() => undefined);
+      return true;
     } catch {
       // The transport or the track went away meanwhile: a mediaReset or producerRemoved follows.
+      return false;
     }
   }
 

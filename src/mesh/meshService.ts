@@ -180,12 +180,12 @@ export class MeshService {
   }
 
   /** How media should travel between two nodes (planner.mediaPath), from the live mesh view. */
-  mediaPath(from: string, to: string, current?: readonly string[]): ReturnType<RoutePlanner['mediaPath']> {
+  mediaPath(from: string, to: string, current?: readonly string[], alsoAvoid: Iterable<string> = []): ReturnType<RoutePlanner['mediaPath']> {
     const now = Date.now();
     for (const [id, until] of this.mediaDown) if (until <= now) this.mediaDown.delete(id);
     // Only hops are routed around: the origin and this node are the path's ends. (An origin the
     // watch found silent over a starved direct link is still reachable through a relay.)
-    const avoid = new Set([...this.mediaDown.keys()].filter((id) => id !== from && id !== to));
+    const avoid = new Set([...this.mediaDown.keys(), ...alsoAvoid].filter((id) => id !== from && id !== to));
     return this.planner.mediaPath(from, to, current, avoid);
   }
 

@@ -47,6 +47,8 @@ export class ConsumerSwitch {
    * re-routed track, or a hook chain's processed producer of it) moves to `toProducerId`.
    */
   async switchTrack(room: Room, sfuRoom: SfuRoom, trackId: string, toProducerId: string, reason: string): Promise<number> {
+    // Only to the producer carrying the track now: a move to one already replaced would undo a newer one.
+    if (sfuRoom.producers.get(trackId)?.producer.id !== toProducerId) return 0;
     return this.switchWhere(room, sfuRoom, (c) => c.track.producerId === trackId && c.consumer.producerId !== toProducerId, toProducerId, reason);
   }
 

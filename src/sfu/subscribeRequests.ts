@@ -23,7 +23,7 @@ export class SubscribeRequests {
     private readonly hooks: ProducerHooks = NO_PRODUCER_HOOKS,
   ) {}
 
-  async consume(room: Room, p: Participant, body: ValidBody<'consume'>): Promise<{ consumer: ConsumerInfo }> {
+  async consume(room: Room, p: Participant, body: ValidBody<'consume'>, attempt = 0): Promise<{ consumer: ConsumerInfo }> {
     if (!p.permission.canSubscribe) throw new SignalError('PERMISSION_DENIED', 'token lacks canSubscribe', 'consume');
     const sfuRoom = this.sfu.rooms.get(room.name);
     // Published on another node: piped here first (once per node, whoever asks).
@@ -49,6 +49,13 @@ export class SubscribeRequests {
     const routed = await this.hooks.route(room, sfuRoom, body.producerId, t.slot);
     const target = routed === body.producerId ? carrier : routed;
     const consumer = await media('consume', () => (target === carrier ? make(target) : make(target).catch(() => make(carrier))));
+    // A track from another node re-routed while this consume was on its way (its consumers
+    // were moved, the old copy retired): consume the copy carrying it now; nothing was told yet.
+    const now = sfuRoom.producers.get(body.producerId);
+    if (owner.remote && attempt < 2 && now && now.producer !== owner.producer) {
+      consumer.close();
+      return this.consume(room, p, body, attempt + 1);
+    }
     const peer = this.sfu.keep(room, p, consumer);
     if (owner.remote) this.remote.consumed(room, body.producerId, consumer);
     const track = { producerId: body.producerId, participantSid: owner.peer.sid, participantIdentity: owner.peer.identity, source: owner.source };

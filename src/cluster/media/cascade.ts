@@ -112,6 +112,12 @@ export class Cascade implements RemoteProducers {
     return this.mesh.mediaPath(origin, this.opts.nodeId)?.path ?? [origin, this.opts.nodeId];
   }
 
+  /** A path from the same origin avoiding the hops of `failed`, else the best there is. */
+  private pathAround(failed: readonly string[]): string[] {
+    const hops = failed.slice(1, -1);
+    return (hops.length > 0 ? this.mesh.mediaPath(failed[0]!, this.opts.nodeId, undefined, hops)?.path : undefined) ?? this.pathFrom(failed[0]!);
+  }
+
   async fetch(room: Room, sfuRoom: SfuRoom, producerId: string): Promise<boolean> {
     if (this.closed) return false;
     const origin = await this.originOf(room.name, producerId);
@@ -209,27 +215,39 @@ export class Cascade implements RemoteProducers {
     const k = key(p.room, p.producerId);
     const subs = [...(this.subscribers.get(k)?.keys() ?? [])];
     if (!room || !sfuRoom || this.closed || subs.length === 0 || p.producer.closed) {
-      if (p.producer.closed && room && sfuRoom && !this.closed && subs.length > 0) return this.pullAgain(room, sfuRoom, p, subs);
+      if (p.producer.closed && room && sfuRoom && !this.closed && subs.length > 0) return this.pullAgain(room, sfuRoom, p, subs, this.pathAround(p.path));
       if (p.lost) this.router.retire(p);
       return;
     }
-    const path = this.pathFrom(p.path[0]!);
+    // A lost copy: around every hop of the path that failed, when the mesh knows such a path
+    // (which hop broke is not known here, and the mesh may not have seen it yet).
+    const path = p.lost ? this.pathAround(p.path) : this.pathFrom(p.path[0]!);
     let next: PipedIn | undefined;
     try {
       next = await this.router.pullReplacement(sfuRoom, p, path);
     } catch (err) {
       this.log.warn({ room: p.room, producerId: p.producerId, path, err: (err as Error).message }, 'cascade: re-route failed');
-      if (p.lost) this.router.retire(p);
-      return;
+      // A lost copy that could not be replaced: let it go and try the plain way (the origin may be gone too).
+      if (!p.lost || this.router.current(p.room, p.producerId) !== p) return;
+      this.router.retire(p);
+      return this.pullAgain(room, sfuRoom, p, subs, path);
     }
     if (!next) {
-      // Over the same last hop (or gone meanwhile): the plain way, unless it was lost and only the same hop is left.
-      if (p.producer.closed || this.router.current(p.room, p.producerId) !== p) return;
-      this.router.retire(p);
-      return this.pullAgain(room, sfuRoom, p, subs);
+      const current = this.router.current(p.room, p.producerId);
+      if (current && current !== p) return; // another re-route took it over
+      // Over the same last hop as the old copy, or the old copy went meanwhile (its consumers
+      // with it): the plain way, the track announced again.
+      if (!p.producer.closed) this.router.retire(p);
+      return this.pullAgain(room, sfuRoom, p, subs, path);
     }
     this.movedAt.set(k, Date.now());
+    if (p.producer.closed) {
+      // The old copy went while the new one came (its consumers with it): tell them it is back.
+      this.announce(room, p, subs);
+      return;
+    }
     // Twice: a consume that was on its way to the old copy during the first pass is moved too.
+    // Only to the copy that is current (a newer re-route may have taken over meanwhile).
     let moved = await this.switcher.switchTrack(room, sfuRoom, p.producerId, next.producer.id, 'reroute');
     moved += await this.switcher.switchTrack(room, sfuRoom, p.producerId, next.producer.id, 'reroute');
     this.router.retire(p);
@@ -237,8 +255,7 @@ export class Cascade implements RemoteProducers {
   }
 
   /** Pulls a track whose copy here is gone and tells its subscribers here it is back (they subscribe anew). */
-  private async pullAgain(room: Room, sfuRoom: SfuRoom, p: PipedIn, subs: string[]): Promise<void> {
-    const path = this.pathFrom(p.path[0]!);
+  private async pullAgain(room: Room, sfuRoom: SfuRoom, p: PipedIn, subs: string[], path: string[]): Promise<void> {
     try {
       if (!(await this.router.pull(p.room, sfuRoom, p.producerId, path))) return;
     } catch (err) {
@@ -247,6 +264,10 @@ export class Cascade implements RemoteProducers {
     }
     this.movedAt.set(key(p.room, p.producerId), Date.now());
     this.log.info({ room: p.room, producerId: p.producerId, from: p.path, to: path }, 'cascade: producer pulled again; subscribers told');
+    this.announce(room, p, subs);
+  }
+
+  private announce(room: Room, p: PipedIn, subs: string[]): void {
     const peer = new SfuPeer(p.info.publisherSid, p.info.publisherIdentity);
     const producer = { id: p.producerId, kind: p.info.kind, paused: p.info.paused };
     for (const sid of subs) if (room.participantBySid(sid)) this.notifier.producerAdded(room, peer, producer, p.info.source, sid);

@@ -78,6 +78,8 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   private readonly lingering = new Map<string, NodeJS.Timeout>();
   /** Piped-in producers whose close is expected (released, or closed by their publisher). */
   private readonly expected = new Set<string>();
+  /** What this node last asked of each piped-in track (AIC demand). */
+  private readonly demanded = new Map<string, number>();
   /** Dead links kept for their lost tracks, each closed at the latest by its timer. */
   private readonly deadLinks = new Map<PipeLink, NodeJS.Timeout>();
   /** Data producers (SCTP) over the same links. */
@@ -175,7 +177,13 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     if (!upstream || path.at(-1) !== this.opts.nodeId) return false;
     const link = await this.link(room, sfuRoom, upstream);
     const info = await this.nodes.call(upstream, 'media.pipe', { room, link: link.id, producerId, via: path.slice(0, -2) });
-    if (link.closed || sfuRoom.closed || (replacing && this.pipedIn.get(k) !== replacing)) return false;
+    if (link.closed || sfuRoom.closed) return false;
+    if (replacing && this.pipedIn.get(k) !== replacing && this.pipedIn.has(k)) {
+      // Another copy took its place meanwhile: the upstream's consumer for this one goes.
+      this.nodes.call(upstream, 'media.unpipe', { room, link: link.id, producerId }).catch(() => undefined);
+      return false;
+    }
+    // (The copy being replaced went meanwhile: this one is simply the copy now.)
     const producer = await link.transport.produce({
       // mediasoup ids are unique per router: a copy made while the old one serves gets its own.
       id: replacing ? randomUUID() : producerId,
@@ -193,6 +201,9 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       this.users.delete(k);
       clearTimeout(this.lingering.get(k));
       this.lingering.delete(k);
+      // The new upstream hears what this node last asked of the track (else it assumes every layer).
+      const layer = this.demanded.get(k);
+      if (layer !== undefined) this.nodes.call(upstream, 'media.demand', { room, link: link.id, producerId, layer }).catch(() => undefined);
     }
     producer.observer.once('close', () => {
       if (link.in.get(producerId) === producer) link.in.delete(producerId);
@@ -203,6 +214,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       }
       this.pipedIn.delete(k);
       this.users.delete(k);
+      this.demanded.delete(k);
       clearTimeout(this.lingering.get(k));
       this.lingering.delete(k);
       const wasExpected = this.expected.delete(k);
@@ -237,7 +249,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
 
   /** The link a piped-in copy came by. */
   private linkOf(entry: PipedIn): PipeLink | undefined {
-    for (const l of this.links.values()) if (l.room === entry.room && l.in.get(entry.producerId) === entry.producer) return l;
+    for (const l of [...this.links.values(), ...this.deadLinks.keys()]) if (l.room === entry.room && l.in.get(entry.producerId) === entry.producer) return l;
     return undefined;
   }
 
@@ -265,7 +277,10 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   private reportLost(entry: PipedIn): void {
     if (entry.lost || this.closed || this.pipedIn.get(key(entry.room, entry.producerId)) !== entry) return;
     entry.lost = true;
-    this.emit('lost', entry);
+    // A relay has nothing to move (no subscribers; no Cascade listens): it lets the copy go at
+    // once, and the hops after it are told their upstream lost it (they re-route themselves).
+    if (this.listenerCount('lost') === 0) this.retire(entry);
+    else this.emit('lost', entry);
   }
 
   /**
@@ -274,17 +289,20 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
    */
   private linkDead(link: PipeLink, tell: boolean): void {
     if (link.closed || link.dead) return;
-    const lost = [...this.pipedIn.values()].filter((e) => e.room === link.room && link.in.get(e.producerId) === e.producer && !e.lost);
-    if (lost.length === 0) return this.closeLink(link, tell);
+    // Current copies that came by it (one already reported lost is being moved: kept too).
+    const held = [...this.pipedIn.values()].filter((e) => e.room === link.room && link.in.get(e.producerId) === e.producer);
+    if (held.length === 0) return this.closeLink(link, tell);
     link.markDead();
-    const t = setTimeout(() => this.closeLink(link, tell), DEAD_LINK_CLOSE_MS);
+    // The far node, if only slow, closes its end now (what it had from here is lost there, and re-routed).
+    if (tell) this.nodes.call(link.node, 'media.unlink', { room: link.room, link: link.id }).catch(() => undefined);
+    const t = setTimeout(() => this.closeLink(link, false), DEAD_LINK_CLOSE_MS);
     t.unref();
     this.deadLinks.set(link, t);
     link.once('closed', () => {
       clearTimeout(this.deadLinks.get(link));
       this.deadLinks.delete(link);
     });
-    for (const e of lost) this.reportLost(e);
+    for (const e of held) this.reportLost(e);
   }
 
   /** After `lingerMs` with no user here: the piped producer goes, and the upstream's pipe consumer. */
@@ -372,9 +390,10 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     if (tell && !this.closed) this.nodes.call(link.node, 'media.unlink', { room: link.room, link: link.id }).catch(() => undefined);
   }
 
-  /** Closes this room's links (the room ended here). */
+  /** Closes this room's links (the room ended here), dead ones kept for their lost tracks too. */
   closeRoom(room: string): void {
     for (const l of [...this.links.values()]) if (l.room === room) this.closeLink(l, true);
+    for (const l of [...this.deadLinks.keys()]) if (l.room === room) this.closeLink(l, false);
   }
 
   /** A node is gone: its links are dead (what came through them is re-routed by the edges). */
@@ -472,7 +491,8 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
       'media.unlink': async (body, from) => {
         const req = parse('media.unlink', body);
         const link = await this.linkFrom(req.room, from, req.link);
-        if (link) this.closeLink(link, false);
+        // Nothing more comes over it: what came in is lost, kept until its consumers here have moved.
+        if (link) this.linkDead(link, false);
         return {};
       },
       'media.demand': async (body, from) => {
@@ -494,8 +514,9 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
         const current = entry?.producer === p ? entry : undefined;
         if (req.state === 'closed') {
           // Lost before that hop: kept until its consumers here have moved over another path.
-          if (req.reason === 'upstream' && current) {
-            this.reportLost(current);
+          if (req.reason === 'upstream') {
+            // Kept until its consumers here have moved (a replaced copy: its re-route retires it).
+            if (current) this.reportLost(current);
             return {};
           }
           if (current) this.expected.add(key(req.room, req.producerId));
@@ -555,8 +576,9 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     }
   }
 
-  /** Demand of this node for a piped-in producer: told to the hop it comes from. */
+  /** Demand of this node for a piped-in producer: told to the hop it comes from (and to the next one after a re-route). */
   demand(room: string, producerId: string, layer: number): void {
+    this.demanded.set(key(room, producerId), layer);
     const link = this.linkWithIn(room, producerId);
     if (!link || link.closed) return;
     this.nodes.call(link.node, 'media.demand', { room, link: link.id, producerId, layer }).catch((err: Error) => this.log.debug({ err: err.message }, 'demand not delivered'));
@@ -591,7 +613,10 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
   close(): void {
     this.closed = true;
     clearInterval(this.sampler);
-    for (const t of this.deadLinks.values()) clearTimeout(t);
+    for (const [l, t] of this.deadLinks) {
+      clearTimeout(t);
+      l.close();
+    }
     this.deadLinks.clear();
     for (const t of this.lingering.values()) clearTimeout(t);
     this.lingering.clear();
