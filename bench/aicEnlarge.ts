@@ -54,6 +54,35 @@ function r2Bytes(page: Page): Promise<number> {
   });
 }
 
+/**
+ * What limits the publisher's encoder (outbound-rtp of its top-layer camera encoding, W3C
+ * qualityLimitationReason / Durations) and its send estimate (candidate-pair
+ * availableOutgoingBitrate): why Chromium may restart r2 late.
+ */
+interface Limits {
+  reason: string;
+  cpuS: number;
+  bandwidthS: number;
+  estimateKbps: number;
+}
+function limits(page: Page): Promise<Limits> {
+  return page.evaluate(async () => {
+    const room = (window as unknown as RoomWin).auralinkRoom;
+    const out = { reason: '-', cpuS: 0, bandwidthS: 0, estimateKbps: 0 };
+    (await room.sendStats())?.forEach(
+      (s: { type: string; kind?: string; rid?: string; qualityLimitationReason?: string; qualityLimitationDurations?: Record<string, number>; availableOutgoingBitrate?: number; nominated?: boolean }) => {
+        if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid === 'r0') {
+          out.reason = s.qualityLimitationReason ?? '-';
+          out.cpuS = s.qualityLimitationDurations?.cpu ?? 0;
+          out.bandwidthS = s.qualityLimitationDurations?.bandwidth ?? 0;
+        }
+        if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) out.estimateKbps = Math.round(s.availableOutgoingBitrate / 1000);
+      },
+    );
+    return out;
+  });
+}
+
 function layout(page: Page, w: number, h: number): Promise<void> {
   return page.evaluate(
     ({ w, h }) => {
@@ -66,11 +95,18 @@ function layout(page: Page, w: number, h: number): Promise<void> {
   );
 }
 
-async function arm(browser: Browser, server: Server, name: string, holder: boolean): Promise<{ at720: number[]; r2: number[] }> {
+interface ArmResult {
+  at720: number[];
+  r2: number[];
+  /** Per enlarge: the publisher's limits just before it, and the limitation seconds added until r2 was sent again. */
+  limits: { before: Limits; cpuS: number; bandwidthS: number }[];
+}
+
+async function arm(browser: Browser, server: Server, name: string, holder: boolean): Promise<ArmResult> {
   const names = holder ? ['pub', 'viewer', 'holder'] : ['pub', 'viewer'];
   const pages = await joinDemo(browser, asTest(server), `enlarge-${name}-${Date.now()}`, names, 'video=1280x720');
   const { pub, viewer } = pages as { pub: Page; viewer: Page };
-  const out = { at720: [] as number[], r2: [] as number[] };
+  const out: ArmResult = { at720: [], r2: [], limits: [] };
   try {
     if (holder) await layout(pages.holder!, 1280, 720);
     await layout(viewer, 1280, 720);
@@ -91,6 +127,7 @@ async function arm(browser: Browser, server: Server, name: string, holder: boole
       } else {
         await sleep(SMALL_MS + 2000); // the same small-tile time as the other arm, about
       }
+      const before = await limits(pub);
       const r2Start = await r2Bytes(pub);
       const t0 = Date.now();
       await layout(viewer, 1280, 720);
@@ -106,6 +143,8 @@ async function arm(browser: Browser, server: Server, name: string, holder: boole
           return r2At > 0;
         }, 10_000, 'r2 again');
         out.r2.push(r2At);
+        const after = await limits(pub);
+        out.limits.push({ before, cpuS: after.cpuS - before.cpuS, bandwidthS: after.bandwidthS - before.bandwidthS });
       }
       await sleep(1500);
     }
@@ -120,6 +159,9 @@ const fmt = (xs: number[]): string => {
   return `n=${s.length} p50 ${pct(s, 50)} ms, p95 ${pct(s, 95)} ms, range ${s[0]}–${s.at(-1)} ms`;
 };
 
+const showLimits = (ls: ArmResult['limits']): string =>
+  ls.map((l) => `[${l.before.reason}, est ${l.before.estimateKbps} kbit/s; +cpu ${l.cpuS.toFixed(2)} s, +bw ${l.bandwidthS.toFixed(2)} s]`).join(' ');
+
 const CFG = { development: true, aic: { enabled: true, pause_hold_down_ms: 1000, stats_interval_ms: 1000 }, turn: { mode: 'off' } };
 const server = await startAura(CFG);
 const browser = await launch();
@@ -127,7 +169,7 @@ try {
   const load0 = loadavg()[0]!.toFixed(2);
   const base = await arm(browser, server, 'base', true);
   const off = await arm(browser, server, 'off', false);
-  let other: { at720: number[]; r2: number[] } | undefined;
+  let other: ArmResult | undefined;
   const otherWorker = args['compare-worker'];
   if (otherWorker) {
     // The server's mediasoup takes its worker binary from the environment it is spawned with.
@@ -144,10 +186,12 @@ try {
   console.log(`  baseline (top encoding kept on by another viewer): ${fmt(base.at720)}`);
   console.log(`  dynacast had switched r1/r2 off:                    ${fmt(off.at720)}`);
   console.log(`    of which r2 sending again at the publisher:       ${fmt(off.r2)}`);
+  console.log(`    publisher before each enlarge / limited until r2: ${showLimits(off.limits)}`);
   if (other) {
     console.log(`  the same with worker ${otherWorker}:`);
     console.log(`                                                     ${fmt(other.at720)}`);
     console.log(`    of which r2 sending again at the publisher:       ${fmt(other.r2)}`);
+    console.log(`    publisher before each enlarge / limited until r2: ${showLimits(other.limits)}`);
   }
   console.log('  target: the top layer within 1 s');
 } finally {
