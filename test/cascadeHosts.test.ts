@@ -109,17 +109,20 @@ function useHosts(spec: NetSpec, redisPort: number, extra: Record<string, unknow
   return h;
 }
 
+/** A and B with no link between them, each linked to relays R1 and R2. */
+const THROUGH_RELAYS: NetSpec = {
+  nodes: ['A', 'B', 'R1', 'R2'],
+  links: [
+    { a: 'A', b: 'R1' },
+    { a: 'A', b: 'R2' },
+    { a: 'B', b: 'R1' },
+    { a: 'B', b: 'R2' },
+  ],
+};
+
 describe('media between hosts through relay nodes', () => {
   const h = useHosts(
-    {
-      nodes: ['A', 'B', 'R1', 'R2'],
-      links: [
-        { a: 'A', b: 'R1' },
-        { a: 'A', b: 'R2' },
-        { a: 'B', b: 'R1' },
-        { a: 'B', b: 'R2' },
-      ],
-    },
+    THROUGH_RELAYS,
     6390,
   );
   const routes = (n: string): Promise<Route[]> => routesOf(h.nodes[n]!);
@@ -224,15 +227,7 @@ describe('real browsers on hosts A and B (no A–B link), media through relay no
     for (const b of browsers) await b.close().catch(() => undefined);
   });
   const h = useHosts(
-    {
-      nodes: ['A', 'B', 'R1', 'R2'],
-      links: [
-        { a: 'A', b: 'R1' },
-        { a: 'A', b: 'R2' },
-        { a: 'B', b: 'R1' },
-        { a: 'B', b: 'R2' },
-      ],
-    },
+    THROUGH_RELAYS,
     6392,
     { development: true },
   );

@@ -26,10 +26,10 @@ export const ICE_RETRY_MS = [4000, 8000, 15_000] as const;
 
 /**
  * Keeps one media transport connected: when its ICE fails, stays disconnected past a grace, or
- * never connects, ICE is restarted (new server credentials, fresh candidates: a new TURN
- * allocation, a new local address after a network change), again with backoff until it
- * connects. Chromium alone never recovers a failed transport, and takes ~30 s to call a dead
- * one failed: without this a lost TURN allocation or a changed address is a frozen call.
+ * never connects, ICE is restarted (new ICE credentials from the server, fresh candidates: a
+ * new TURN allocation), again with backoff until it connects. Chromium does not restart ICE
+ * by itself: a call through a TURN server that lost its allocations stayed frozen (tested,
+ * test/iceRestartBrowser.test.ts, 30 s without this).
  */
 export class IceWatch {
   /** Restarts done (each a request to the server and an ICE restart on the transport). */

@@ -25,7 +25,8 @@ export function consumerInfo(pc: PeerConsumer): ConsumerInfo {
 
 /**
  * Moves every consumer of one producer to another producer of the same track (a hook
- * chain's processed producer back to the original, when the chain fails): a new consumer on
+ * chain's processed producer back to the original, when the chain fails; a piped-in track's
+ * old copy to the one over its new path, on a re-route): a new consumer on
  * the same transport, the subscriber told with `consumerSwitched` (the SDK swaps the track
  * itself), then the old consumer closed. Subscribers keep media: a plain-RTP one at once
  * (its new consumer starts as the old one was), a WebRTC one once its SDK has wired the new

@@ -214,11 +214,12 @@ export class Cascade implements RemoteProducers {
     const sfuRoom = this.sfu.rooms.get(p.room);
     const k = key(p.room, p.producerId);
     const subs = [...(this.subscribers.get(k)?.keys() ?? [])];
-    if (!room || !sfuRoom || this.closed || subs.length === 0 || p.producer.closed) {
-      if (p.producer.closed && room && sfuRoom && !this.closed && subs.length > 0) return this.pullAgain(room, sfuRoom, p, subs, this.pathAround(p.path));
+    if (!room || !sfuRoom || this.closed || subs.length === 0) {
       if (p.lost) this.router.retire(p);
       return;
     }
+    // Gone already (its link closed outright): its consumers went with it, nothing to move.
+    if (p.producer.closed) return this.pullAgain(room, sfuRoom, p, subs, this.pathAround(p.path));
     // A lost copy: around every hop of the path that failed, when the mesh knows such a path
     // (which hop broke is not known here, and the mesh may not have seen it yet).
     const path = p.lost ? this.pathAround(p.path) : this.pathFrom(p.path[0]!);

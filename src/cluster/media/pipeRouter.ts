@@ -313,9 +313,7 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     const t = setTimeout(() => {
       this.lingering.delete(k);
       if (this.users.has(k) || link.closed || this.pipedIn.get(k) !== entry) return;
-      this.expected.add(k);
-      entry.producer.close();
-      this.nodes.call(link.node, 'media.unpipe', { room: entry.room, link: link.id, producerId: entry.producerId }).catch((err: Error) => this.log.debug({ err: err.message }, 'unpipe not delivered'));
+      this.retire(entry);
     }, this.opts.lingerMs);
     this.lingering.set(k, t);
   }
@@ -421,12 +419,6 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
     for (const l of [...this.links.values()]) if (l.room === room && drop(l.node)) this.closeLink(l, true);
   }
 
-  /** Drops a piped-in producer on purpose (re-routing it the plain way): no 'lost' for it. */
-  unpipe(room: string, producerId: string): void {
-    const entry = this.pipedIn.get(key(room, producerId));
-    if (entry) this.retire(entry);
-  }
-
   // ---------- what other nodes ask of this one ----------
 
   /** The room's link to `from`, if `farLink` is its far end (a message for an earlier link is stale). */
@@ -513,9 +505,9 @@ export class PipeRouter extends EventEmitter<PipeRouterEvents> {
         const entry = this.pipedIn.get(key(req.room, req.producerId));
         const current = entry?.producer === p ? entry : undefined;
         if (req.state === 'closed') {
-          // Lost before that hop: kept until its consumers here have moved over another path.
           if (req.reason === 'upstream') {
-            // Kept until its consumers here have moved (a replaced copy: its re-route retires it).
+            // Lost before that hop: kept until its consumers here have moved over another path
+            // (a copy already replaced: its re-route retires it).
             if (current) this.reportLost(current);
             return {};
           }
